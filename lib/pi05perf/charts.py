@@ -1,0 +1,137 @@
+"""Altair charts that render offline in the book, with one consistent look.
+
+The book serves vega, vega-lite and vega-embed itself (`_static/vega-offline.js`,
+loaded on every page through `html_js_files`), so a reader needs no network.
+
+* `write_vega_bundle(static_dir)` writes that file (run at build time).
+* `use_offline_renderer()` is called once at the top of every chapter: charts are
+  emitted as `text/html` by altair's own HTML renderer (its "universal" template),
+  data inline, theme "pi05perf".
+
+Why no CDN request happens: altair's template loads a library only when
+`VEGA_DEBUG["<lib>_version"]` differs from the version it was built for (keys
+`vega_version`, `vegalite_version`, `vegaembed_version`: `lib.replace("-", "")`);
+the bundle presets exactly those values and the globals `vega`, `vegaLite` and
+`vegaEmbed` the template calls. If an AMD loader (require.js, which myst-nb adds
+only to pages holding ipywidgets state) is already on the page, the template
+takes its `require(["vega-embed"])` branch instead; the bundle then also defines
+named AMD modules so that branch resolves locally too.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+import altair as alt
+
+BUNDLE_NAME = "vega-offline.js"
+THEME_NAME = "pi05perf"
+
+#: Fixed colours of the three series the chapters compare.
+SERIES_COLORS: dict[str, str] = {
+    "Thor (quoted)": "#4C78A8",  # blue
+    "this device (measured)": "#F58518",  # orange
+    "floor": "#6F6F6F",  # dark grey: a bound, not a measurement
+}
+#: Category palette: the series colours first, then the rest of Tableau 10.
+PALETTE: list[str] = [*SERIES_COLORS.values(), "#E45756", "#72B7B2", "#54A24B",
+                      "#EECA3B", "#B279A2", "#FF9DA6", "#9D755D"]
+FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
+
+
+def _major_minor(version: str) -> str:
+    return ".".join(version.split(".")[:2])
+
+
+def write_vega_bundle(static_dir: str | Path) -> Path:
+    """Write `static_dir/vega-offline.js` and return its path.
+
+    The file is vl-convert's bundle of vega, vega-lite (altair's major.minor) and
+    vega-embed, wrapped in a strict-mode IIFE so that its top-level names stay
+    private; it assigns only `window.vega`, `window.vegaLite`, `window.vegaEmbed`
+    and `window.VEGA_DEBUG` (set last, so a bundle that failed to run leaves the
+    charts visibly broken rather than silently fetched from a CDN).
+    """
+    import vl_convert as vlc
+
+    vl = _major_minor(alt.VEGALITE_VERSION)
+    if vl not in vlc.get_vegalite_versions():
+        msg = f"vl-convert offers vega-lite {vlc.get_vegalite_versions()}, altair needs {vl}"
+        raise RuntimeError(msg)
+    for lib, have, want in (("vega", vlc.get_vega_version(), alt.VEGA_VERSION),
+                            ("vega-embed", vlc.get_vega_embed_version(), alt.VEGAEMBED_VERSION)):
+        if have.split(".")[0] != want.split(".")[0]:
+            msg = f"vl-convert bundles {lib} {have}, altair expects {want}"
+            raise RuntimeError(msg)
+
+    debug = json.dumps({"vega_version": alt.VEGA_VERSION,
+                        "vegalite_version": alt.VEGALITE_VERSION,
+                        "vegaembed_version": alt.VEGAEMBED_VERSION})
+    js = "\n".join([
+        f"/* {BUNDLE_NAME}: written by pi05perf.charts.write_vega_bundle. vega "
+        f"{vlc.get_vega_version()}, vega-lite {vl}, vega-embed {vlc.get_vega_embed_version()} "
+        "(vl-convert bundle). Globals: vega, vegaLite, vegaEmbed, VEGA_DEBUG. */",
+        "(function () {",
+        '"use strict";',
+        vlc.javascript_bundle(vl_version=vl),  # ends by assigning window.vega/vegaLite/vegaEmbed
+        f"window.VEGA_DEBUG = Object.assign(window.VEGA_DEBUG || {{}}, {debug});",
+        'if (typeof define === "function" && define.amd) {',
+        '  define("vega", [], function () { return window.vega; });',
+        '  define("vega-lite", [], function () { return window.vegaLite; });',
+        '  define("vega-embed", [], function () { return window.vegaEmbed; });',
+        "}",
+        "})();",
+        "",
+    ])
+    out = Path(static_dir) / BUNDLE_NAME
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(js, encoding="utf-8")
+    return out
+
+
+def series_scale(names: Iterable[str] | None = None) -> alt.Scale:
+    """Colour scale pinning each series in `SERIES_COLORS` to its colour.
+
+    Pass `names` (a subset, in legend order) when a chart shows only some series,
+    so the legend lists only those.
+    """
+    domain = list(SERIES_COLORS) if names is None else list(names)
+    return alt.Scale(domain=domain, range=[SERIES_COLORS[n] for n in domain])
+
+
+def _theme() -> dict:
+    label, title = 12, 13
+    return {"config": {
+        "font": FONT,
+        "view": {"continuousWidth": 640, "continuousHeight": 320, "stroke": None},
+        "title": {"fontSize": 16, "fontWeight": 600, "anchor": "start",
+                  "subtitleFontSize": title, "subtitleColor": "#555"},
+        "axis": {"labelFontSize": label, "titleFontSize": title, "titleFontWeight": 600,
+                 "gridColor": "#e8e8e8", "domainColor": "#888", "tickColor": "#888"},
+        "legend": {"labelFontSize": label, "titleFontSize": title, "orient": "bottom",
+                   "labelLimit": 320},
+        "header": {"labelFontSize": title, "titleFontSize": title},
+        "range": {"category": PALETTE},
+        "line": {"strokeWidth": 2},
+        "point": {"size": 60, "filled": True},
+    }}
+
+
+def use_offline_renderer(max_rows: int | None = 20_000) -> None:
+    """Configure altair for the book; call once at the top of a chapter.
+
+    Charts become `text/html` from altair's HTML renderer (SVG, export menu only:
+    no "open in editor" link), data stay inline in the page (no files written),
+    at most `max_rows` rows per dataset (None: no limit), and theme "pi05perf".
+    """
+    alt.renderers.enable("html", embed_options={
+        "renderer": "svg",
+        "actions": {"export": True, "source": False, "compiled": False, "editor": False},
+    })
+    alt.data_transformers.enable("default", max_rows=max_rows)
+    if hasattr(alt, "theme"):  # altair >= 5.5
+        alt.theme.register(THEME_NAME, enable=True)(_theme)
+    else:  # pragma: no cover - altair 5.4
+        alt.themes.register(THEME_NAME, _theme)
+        alt.themes.enable(THEME_NAME)

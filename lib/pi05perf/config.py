@@ -1,0 +1,120 @@
+"""Architecture configs of pi0.5 (from openpi) and the hardware the book compares.
+
+Numbers come from openpi's `gemma.py`, `siglip.py` and `pi0_config.py`
+(see ../shared/ANCHORS.md); hardware figures are vendor specs unless marked.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True)
+class TransformerConfig:
+    """One transformer stack. `kind` selects the block: gemma (RMSNorm, RoPE, GeGLU)
+    or siglip (LayerNorm with bias, learned positions, GELU MLP)."""
+
+    name: str
+    kind: str  # "gemma" | "siglip"
+    width: int
+    depth: int
+    mlp_dim: int
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    vocab_size: int = 0
+    adaptive_norm: bool = False  # pi0.5's action expert conditions its norms on the timestep
+
+    @property
+    def q_dim(self) -> int:
+        return self.num_heads * self.head_dim
+
+    @property
+    def kv_dim(self) -> int:
+        return self.num_kv_heads * self.head_dim
+
+    def with_depth(self, depth: int) -> "TransformerConfig":
+        return replace(self, depth=depth)
+
+
+GEMMA_2B = TransformerConfig("gemma_2b", "gemma", width=2048, depth=18, mlp_dim=16384,
+                             num_heads=8, num_kv_heads=1, head_dim=256, vocab_size=257152)
+GEMMA_300M = TransformerConfig("gemma_300m", "gemma", width=1024, depth=18, mlp_dim=4096,
+                               num_heads=8, num_kv_heads=1, head_dim=256, adaptive_norm=True)
+SIGLIP_SO400M = TransformerConfig("siglip_so400m", "siglip", width=1152, depth=27, mlp_dim=4304,
+                                  num_heads=16, num_kv_heads=16, head_dim=72)
+
+MODELS: dict[str, TransformerConfig] = {c.name: c for c in (GEMMA_2B, GEMMA_300M, SIGLIP_SO400M)}
+
+# SigLIP So400m/14 at 224x224: (224/14)^2 = 256 patches per image.
+IMAGE_SIZE = 224
+PATCH_SIZE = 14
+TOKENS_PER_IMAGE = (IMAGE_SIZE // PATCH_SIZE) ** 2
+MAX_TEXT_TOKENS = 200  # pi0.5's max_token_len
+ACTION_DIM = 32
+ACTION_HORIZON_LIBERO = 10  # pi05_libero
+ACTION_HORIZON_DEFAULT = 50
+
+
+@dataclass(frozen=True)
+class TokenBudget:
+    """How many tokens each stage of one pi0.5 inference sees."""
+
+    num_images: int = 2
+    text_tokens: int = MAX_TEXT_TOKENS
+    action_horizon: int = ACTION_HORIZON_LIBERO
+
+    @property
+    def image_tokens(self) -> int:
+        return self.num_images * TOKENS_PER_IMAGE
+
+    @property
+    def prefix_tokens(self) -> int:
+        return self.image_tokens + self.text_tokens
+
+
+def tiny_config(cfg: TransformerConfig, width: int = 64, depth: int = 2, num_heads: int = 4,
+                head_dim: int = 16, mlp_dim: int | None = None,
+                vocab_size: int | None = None) -> TransformerConfig:
+    """A small config with the same block structure as `cfg`, for CPU tests.
+
+    Gemma keeps one K/V head (GQA) and its adaptive_norm flag; SigLIP keeps K/V heads ==
+    heads. mlp_dim keeps cfg's width:mlp ratio unless given. Use the same num_heads and
+    head_dim for the LLM and the action expert: their layers attend jointly.
+    """
+    if mlp_dim is None:
+        mlp_dim = max(8, round(cfg.mlp_dim / cfg.width * width))
+    if vocab_size is None:
+        vocab_size = min(cfg.vocab_size, 512)
+    return replace(cfg, name=f"{cfg.name}_tiny", width=width, depth=depth, mlp_dim=mlp_dim,
+                   num_heads=num_heads, head_dim=head_dim,
+                   num_kv_heads=1 if cfg.kind == "gemma" else num_heads, vocab_size=vocab_size)
+
+
+def model_config(name: str) -> TransformerConfig:
+    if name not in MODELS:
+        raise ValueError(f"model must be one of {sorted(MODELS)}, got {name!r}")
+    return MODELS[name]
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """Ceilings of one device. `source` says whether a figure is a spec or a measurement."""
+
+    name: str
+    bandwidth_gbps: float
+    bf16_tflops: float
+    fp8_tflops: float | None
+    source: str
+
+    @property
+    def ridge_bf16(self) -> float:
+        """FLOPs per byte at which bf16 compute and memory take equal time."""
+        return self.bf16_tflops * 1e12 / (self.bandwidth_gbps * 1e9)
+
+
+THOR_SPEC = Hardware("Jetson AGX Thor (spec)", 273.0, 258.0, 517.0,
+                     "NVIDIA spec: 273 GB/s LPDDR5X; 2070 sparse FP4 TFLOPS = ~258 dense BF16")
+THOR_SEED_MEASURED = Hardware("Jetson AGX Thor (seed's measured bandwidth)", 130.1, 258.0, 517.0,
+                              "seed, Phase 0: 130.1 GB/s average copy bandwidth; compute at spec")
+H100_SXM_SPEC = Hardware("H100 SXM (spec)", 3350.0, 989.0, 1979.0,
+                         "NVIDIA spec: HBM3 3.35 TB/s, dense BF16 989, dense FP8 1979 TFLOPS")

@@ -1,0 +1,461 @@
+"""A toy closed-loop simulation of action buffering under inference latency.
+
+This is a *simulation*, not LIBERO and not a robot. It exists to weigh one claim
+of the seed report -- "action buffering fails (0/9 success on LIBERO at replan 10
+vs 9/9 replanning every step), VLA models need a fresh observation every step" --
+against published practice: openpi evaluates pi0.5 on LIBERO executing 5 actions
+of each 10-action chunk (``replan_steps=5``) at about 97 % success; Real-Time
+Chunking (RTC, Black et al., arXiv 2506.07339) executes chunks asynchronously,
+freezing the actions that will run while the next chunk is being inferred, and
+works with delays above 300 ms; ACT (Zhao et al., arXiv 2304.13705) averages the
+overlapping predictions of successive chunks ("temporal ensembling").
+
+The task
+--------
+A point in the plane (think: an end effector under velocity control, ``dt`` =
+``control_period_ms``) must reach a goal at the origin from 15-30 cm away and then
+stay within ``tolerance`` of it for ``dwell_steps`` consecutive control periods
+(think: hold still long enough to grasp). The episode ends on success, or fails
+when ``episode_steps`` control periods of *wall-clock time* have passed. Random
+impulses ("somebody bumps the arm / the object slips") displace the point by
+``disturbance_scale`` in a random direction, as a Poisson process of
+``disturbance_rate_hz``. The world runs on the wall clock: while the robot waits
+for an inference it holds still (zero velocity) but disturbances keep coming.
+
+The policy
+----------
+Queried with the position observed at time ``s``, it returns a chunk of
+``horizon`` velocity commands: the ideal saturated proportional plan rolled
+forward from the observed position (it cannot know future disturbances), plus
+Gaussian noise whose standard deviation grows along the chunk,
+``action_noise + error_growth * i`` for entry ``i``. That growth is the one
+modelling assumption everything hinges on: predictions far from the observation
+are worse. The chunk only becomes available ``latency_steps = ceil(latency_ms /
+control_period_ms)`` control periods after ``s``; one inference runs at a time.
+
+Strategies (``k`` = actions executed per chunk)
+------------------------------------------------
+``sync``      query, wait (hold still) for the result, execute its first action,
+              repeat; ``k`` is ignored (it is ``naive`` with ``k = 1``).
+``naive``     query, wait (hold still), execute the first ``k`` actions open loop,
+              repeat -- the seed report's "replan = k".
+``ensemble``  ACT temporal ensembling: a new query every ``k`` steps (ACT uses
+              ``k = 1``), asynchronously; the action for step ``t`` is the average
+              of every arrived prediction for ``t``, weighted ``exp(-m * j)`` with
+              ``j = 0`` the *oldest* prediction (ACT's convention, ``m =
+              ensemble_m``). The policy is not told about the latency.
+``rtc``       RTC-style asynchronous chunking: a new query every ``k`` steps; the
+              actions that will execute during the inference delay are frozen
+              (taken from the current chunk), the policy plans the rest of the
+              new chunk from where those frozen actions will leave the robot
+              (RTC's inpainting), and that rest replaces the old chunk. No
+              blocking.
+
+For ``ensemble`` and ``rtc`` the query period is clipped to
+``[max(d, 1), max(d, horizon - d)]`` with ``d = latency_steps``: not more often
+than one inference at a time allows, and not so rarely that the buffer runs dry
+(RTC requires ``d <= s <= H - d``). ``SimResult.k_effective`` reports the period
+used: e.g. ``rtc`` with ``k = 10`` at 180 ms (d = 4, H = 10) replans every 6 steps.
+If the buffer does run dry (``d > H / 2``, or ``d >= H``) the robot holds still.
+
+What the simulation can tell
+----------------------------
+How staleness (open-loop execution of old predictions), latency (the observation
+is ``d`` steps old when its actions run) and blocking (a synchronous loop runs at
+``1 / (latency + dt)``) trade off, *given* that chunk error grows along the
+horizon at the chosen rate -- and that a blanket "buffering fails" needs steep
+error growth, while "buffering that blocks" and "buffering that overlaps
+inference with execution" (RTC) behave very differently.
+
+With the defaults the trade-off is visible in both directions: blocking every
+step (``sync``) is fine at zero latency but at 180 ms runs at 4 Hz and runs out
+of time; blocking chunks (``naive``) lose a little at ``k = 10`` from open-loop
+error and recover most of the speed; ``rtc`` never blocks but every action it
+executes was predicted at least ``d`` steps ahead, so with steep
+``error_growth`` it can do worse than blocking ``naive`` (a blocked robot stands
+still, so its fresh chunk starts from where it was observed). Which effect wins
+depends on the time budget, the disturbances and ``error_growth``.
+
+What it cannot tell
+-------------------
+Anything about LIBERO's contact-rich manipulation, about how consistent a real
+pi0.5's chunks are (its learned action expert may be far better or worse than
+this noise model), or why the seed measured 0/9: that result may have other
+causes, for instance a bug in their buffering (indexing the wrong chunk entry,
+executing a chunk computed for an old state after a reset, mismatched action
+normalisation). All numbers here come from a 2-D point with invented
+parameters; use them for direction and mechanism, not magnitude.
+
+Everything is numpy, vectorised over episodes, and deterministic for a seed.
+Strategies share common random numbers: for a given seed, the start positions,
+disturbances and the policy noise of a query issued at wall-clock step ``s`` are
+the same for every strategy (so e.g. ``rtc`` and ``naive`` coincide at zero
+latency).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+
+STRATEGIES: tuple[str, ...] = ("sync", "naive", "ensemble", "rtc")
+
+__all__ = [
+    "STRATEGIES",
+    "SimConfig",
+    "SimResult",
+    "latency_steps",
+    "simulate",
+    "sweep",
+    "pool_over_seeds",
+    "wilson_interval",
+]
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """Task and policy knobs. Lengths in metres, speeds in m/s, times as noted.
+
+    The defaults make the mechanisms visible at the latencies the book discusses
+    (0, ~50 and ~180 ms): chunk error that doubles the per-step noise every
+    index (``error_growth``) makes 10-step open-loop execution fail often, while
+    a synchronous loop at 180 ms (4 Hz) is too slow to finish reliably in 10 s.
+    """
+
+    horizon: int = 10  #: actions per chunk (pi05_libero uses 10)
+    control_period_ms: float = 50.0  #: one action per control period (20 Hz)
+    episode_steps: int = 120  #: wall-clock budget in control periods (6 s)
+    start_distance: tuple[float, float] = (0.15, 0.30)  #: initial distance to goal, uniform
+    max_speed: float = 0.2  #: actuator limit on the commanded speed
+    gain_per_s: float = 5.0  #: proportional gain of the ideal plan (1/s)
+    tolerance: float = 0.02  #: success radius around the goal
+    dwell_steps: int = 10  #: consecutive control periods inside the radius to succeed
+    disturbance_rate_hz: float = 1.0  #: mean impulses per second of wall-clock time
+    disturbance_scale: float = 0.04  #: displacement of one impulse
+    action_noise: float = 0.01  #: noise std of chunk entry 0 (m/s)
+    error_growth: float = 0.02  #: added noise std per chunk index (m/s per entry)
+    ensemble_m: float = 0.01  #: ACT's temporal-ensembling decay (ACT's default)
+
+    def __post_init__(self) -> None:
+        if self.horizon < 1:
+            raise ValueError("horizon must be >= 1")
+        if self.control_period_ms <= 0:
+            raise ValueError("control_period_ms must be > 0")
+        if self.episode_steps < 1 or self.dwell_steps < 1:
+            raise ValueError("episode_steps and dwell_steps must be >= 1")
+        lo, hi = self.start_distance
+        if not 0 <= lo <= hi:
+            raise ValueError("start_distance must be (low, high) with 0 <= low <= high")
+        for name in ("max_speed", "gain_per_s", "tolerance"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0")
+        for name in ("disturbance_rate_hz", "disturbance_scale", "action_noise",
+                     "error_growth", "ensemble_m"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0")
+
+    @property
+    def dt(self) -> float:
+        """Control period in seconds."""
+        return self.control_period_ms / 1000.0
+
+    def noise_std(self) -> np.ndarray:
+        """Noise std of each chunk entry, shape ``(horizon,)``."""
+        return self.action_noise + self.error_growth * np.arange(self.horizon)
+
+
+@dataclass(frozen=True)
+class SimResult:
+    """Outcome of :func:`simulate` for one strategy, k, latency and seed."""
+
+    strategy: str
+    k: int  #: the k asked for
+    k_effective: int  #: actions per chunk / query period actually used (see module doc)
+    latency_ms: float
+    latency_steps: int  #: latency rounded up to whole control periods
+    seed: int
+    successes: int
+    episodes: int
+    success_pct: float
+    ci_low_pct: float  #: Wilson 95 % interval, percent
+    ci_high_pct: float
+    control_rate_hz: float  #: executed actions per second of wall-clock time (blocking counts)
+    inferences_per_episode: float
+    mean_final_error: float  #: distance to goal when the episode ended (m)
+    mean_time_to_success_s: float  #: over successful episodes; nan if none
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion, as fractions in [0, 1].
+
+    ``wilson_interval(0, 9)`` is ``(0.0, 0.299)``; ``wilson_interval(9, 9)`` is
+    ``(0.701, 1.0)``. With ``n == 0`` there is no information: ``(0.0, 1.0)``.
+    """
+    if n < 0 or successes < 0 or successes > n:
+        raise ValueError(f"need 0 <= successes <= n, got successes={successes}, n={n}")
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    z2 = z * z
+    denom = 1.0 + z2 / n
+    centre = (p + z2 / (2 * n)) / denom
+    half = z / denom * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def latency_steps(latency_ms: float, config: SimConfig | None = None) -> int:
+    """Inference latency in whole control periods, rounded up (0 ms -> 0)."""
+    cfg = config or SimConfig()
+    if latency_ms < 0 or not math.isfinite(latency_ms):
+        raise ValueError(f"latency_ms must be finite and >= 0, got {latency_ms}")
+    return int(math.ceil(latency_ms / cfg.control_period_ms - 1e-9))
+
+
+def _check_strategy(strategy: str) -> None:
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; allowed: {', '.join(STRATEGIES)}")
+
+
+def _k_effective(strategy: str, k: int, d: int, horizon: int) -> int:
+    if strategy == "sync":
+        return 1
+    if strategy == "naive":
+        return k
+    lo, hi = max(d, 1), max(d, horizon - d)
+    return int(min(max(k, lo), hi))
+
+
+def _clip_speed(a: np.ndarray, vmax: float) -> np.ndarray:
+    """Scale each 2-D command down to at most ``vmax`` (last axis)."""
+    norm = np.sqrt(np.einsum("...i,...i->...", a, a))[..., None]
+    return a * np.minimum(1.0, vmax / np.maximum(norm, 1e-12))
+
+
+def _plan(x_obs: np.ndarray, frozen: np.ndarray | None, noise: np.ndarray,
+          cfg: SimConfig) -> np.ndarray:
+    """One policy query: chunk ``(E, H, 2)`` from observed positions ``(E, 2)``.
+
+    Entries ``0..f-1`` are the ``f`` frozen actions (copied, no new noise); the
+    plan continues from where they leave the robot (RTC inpainting). ``noise`` is
+    standard normal ``(E, H, 2)``.
+    """
+    h, dt = cfg.horizon, cfg.dt
+    chunk = np.empty_like(noise)
+    x = x_obs.copy()
+    f = 0
+    if frozen is not None and frozen.shape[1]:
+        f = min(frozen.shape[1], h)
+        chunk[:, :f] = frozen[:, :f]
+        x += dt * _clip_speed(frozen[:, :f], cfg.max_speed).sum(axis=1)
+    for i in range(f, h):
+        a = _clip_speed(-cfg.gain_per_s * x, cfg.max_speed)  # goal at the origin
+        chunk[:, i] = a
+        x = x + dt * a
+    std = cfg.noise_std()
+    chunk[:, f:] += noise[:, f:] * std[None, f:, None]
+    return chunk
+
+
+def _world(seed: int, episodes: int, cfg: SimConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Start positions ``(E, 2)`` and disturbance impulses ``(T, E, 2)``."""
+    rng = np.random.default_rng([seed, 0])
+    lo, hi = cfg.start_distance
+    r = rng.uniform(lo, hi, size=episodes)
+    th = rng.uniform(0, 2 * np.pi, size=episodes)
+    x0 = np.stack([r * np.cos(th), r * np.sin(th)], axis=1)
+    p = min(1.0, cfg.disturbance_rate_hz * cfg.dt)
+    hit = rng.random((episodes, cfg.episode_steps)) < p
+    phi = rng.uniform(0, 2 * np.pi, size=(episodes, cfg.episode_steps))
+    kick = cfg.disturbance_scale * hit[..., None] * np.stack([np.cos(phi), np.sin(phi)], axis=-1)
+    return x0, np.ascontiguousarray(kick.transpose(1, 0, 2))
+
+
+def _query_noise(seed: int, step: int, episodes: int, cfg: SimConfig) -> np.ndarray:
+    """Policy noise of a query issued at wall-clock ``step`` (common to strategies)."""
+    return np.random.default_rng([seed, 1, step]).standard_normal((episodes, cfg.horizon, 2))
+
+
+def simulate(strategy: str, k: int, latency_ms: float, episodes: int, seed: int,
+             config: SimConfig | None = None) -> SimResult:
+    """Run ``episodes`` episodes of one strategy and return the tally.
+
+    ``k`` is the number of actions executed per chunk (ignored by ``sync``; for
+    ``ensemble`` and ``rtc`` the query period, clipped as the module doc says).
+    ``latency_ms`` is the inference latency, rounded up to control periods.
+    Raises ``ValueError`` for an unknown strategy or ``k`` outside ``1..horizon``.
+    """
+    _check_strategy(strategy)
+    cfg = config or SimConfig()
+    h, dt, T = cfg.horizon, cfg.dt, cfg.episode_steps
+    if not 1 <= int(k) <= h:
+        raise ValueError(f"k must be in 1..horizon={h}, got {k}")
+    if episodes < 1:
+        raise ValueError("episodes must be >= 1")
+    k = int(k)
+    d = latency_steps(latency_ms, cfg)
+    k_eff = _k_effective(strategy, k, d, h)
+    blocking = strategy in ("sync", "naive")
+
+    x, kicks = _world(seed, episodes, cfg)
+    E = episodes
+    # Action buffer indexed by wall-clock step (schedule is common to all episodes).
+    buf = np.zeros((T + h + d + 1, E, 2))
+    valid = np.zeros(T + h + d + 1, dtype=bool)
+    ens: list[tuple[int, np.ndarray]] = []  # (query step, chunk) for ensembling
+    ens_w = np.exp(-cfg.ensemble_m * np.arange(h + 1))
+
+    active = np.ones(E, dtype=bool)
+    dwell = np.zeros(E, dtype=np.int64)
+    end_step = np.full(E, T - 1)
+    final_err = np.zeros(E)
+    success = np.zeros(E, dtype=bool)
+    executed = np.zeros(T, dtype=bool)
+    queried = np.zeros(T, dtype=bool)
+    next_query = 0
+
+    for t in range(T):
+        # 1) issue a query on the observation x_t (results land at t + d)
+        if t == next_query:
+            queried[t] = True
+            noise = _query_noise(seed, t, E, cfg)
+            if blocking:
+                chunk = _plan(x, None, noise, cfg)
+                kk = 1 if strategy == "sync" else k
+                a0 = t + d  # the robot holds still until the result arrives
+                buf[a0:a0 + kk] = chunk[:, :kk].transpose(1, 0, 2)
+                valid[a0:a0 + kk] = True
+                next_query = t + d + kk
+            elif strategy == "rtc":
+                f = min(d, h)
+                frozen = np.where(valid[t:t + f, None, None], buf[t:t + f], 0.0).transpose(1, 0, 2)
+                chunk = _plan(x, frozen, noise, cfg)
+                if f < h:
+                    buf[t + f:t + h] = chunk[:, f:].transpose(1, 0, 2)
+                    valid[t + f:t + h] = True
+                valid[t + h:] = False
+                next_query = t + k_eff
+            else:  # ensemble: the policy is not latency-aware
+                chunk = _plan(x, None, noise, cfg)
+                ens.append((t, chunk))
+                next_query = t + k_eff
+        # 2) the action for step t
+        if strategy == "ensemble":
+            ens = [(s, c) for (s, c) in ens if s + h > t]
+            arrived = [(s, c) for (s, c) in ens if s + d <= t]  # oldest first
+            if arrived:
+                w = ens_w[:len(arrived)]
+                a = sum(wj * c[:, t - s] for wj, (s, c) in zip(w, arrived)) / w.sum()
+                executed[t] = True
+            else:
+                a = None
+        else:
+            a = buf[t] if valid[t] else None
+            executed[t] = bool(valid[t])
+        # 3) world step: commanded motion (if any) plus disturbances, for live episodes
+        step = kicks[t].copy()
+        if a is not None:
+            step += dt * _clip_speed(a, cfg.max_speed)
+        x = x + step * active[:, None]
+        # 4) success bookkeeping
+        err = np.sqrt(np.einsum("ei,ei->e", x, x))
+        dwell = np.where(err < cfg.tolerance, dwell + 1, 0)
+        done_now = active & (dwell >= cfg.dwell_steps)
+        if done_now.any():
+            success |= done_now
+            end_step[done_now] = t
+            final_err[done_now] = err[done_now]
+            active &= ~done_now
+            if not active.any():
+                break
+    final_err[active] = np.sqrt(np.einsum("ei,ei->e", x[active], x[active]))
+
+    ticks = end_step + 1  # wall-clock control periods each episode lasted
+    n_exec = np.cumsum(executed)[end_step]
+    n_query = np.cumsum(queried)[end_step]
+    s = int(success.sum())
+    lo, hi = wilson_interval(s, E)
+    return SimResult(
+        strategy=strategy, k=k, k_effective=k_eff, latency_ms=float(latency_ms),
+        latency_steps=d, seed=int(seed), successes=s, episodes=E,
+        success_pct=100.0 * s / E, ci_low_pct=100.0 * lo, ci_high_pct=100.0 * hi,
+        control_rate_hz=float(n_exec.sum() / (ticks.sum() * dt)),
+        inferences_per_episode=float(n_query.mean()),
+        mean_final_error=float(final_err.mean()),
+        mean_time_to_success_s=float(ticks[success].mean() * dt) if s else float("nan"),
+    )
+
+
+_POOL_SUM = ("successes", "episodes")
+_POOL_MEAN = ("control_rate_hz", "inferences_per_episode", "mean_final_error")
+
+
+def pool_over_seeds(per_seed: pd.DataFrame) -> pd.DataFrame:
+    """Pool per-seed rows of :func:`sweep`: successes and episodes are summed and the
+    Wilson interval recomputed; rates and errors are episode-weighted means."""
+    keys = ["strategy", "k", "k_effective", "latency_ms", "latency_steps"]
+    rows = []
+    for key, g in per_seed.groupby(keys, sort=False):
+        row = dict(zip(keys, key))
+        s, n = int(g["successes"].sum()), int(g["episodes"].sum())
+        lo, hi = wilson_interval(s, n)
+        w = g["episodes"].to_numpy(float)
+        row.update(seed=pd.NA, n_seeds=len(g), successes=s, episodes=n,
+                   success_pct=100.0 * s / n, ci_low_pct=100.0 * lo, ci_high_pct=100.0 * hi)
+        for c in _POOL_MEAN:
+            row[c] = float(np.average(g[c].to_numpy(float), weights=w))
+        ok = g["successes"].to_numpy(float)
+        tts = g["mean_time_to_success_s"].to_numpy(float)
+        row["mean_time_to_success_s"] = (float(np.nansum(tts * ok) / ok.sum())
+                                         if ok.sum() else float("nan"))
+        row["pooled"] = True
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    if len(out):
+        out["seed"] = out["seed"].astype("Int64")
+    return out
+
+
+def sweep(strategies: Iterable[str] = STRATEGIES, ks: Iterable[int] = (1, 2, 5, 10),
+          latencies_ms: Iterable[float] = (0.0, 50.0, 180.0), episodes: int = 200,
+          seeds: Sequence[int] = (0, 1, 2), config: SimConfig | None = None) -> pd.DataFrame:
+    """Every combination, one tidy row per (strategy, k, latency_ms, seed) with
+    ``pooled == False``, followed by one row per (strategy, k, latency_ms) pooled
+    over seeds (``pooled == True``, ``seed`` is <NA>, ``n_seeds`` set).
+
+    Columns: strategy, k, k_effective, latency_ms, latency_steps, seed, n_seeds,
+    successes, episodes, success_pct, ci_low_pct, ci_high_pct, control_rate_hz,
+    inferences_per_episode, mean_final_error, mean_time_to_success_s, pooled.
+    ``sync`` ignores k: its rows repeat for each k so that plots can facet by k.
+    """
+    strategies, ks, lats, seeds = list(strategies), list(ks), list(latencies_ms), list(seeds)
+    for st in strategies:
+        _check_strategy(st)
+    cfg = config or SimConfig()
+    rows = []
+    cache: dict[tuple, SimResult] = {}
+    for st in strategies:
+        for k in ks:
+            for lat in lats:
+                for sd in seeds:
+                    ck = (st, 1 if st == "sync" else k, lat, sd)
+                    if ck not in cache:
+                        cache[ck] = simulate(st, ck[1], lat, episodes, sd, cfg)
+                    r = cache[ck].as_dict()
+                    r["k"] = int(k)
+                    rows.append(r)
+    per_seed = pd.DataFrame(rows)
+    per_seed["n_seeds"] = 1
+    per_seed["pooled"] = False
+    per_seed["seed"] = per_seed["seed"].astype("Int64")
+    pooled = pool_over_seeds(per_seed)
+    cols = ["strategy", "k", "k_effective", "latency_ms", "latency_steps", "seed", "n_seeds",
+            "successes", "episodes", "success_pct", "ci_low_pct", "ci_high_pct",
+            "control_rate_hz", "inferences_per_episode", "mean_final_error",
+            "mean_time_to_success_s", "pooled"]
+    return pd.concat([per_seed[cols], pooled[cols]], ignore_index=True)

@@ -1,0 +1,232 @@
+"""Measuring the prefill: every variant checked against fp32, then timed.
+
+Variants of the same 18-layer Gemma-2B prefill (eager, fused projections, CUDA graph,
+torch.compile), its components one by one, and the matmul shapes behind them.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+from typing import Callable
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from . import flops as fl
+from .check import relative_error
+from .config import TransformerConfig
+from .model import GemmaLM, apply_rope, fuse_projections, init_weights_
+from .timing import Timing, time_fn
+
+Prefill = Callable[[torch.Tensor], torch.Tensor]
+
+
+@contextlib.contextmanager
+def exact_fp32():
+    """fp32 references must not silently use TF32 matrix units."""
+    old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
+
+
+def build_llm(cfg: TransformerConfig, device: torch.device, dtype: torch.dtype, fused: bool = False,
+              seed: int = 0) -> GemmaLM:
+    """Seeded random weights, identical for every dtype and fusion (init in fp32, then cast)."""
+    with torch.device(device):
+        model = GemmaLM(cfg)
+    init_weights_(model, seed)
+    if fused:
+        fuse_projections(model)
+    return model.to(dtype).eval().requires_grad_(False)
+
+
+def output_of(model: GemmaLM) -> Prefill:
+    """The prefill as a function of the embeddings: final hidden plus the last layer's K, so a
+    wrong cache is caught too."""
+    def run(x: torch.Tensor) -> torch.Tensor:
+        hidden, kv = model.prefill(x)
+        return torch.cat([hidden.flatten(), kv[-1][0].flatten()])
+    return run
+
+
+def cuda_graphed(fn: Prefill, example: torch.Tensor) -> Prefill:
+    """Capture `fn` once on a static input; each call copies the input in and replays."""
+    static_in = example.clone()
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        for _ in range(2):
+            fn(static_in)
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        static_out = fn(static_in)
+
+    def replay(x: torch.Tensor) -> torch.Tensor:
+        static_in.copy_(x)
+        graph.replay()
+        return static_out
+    return replay
+
+
+def check_and_time(name: str, fn: Prefill, reference: Prefill, make_input: Callable[[], torch.Tensor],
+                   device: torch.device, dtype: torch.dtype, repeats: int, tolerance: float,
+                   cuda_graph: bool = False) -> dict:
+    """Check `fn` against the fp32 `reference` on two fresh random inputs, then time it."""
+    errors = []
+    for _ in range(2):
+        x = make_input()
+        with torch.no_grad(), exact_fp32():
+            ref = reference(x.float())
+        with torch.no_grad():
+            out = fn(x.to(dtype)).clone()
+        errors.append(relative_error(out, ref))
+    err = max(errors)
+    if not err <= tolerance:
+        raise AssertionError(f"{name}: relative error {err:.3e} against fp32 exceeds {tolerance:g}")
+    x = make_input().to(dtype)
+    with torch.no_grad():
+        t = time_fn(lambda: fn(x), device, repeats, cuda_graph=cuda_graph)
+    return {"variant": name, "rel_err_vs_fp32": err, **t.as_dict()}
+
+
+def prefill_variants(cfg: TransformerConfig, tokens: int, device: torch.device, dtype: torch.dtype,
+                     repeats: int, variants: list[str], tolerance: float, log=print) -> pd.DataFrame:
+    """Time the named variants of the prefill: eager, eager_fused, cuda_graph (fused),
+    compile (default mode), compile_max_autotune (fused; includes CUDA graphs)."""
+    gen = torch.Generator(device=device).manual_seed(1234)
+    make_input = lambda: torch.randn(1, tokens, cfg.width, device=device, generator=gen)
+    with exact_fp32():
+        reference = output_of(build_llm(cfg, device, torch.float32))
+        ref_model = reference  # keeps the fp32 weights alive for the checks below
+    rows = []
+    models = {}
+    for name in variants:
+        fused = name != "eager"
+        if fused not in models:
+            models[fused] = build_llm(cfg, device, dtype, fused=fused)
+        fn = output_of(models[fused])
+        if name == "cuda_graph":
+            if device.type != "cuda":
+                log(f"skip {name}: no CUDA graphs on {device}")
+                continue
+            fn = cuda_graphed(fn, make_input().to(dtype))
+        elif name.startswith("compile"):
+            mode = "max-autotune" if name.endswith("max_autotune") else "default"
+            if device.type != "cuda" and mode != "default":
+                log(f"skip {name}: autotuning needs a GPU")
+                continue
+            compiled = torch.compile(fn, mode=mode, fullgraph=True)
+            fn = lambda x, c=compiled: c(x).clone()
+        log(f"checking and timing {name} ...")
+        rows.append(check_and_time(name, fn, ref_model, make_input, device, dtype, repeats, tolerance))
+        log(f"  {rows[-1]['variant']}: {rows[-1]['median_ms']:.3f} ms, rel err {rows[-1]['rel_err_vs_fp32']:.2e}")
+    return pd.DataFrame(rows)
+
+
+def component_timings(cfg: TransformerConfig, tokens: int, device: torch.device, dtype: torch.dtype,
+                      repeats: int) -> pd.DataFrame:
+    """One layer taken apart: each component timed alone on random inputs (L2 flushed), times
+    the number of layers. Components: qkv, rope, attention, o_proj, gate_up (+GeGLU), down_proj,
+    norms_residual."""
+    one = cfg.with_depth(1)
+    layer = build_llm(one, device, dtype).layers[0]
+    attn, mlp = layer.attn, layer.mlp
+    x = torch.randn(1, tokens, cfg.width, device=device, dtype=dtype)
+    pos = torch.arange(tokens, device=device)[None]
+    q, k, v = attn.project(x)
+    o_in = torch.randn(1, tokens, cfg.q_dim, device=device, dtype=dtype)
+    h = torch.randn(1, tokens, cfg.mlp_dim, device=device, dtype=dtype)
+
+    def gate_up():
+        return F.gelu(mlp.gate_proj(x), approximate="tanh") * mlp.up_proj(x)
+
+    def norms_residual():
+        y = x + layer.input_norm(x)
+        return y + layer.post_attn_norm(y)
+
+    parts = {
+        "qkv_proj": lambda: attn.project(x),
+        "rope": lambda: (apply_rope(q, pos), apply_rope(k, pos)),
+        "attention": lambda: F.scaled_dot_product_attention(q, attn.expand_kv(k), attn.expand_kv(v)),
+        "o_proj": lambda: attn.o_proj(o_in),
+        "gate_up_geglu": gate_up,
+        "down_proj": lambda: mlp.down_proj(h),
+        "norms_residual": norms_residual,
+    }
+    ops = {o.name: o for o in fl.layer_ops(cfg, tokens)}
+    op_groups = {"qkv_proj": ["q_proj", "k_proj", "v_proj"], "rope": ["rope"],
+                 "attention": ["attn_scores", "attn_values"], "o_proj": ["o_proj"],
+                 "gate_up_geglu": ["gate_proj", "up_proj", "gelu_mul"], "down_proj": ["down_proj"],
+                 "norms_residual": ["input_norm", "post_attn_norm", "residual"]}
+    rows = []
+    with torch.no_grad():
+        for name, fn in parts.items():
+            t = time_fn(fn, device, repeats)
+            group = [ops[o] for o in op_groups[name] if o in ops]
+            rows.append({"component": name, "flops": sum(o.flops for o in group) * cfg.depth,
+                         "bytes": sum(o.bytes for o in group) * cfg.depth,
+                         "ms_per_layer": t.median_ms, "p25_ms": t.p25_ms, "p75_ms": t.p75_ms,
+                         "ms_all_layers": t.median_ms * cfg.depth})
+    return pd.DataFrame(rows)
+
+
+def waves(m: int, n: int, sms: int, tile_m: int = 128, tile_n: int = 256, split_k: int = 1) -> dict:
+    """How many output tiles a GEMM has and how well they fill the SMs: the last wave of
+    a grid of `tiles` tiles over `sms` SMs leaves SMs idle unless tiles is a multiple of sms."""
+    tiles = math.ceil(m / tile_m) * math.ceil(n / tile_n) * split_k
+    n_waves = math.ceil(tiles / sms)
+    return {"tiles": tiles, "waves": tiles / sms, "sm_utilisation": tiles / (n_waves * sms)}
+
+
+def splitk_linear(x: torch.Tensor, w_t: torch.Tensor, splits: int) -> torch.Tensor:
+    """x[M,K] @ w_t[K,N] as `splits` partial products over K (one batched GEMM), summed in fp32:
+    more output tiles for a GEMM whose N is too small to fill the SMs."""
+    M, K = x.shape
+    N = w_t.shape[1]
+    parts = torch.bmm(x.view(M, splits, K // splits).transpose(0, 1), w_t.view(splits, K // splits, N),
+                      out_dtype=torch.float32) if _bmm_has_out_dtype() else \
+        torch.bmm(x.view(M, splits, K // splits).transpose(0, 1), w_t.view(splits, K // splits, N)).float()
+    return parts.sum(0).to(x.dtype)
+
+
+def _bmm_has_out_dtype() -> bool:
+    try:
+        torch.bmm(torch.ones(1, 1, 1, dtype=torch.bfloat16), torch.ones(1, 1, 1, dtype=torch.bfloat16),
+                  out_dtype=torch.float32)
+        return True
+    except (TypeError, RuntimeError):
+        return False
+
+
+def matmul_sweep(shapes: dict[str, tuple[int, int, int]], device: torch.device, dtype: torch.dtype,
+                 repeats: int, splits: tuple[int, ...] = (1, 2, 3, 4), sms: int | None = None) -> pd.DataFrame:
+    """Each (M, N, K) as nn.Linear lays it out (weight [N,K], "x @ W.T"), as a row-major
+    [K,N] weight ("x @ W"), and split over K; checked against fp32, then timed."""
+    sms = sms or (torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 1)
+    rows = []
+    for label, (M, N, K) in shapes.items():
+        x = torch.randn(M, K, device=device, dtype=dtype)
+        w = torch.randn(N, K, device=device, dtype=dtype) / math.sqrt(K)
+        w_t = w.t().contiguous()
+        with exact_fp32():
+            ref = x.float() @ w.float().t()
+        cases = {"linear (W[N,K], x@W.T)": lambda: F.linear(x, w), "row-major (W[K,N], x@W)": lambda: x @ w_t}
+        for s in splits:
+            if s > 1 and K % s == 0:
+                cases[f"split-K {s}"] = lambda s=s: splitk_linear(x, w_t, s)
+        for layout, fn in cases.items():
+            err = relative_error(fn(), ref)
+            if err > 2e-2:
+                raise AssertionError(f"{label} {layout}: relative error {err:.2e}")
+            t = time_fn(fn, device, repeats)
+            split = int(layout.split()[-1]) if layout.startswith("split") else 1
+            rows.append({"gemm": label, "M": M, "N": N, "K": K, "layout": layout, **t.as_dict(),
+                         "tflops": 2 * M * N * K / (t.median_ms * 1e-3) / 1e12,
+                         "weight_gbps": N * K * x.element_size() / (t.median_ms * 1e-3) / 1e9,
+                         "rel_err": err, **waves(M, N, sms, split_k=split)})
+    return pd.DataFrame(rows)

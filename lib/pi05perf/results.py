@@ -1,0 +1,158 @@
+"""The results store: one JSON file per (device, chapter), with provenance.
+
+Full-profile runs write `data/results/<device-slug>/<chapter>.json`; smoke runs
+write under `_build/results/`, so a CPU smoke run can never overwrite a measurement.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from .params import Run
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA_RESULTS = ROOT / "data" / "results"
+BUILD_RESULTS = ROOT / "_build" / "results"
+UNIT_SUFFIXES = ("_ms", "_tflops", "_gbps", "_ratio", "_cos", "_hz", "_pct", "_flops", "_bytes")
+
+
+def device_name(device: torch.device | str) -> str:
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return "cpu"
+
+
+def device_slug(name: str) -> str:
+    """`NVIDIA H100 80GB HBM3` -> `nvidia-h100-80gb-hbm3`."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "unknown"
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True)
+        return out.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return os.environ.get("PI05PERF_GIT_COMMIT")
+
+
+def git_dirty() -> bool | None:
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                             capture_output=True, text=True, check=True)
+        return bool(out.stdout.strip())
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def provenance(run: Run) -> dict[str, Any]:
+    dev = run.device
+    prov: dict[str, Any] = {
+        "device": device_name(dev),
+        "device_type": dev.type,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "host_cpu": platform.processor() or platform.machine(),
+        "git_commit": git_commit(),
+        "git_dirty": git_dirty(),
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "profile": run.profile,
+        "parameters": run.parameters(),
+    }
+    if dev.type == "cuda":
+        props = torch.cuda.get_device_properties(dev)
+        prov.update(compute_capability=f"{props.major}.{props.minor}", sm_count=props.multi_processor_count,
+                    cuda=torch.version.cuda, driver=_nvidia_driver())
+        try:
+            import triton
+            prov["triton"] = triton.__version__
+        except ImportError:
+            pass
+    return prov
+
+
+def _nvidia_driver() -> str | None:
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, check=True, timeout=20)
+        return out.stdout.strip().splitlines()[0]
+    except (OSError, subprocess.SubprocessError, IndexError):
+        return None
+
+
+def results_dir(run: Run) -> Path:
+    base = DATA_RESULTS if run.full else BUILD_RESULTS
+    return base / device_slug(device_name(run.device))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and value != value:
+        return None
+    if hasattr(value, "item") and not isinstance(value, (list, dict, str)):
+        return _jsonable(value.item())
+    return value
+
+
+def save(run: Run, headline: dict[str, float], rows: pd.DataFrame | list[dict] | None = None) -> Path:
+    """Write the chapter's results atomically; returns the path written."""
+    bad = [k for k in headline if not k.endswith(UNIT_SUFFIXES)]
+    if bad:
+        raise ValueError(f"headline keys must end in a unit {UNIT_SUFFIXES}: {bad}")
+    if isinstance(rows, pd.DataFrame):
+        rows = json.loads(rows.to_json(orient="records"))
+    doc = {"provenance": provenance(run),
+           "headline": {k: _jsonable(v) for k, v in headline.items()},
+           "rows": rows or []}
+    out_dir = results_dir(run)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / f"{run.chapter}.json"
+    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{run.chapter}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(doc, f, indent=1, default=_jsonable)
+        f.write("\n")
+    os.replace(tmp, target)
+    return target
+
+
+def load_all(chapter: str | None = None) -> list[dict[str, Any]]:
+    """Every results file: committed measurements, then this build's smoke runs.
+    Each document gains `source` ('committed' | 'this build') and `slug`."""
+    docs = []
+    for base, source in ((DATA_RESULTS, "committed"), (BUILD_RESULTS, "this build")):
+        for path in sorted(base.glob(f"*/{chapter or '*'}.json")):
+            doc = json.loads(path.read_text())
+            doc.update(source=source, slug=path.parent.name, chapter=path.stem)
+            docs.append(doc)
+    return docs
+
+
+def headlines(chapter: str | None = None) -> pd.DataFrame:
+    """Tidy table of every headline figure: chapter, device, source, profile, key, value."""
+    rows = []
+    for doc in load_all(chapter):
+        prov = doc["provenance"]
+        for key, value in doc["headline"].items():
+            rows.append({"chapter": doc["chapter"], "device": prov.get("device"), "slug": doc["slug"],
+                         "source": doc["source"], "profile": prov.get("profile"), "key": key, "value": value,
+                         "commit": (prov.get("git_commit") or "")[:10], "date": prov.get("date")})
+    return pd.DataFrame(rows, columns=["chapter", "device", "slug", "source", "profile", "key", "value",
+                                       "commit", "date"])
+
+
+def measured(chapter: str, key: str, slug: str | None = None) -> float | None:
+    """One headline figure from the committed results of `slug` (default: any GPU run)."""
+    df = headlines(chapter)
+    df = df[(df.key == key) & (df.source == "committed")]
+    if slug:
+        df = df[df.slug == slug]
+    return None if df.empty else float(df.iloc[-1].value)

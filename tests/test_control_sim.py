@@ -1,0 +1,141 @@
+"""Tests of the action-buffering simulation (pi05perf.control_sim)."""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+
+import pytest
+
+from pi05perf.control_sim import (STRATEGIES, SimConfig, latency_steps, simulate, sweep,
+                                  wilson_interval)
+
+
+def test_deterministic_for_a_seed():
+    a = simulate("rtc", 5, 120.0, 60, seed=7)
+    b = simulate("rtc", 5, 120.0, 60, seed=7)
+    assert a == b
+    c = simulate("rtc", 5, 120.0, 60, seed=8)
+    assert c.mean_final_error != a.mean_final_error
+
+
+@pytest.mark.parametrize("s,n,lo,hi", [
+    (0, 9, 0.0, 0.29915),
+    (9, 9, 0.70085, 1.0),
+    (50, 100, 0.40383, 0.59617),
+    (1, 10, 0.01787, 0.40415),
+])
+def test_wilson_interval_known_values(s, n, lo, hi):
+    got_lo, got_hi = wilson_interval(s, n)
+    assert got_lo == pytest.approx(lo, abs=2e-5)
+    assert got_hi == pytest.approx(hi, abs=2e-5)
+
+
+def test_wilson_interval_edges():
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+    with pytest.raises(ValueError):
+        wilson_interval(5, 4)
+    r = simulate("sync", 1, 0.0, 9, seed=0)
+    assert (r.ci_low_pct, r.ci_high_pct) == pytest.approx(
+        tuple(100 * v for v in wilson_interval(r.successes, 9)))
+
+
+def test_latency_rounds_up_to_control_periods():
+    assert latency_steps(0.0) == 0
+    assert latency_steps(50.0) == 1
+    assert latency_steps(50.1) == 2
+    assert latency_steps(180.0) == 4
+
+
+def test_sync_without_latency_or_disturbance_succeeds():
+    cfg = SimConfig(disturbance_rate_hz=0.0)
+    r = simulate("sync", 1, 0.0, 300, seed=1, config=cfg)
+    assert r.success_pct >= 99.0
+    assert r.control_rate_hz == pytest.approx(1000.0 / cfg.control_period_ms)
+    assert r.mean_final_error < cfg.tolerance
+
+
+def test_long_open_loop_chunks_with_steep_error_growth_lose_to_sync():
+    cfg = SimConfig(error_growth=0.08)
+    for lat in (0.0, 50.0):
+        sync = simulate("sync", 1, lat, 400, seed=2, config=cfg)
+        naive = simulate("naive", 10, lat, 400, seed=2, config=cfg)
+        assert naive.ci_high_pct < sync.ci_low_pct, (lat, naive, sync)
+
+
+def test_rtc_at_least_as_good_as_blocking_naive_under_latency():
+    # a tight time budget, where blocking for inference costs, and mild error growth
+    cfg = SimConfig(error_growth=0.01, episode_steps=80)
+    rtc = simulate("rtc", 10, 180.0, 400, seed=3, config=cfg)
+    naive = simulate("naive", 10, 180.0, 400, seed=3, config=cfg)
+    assert rtc.k_effective == cfg.horizon - rtc.latency_steps
+    assert rtc.success_pct >= naive.success_pct
+    assert rtc.success_pct - naive.success_pct >= 5.0
+
+
+def test_rtc_equals_naive_at_zero_latency():
+    # with no latency nothing is frozen and nothing blocks: same schedule, same noise
+    for k in (1, 5, 10):
+        r = simulate("rtc", k, 0.0, 80, seed=4)
+        n = simulate("naive", k, 0.0, 80, seed=4)
+        assert (r.successes, r.mean_final_error) == (n.successes, n.mean_final_error)
+
+
+def test_control_rate_counts_blocking():
+    cfg = SimConfig()
+    lat = 180.0
+    d = latency_steps(lat, cfg)
+    hz = 1000.0 / cfg.control_period_ms
+    sync = simulate("sync", 1, lat, 50, seed=5, config=cfg)
+    naive = simulate("naive", 10, lat, 50, seed=5, config=cfg)
+    rtc = simulate("rtc", 10, lat, 50, seed=5, config=cfg)
+    assert naive.control_rate_hz > sync.control_rate_hz
+    # steady state: sync runs 1 action per (d + 1) periods, naive k per (d + k)
+    assert sync.control_rate_hz == pytest.approx(hz / (d + 1), rel=0.05)
+    assert naive.control_rate_hz == pytest.approx(hz * 10 / (d + 10), rel=0.1)
+    assert rtc.control_rate_hz > naive.control_rate_hz
+
+
+def test_unknown_strategy_and_bad_k_raise():
+    with pytest.raises(ValueError) as e:
+        simulate("replan", 1, 0.0, 10, seed=0)
+    for name in STRATEGIES:
+        assert name in str(e.value)
+    with pytest.raises(ValueError):
+        sweep(["sync", "bogus"], [1], [0.0], 5, [0])
+    with pytest.raises(ValueError):
+        simulate("naive", 11, 0.0, 10, seed=0)
+    with pytest.raises(ValueError):
+        simulate("naive", 0, 0.0, 10, seed=0)
+
+
+def test_sweep_tidy_and_pooled():
+    t0 = time.perf_counter()
+    df = sweep(STRATEGIES, [1, 10], [0.0, 180.0], episodes=20, seeds=[0, 1])
+    assert time.perf_counter() - t0 < 2.0
+    per_seed, pooled = df[~df.pooled], df[df.pooled]
+    assert len(per_seed) == 4 * 2 * 2 * 2
+    assert len(pooled) == 4 * 2 * 2
+    assert pooled["seed"].isna().all() and (pooled["n_seeds"] == 2).all()
+    for col in ("strategy", "k", "latency_ms", "seed", "success_pct", "ci_low_pct",
+                "ci_high_pct", "control_rate_hz", "inferences_per_episode"):
+        assert col in df.columns
+    row = pooled[(pooled.strategy == "naive") & (pooled.k == 10) & (pooled.latency_ms == 180.0)]
+    src = per_seed[(per_seed.strategy == "naive") & (per_seed.k == 10)
+                   & (per_seed.latency_ms == 180.0)]
+    assert int(row.successes.iloc[0]) == int(src.successes.sum())
+    assert int(row.episodes.iloc[0]) == 40
+    lo, hi = wilson_interval(int(src.successes.sum()), 40)
+    assert row.ci_low_pct.iloc[0] == pytest.approx(100 * lo)
+    assert row.ci_high_pct.iloc[0] == pytest.approx(100 * hi)
+    assert ((df.ci_low_pct <= df.success_pct) & (df.success_pct <= df.ci_high_pct)).all()
+
+
+def test_config_validation_and_noise_profile():
+    cfg = SimConfig(action_noise=0.01, error_growth=0.02, horizon=4)
+    assert list(cfg.noise_std()) == pytest.approx([0.01, 0.03, 0.05, 0.07])
+    with pytest.raises(ValueError):
+        SimConfig(tolerance=0.0)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.horizon = 5  # type: ignore[misc]
+    assert math.isclose(cfg.dt, 0.05)
