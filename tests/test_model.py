@@ -61,7 +61,8 @@ def test_prefix_attention_is_bidirectional(pi):
 def naive_attention(attn, x, positions, prefix_kv=None):
     """Reference: explicit repeat_interleave of K/V heads, softmax(QK^T/sqrt(d))V."""
     q, k, v = attn.project(x)
-    q, k = M.apply_rope(q, positions), M.apply_rope(k, positions)
+    rope = M.rope_tables(positions, attn.head_dim)
+    q, k = M.apply_rope(q, rope), M.apply_rope(k, rope)
     if prefix_kv is not None:
         k, v = torch.cat([prefix_kv[0], k], 2), torch.cat([prefix_kv[1], v], 2)
     g = attn.num_heads // attn.num_kv_heads
@@ -78,7 +79,7 @@ def test_attention_matches_naive_gqa(kv_heads):
     pos = torch.arange(3, 10).expand(2, 7)
     pk = (torch.randn(2, kv_heads, 4, 8), torch.randn(2, kv_heads, 4, 8))
     with torch.no_grad():
-        out, (k, v) = attn(x, pos, pk)
+        out, (k, v) = attn(x, M.rope_tables(pos, attn.head_dim), pk)
         ref = naive_attention(attn, x, pos, pk)
     assert k.shape == (2, kv_heads, 7, 8)
     assert relative_error(out, ref) < 1e-5
@@ -88,7 +89,8 @@ def test_rope_is_relative():
     # q.k after RoPE depends only on the position difference
     q, k = torch.randn(1, 1, 1, 16, dtype=torch.float64), torch.randn(1, 1, 1, 16, dtype=torch.float64)
     def dot(i, j):
-        return (M.apply_rope(q, torch.tensor([[i]])) * M.apply_rope(k, torch.tensor([[j]]))).sum()
+        return (M.apply_rope(q, M.rope_tables(torch.tensor([[i]]), 16))
+                * M.apply_rope(k, M.rope_tables(torch.tensor([[j]]), 16))).sum()
     assert torch.allclose(dot(3, 1), dot(10, 8)) and not torch.allclose(dot(3, 1), dot(3, 2))
 
 

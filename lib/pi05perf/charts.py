@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import altair as alt
 
@@ -100,7 +101,7 @@ def series_scale(names: Iterable[str] | None = None) -> alt.Scale:
     return alt.Scale(domain=domain, range=[SERIES_COLORS[n] for n in domain])
 
 
-def _theme() -> dict:
+def _theme() -> dict[str, Any]:
     label, title = 12, 13
     return {"config": {
         "font": FONT,

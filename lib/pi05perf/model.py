@@ -63,15 +63,20 @@ class AdaRMSNorm(nn.Module):
         return (xf * (1.0 + scale.float()) + shift.float()).to(x.dtype), gate
 
 
-def apply_rope(x: Tensor, positions: Tensor, max_wavelength: float = 10_000.0) -> Tensor:
-    """RoPE as in openpi's `_apply_rope`: x [B, H, T, D], positions [B, T]; the first and the
-    second half of D are rotated against each other. Angles are computed in fp32 from positions
-    with elementwise ops (no tables to keep in sync with the sequence length)."""
-    half = x.shape[-1] // 2
-    exponent = torch.arange(half, device=x.device, dtype=torch.float32) * (2.0 / x.shape[-1])
-    inv_timescale = max_wavelength ** -exponent                        # [D/2]
-    angle = positions.to(torch.float32)[:, None, :, None] * inv_timescale  # [B, 1, T, D/2]
-    cos, sin = angle.cos(), angle.sin()
+def rope_tables(positions: Tensor, head_dim: int, max_wavelength: float = 10_000.0) -> tuple[Tensor, Tensor]:
+    """cos and sin of openpi's RoPE angles for positions [B, T]: each [B, 1, T, head_dim/2], fp32.
+    Computed once per forward and shared by every layer (per-layer recomputation was the
+    single largest eager cost at 712 tokens)."""
+    half = head_dim // 2
+    exponent = torch.arange(half, device=positions.device, dtype=torch.float32) * (2.0 / head_dim)
+    angle = positions.to(torch.float32)[:, None, :, None] * max_wavelength ** -exponent
+    return angle.cos(), angle.sin()
+
+
+def apply_rope(x: Tensor, rope: tuple[Tensor, Tensor]) -> Tensor:
+    """RoPE as in openpi's `_apply_rope`: x [B, H, T, D]; the first and second half of D are
+    rotated against each other, in fp32."""
+    cos, sin = rope
     x1, x2 = x.float().chunk(2, dim=-1)
     return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1).to(x.dtype)
 
@@ -143,13 +148,13 @@ class Attention(nn.Module):
         g = self.num_heads // Hkv
         return t[:, :, None].expand(B, Hkv, g, S, D).reshape(B, self.num_heads, S, D)
 
-    def forward(self, x: Tensor, positions: Tensor | None = None,
+    def forward(self, x: Tensor, rope: tuple[Tensor, Tensor] | None = None,
                 prefix_kv: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         """x [B, T, W] -> (out [B, T, W], (k, v) of these tokens, after RoPE)."""
         B, T, _ = x.shape
         q, k, v = self.project(x)
         if self.rope:
-            q, k = apply_rope(q, positions), apply_rope(k, positions)
+            q, k = apply_rope(q, rope), apply_rope(k, rope)
         keys, values = k, v
         if prefix_kv is not None:
             keys = torch.cat([prefix_kv[0], k], dim=2)
@@ -220,15 +225,15 @@ class GemmaBlock(nn.Module):
         self.post_attn_norm = norm()  # Gemma's pre-MLP norm
         self.mlp = GeGLU(cfg.width, cfg.mlp_dim, fused=fused)
 
-    def forward(self, x: Tensor, positions: Tensor, prefix_kv: tuple[Tensor, Tensor] | None = None,
+    def forward(self, x: Tensor, rope: tuple[Tensor, Tensor], prefix_kv: tuple[Tensor, Tensor] | None = None,
                 cond: Tensor | None = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         if self.adaptive:
             h, gate = self.input_norm(x, cond)
-            a, kv = self.attn(h, positions, prefix_kv)
+            a, kv = self.attn(h, rope, prefix_kv)
             x = x + a * gate
             h, gate = self.post_attn_norm(x, cond)
             return x + self.mlp(h) * gate, kv
-        a, kv = self.attn(self.input_norm(x), positions, prefix_kv)
+        a, kv = self.attn(self.input_norm(x), rope, prefix_kv)
         x = x + a
         return x + self.mlp(self.post_attn_norm(x)), kv
 
@@ -247,9 +252,10 @@ class GemmaLM(nn.Module):
         """x [B, T, W] -> (final-normed hidden [B, T, W], per-layer (k, v) [B, Hkv, T, D])."""
         if positions is None:
             positions = default_positions(x.shape[0], x.shape[1], 0, x.device)
+        rope = rope_tables(positions, self.cfg.head_dim)
         kv: KV = []
         for layer in self.layers:
-            x, layer_kv = layer(x, positions)
+            x, layer_kv = layer(x, rope)
             kv.append(layer_kv)
         return self.final_norm(x), kv
 
@@ -274,8 +280,9 @@ class ActionExpert(nn.Module):
         assert len(prefix_kv) == len(self.layers), (len(prefix_kv), len(self.layers))
         if positions is None:
             positions = default_positions(x.shape[0], x.shape[1], prefix_kv[0][0].shape[2], x.device)
+        rope = rope_tables(positions, self.cfg.head_dim)
         for layer, layer_kv in zip(self.layers, prefix_kv):
-            x, _ = layer(x, positions, layer_kv, cond)
+            x, _ = layer(x, rope, layer_kv, cond)
         if self.cfg.adaptive_norm:
             return self.final_norm(x, cond)[0]
         return self.final_norm(x)

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from . import flops as fl
 from .check import relative_error
 from .config import TransformerConfig
-from .model import GemmaLM, apply_rope, fuse_projections, init_weights_
+from .model import GemmaLM, apply_rope, fuse_projections, init_weights_, rope_tables
 from .timing import Timing, time_fn
 
 Prefill = Callable[[torch.Tensor], torch.Tensor]
@@ -137,7 +137,7 @@ def component_timings(cfg: TransformerConfig, tokens: int, device: torch.device,
     layer = build_llm(one, device, dtype).layers[0]
     attn, mlp = layer.attn, layer.mlp
     x = torch.randn(1, tokens, cfg.width, device=device, dtype=dtype)
-    pos = torch.arange(tokens, device=device)[None]
+    rope = rope_tables(torch.arange(tokens, device=device)[None], cfg.head_dim)
     q, k, v = attn.project(x)
     o_in = torch.randn(1, tokens, cfg.q_dim, device=device, dtype=dtype)
     h = torch.randn(1, tokens, cfg.mlp_dim, device=device, dtype=dtype)
@@ -151,7 +151,7 @@ def component_timings(cfg: TransformerConfig, tokens: int, device: torch.device,
 
     parts = {
         "qkv_proj": lambda: attn.project(x),
-        "rope": lambda: (apply_rope(q, pos), apply_rope(k, pos)),
+        "rope": lambda: (apply_rope(q, rope), apply_rope(k, rope)),
         "attention": lambda: F.scaled_dot_product_attention(q, attn.expand_kv(k), attn.expand_kv(v)),
         "o_proj": lambda: attn.o_proj(o_in),
         "gate_up_geglu": gate_up,

@@ -35,9 +35,10 @@ The scale-dropping fault. The seed's TensorRT logs on Thor read "[DEQUANTIZE] [S
 invalid precision FP4, ignored." and its FP4/INT4 runs gave cos ~ 0. `scale_ignored=True`
 (or scheme "<name>_noscale") runs the same codes with every scale treated as 1. What that
 *does* to one layer (measured, see `fault_signatures` and tests/test_quant.py):
-symmetric codes are w / s, so without s they are the weights times 1/s -- the direction
-survives (cos 0.94-0.9996 per layer) and only the magnitude explodes (rel_err 10^2-10^4,
-~1/s). Per-group or per-token scales that vary add direction error on top. cos ~ 0 at one
+codes are w / s, so without s they are the weights times 1/s -- the direction survives
+(per layer, weights std 0.02: cos 0.9993 fp8 per-tensor, 0.97 nvfp4, 0.93-0.95 int4 group-128
+asymmetric, 0.93-0.95 int8 / fp8 per-token, whose scales carry each token's loudness) and the
+magnitude explodes (rel_err ~ 1/s: ~150 for 4-bit, 3e4 int8, 1e5-4e5 fp8). cos ~ 0 at one
 layer needs a *layout* fault instead (codes read in the wrong order: nibble swap, transposed
 or permuted weights give cos ~ 0 with rel_err ~ sqrt(2)), or unsigned codes read without
 their zero point (cos ~ 0.3). In a residual network the exploded magnitude of every
@@ -47,6 +48,7 @@ end to end (see `toy_residual_stack`).
 """
 from __future__ import annotations
 
+import functools
 import math
 import time
 import warnings
@@ -96,7 +98,12 @@ def cuda_capability(device: torch.device | str | None = None) -> tuple[int, int]
     device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
     if device.type != "cuda" or not torch.cuda.is_available():
         return None
-    return torch.cuda.get_device_capability(device)
+    return _capability(device.index if device.index is not None else torch.cuda.current_device())
+
+
+@functools.lru_cache(maxsize=None)
+def _capability(index: int) -> tuple[int, int]:
+    return torch.cuda.get_device_capability(index)
 
 
 def fp8_supported(device: torch.device | str | None = None) -> bool:
@@ -115,6 +122,11 @@ def int_mm_supported(device: torch.device | str | None = None) -> bool:
     if device.type == "cuda":
         cap = cuda_capability(device)
         return cap is not None and cap >= (8, 0)
+    return _int_mm_on(device.type)
+
+
+@functools.lru_cache(maxsize=None)
+def _int_mm_on(device: str) -> bool:
     try:
         a = torch.zeros(17, 8, dtype=torch.int8, device=device)
         torch._int_mm(a, torch.zeros(8, 8, dtype=torch.int8, device=device))
@@ -506,10 +518,13 @@ class Int4WOLinear(QuantLinear):
         return self._packed[key]
 
     def _sz(self, device):
-        sz = self.scales_and_zeros.to(device)
-        if self.scale_ignored:
-            sz = torch.stack([torch.ones_like(sz[..., 0]), torch.zeros_like(sz[..., 1])], -1)
-        return sz.contiguous()
+        key = f"{device}:sz"
+        if key not in self._packed:
+            sz = self.scales_and_zeros.to(device)
+            if self.scale_ignored:
+                sz = torch.stack([torch.ones_like(sz[..., 0]), torch.zeros_like(sz[..., 1])], -1)
+            self._packed[key] = sz.contiguous()
+        return self._packed[key]
 
     def _native(self, x2):
         packed = self.prepack(x2.device)
@@ -884,12 +899,20 @@ def onnx_scale_dtypes(path: str) -> dict[str, str]:
             for n in m.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")}
 
 
-def run_onnxruntime(path: str, x: torch.Tensor):
-    """Run the exported graph on onnxruntime's CPU provider; returns a numpy array."""
+def run_onnxruntime(path: str, x: torch.Tensor, optimize: bool = False):
+    """Run the exported graph on onnxruntime's CPU provider; returns a numpy array.
+
+    optimize=False (default) runs the graph as written. With onnxruntime's extended graph
+    optimizations (1.32 measured) a Relu in front of an FP8 QuantizeLinear is removed --
+    a fold that is only valid for integer Q with zero_point = qmin -- and the output drifts
+    (cos ~ 0.7 on a Linear-ReLU-Linear): a runtime mishandling Q/DQ, like TensorRT's on Thor."""
     import numpy as np
     import onnxruntime as ort
 
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    so = ort.SessionOptions()
+    if not optimize:
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
     name = sess.get_inputs()[0].name
     arr = x.detach().float().reshape(-1, x.shape[-1]).cpu().numpy().astype(np.float32)
     return sess.run(None, {name: arr})[0]
@@ -941,14 +964,18 @@ def tensorrt_version() -> str | None:
 
 
 def build_trt_engine(onnx_path: str, fp8: bool = False, int8: bool = False, fp16: bool = False,
-                     bf16: bool = False, strongly_typed: bool | None = None,
-                     workspace_bytes: int = 4 << 30, log: list[str] | None = None):
+                     bf16: bool = False, shapes: dict | tuple | None = None,
+                     strongly_typed: bool | None = None, workspace_bytes: int = 4 << 30,
+                     log: list[str] | None = None):
     """Build a TensorRT engine from an explicit-Q/DQ ONNX file (TensorRT 10 / 11 Python API).
 
     TensorRT 10: weakly typed by default, BuilderFlag.FP8 / INT8 must be set for Q/DQ of that
     type to be honoured and FP16 / BF16 allow those for the rest. TensorRT 11 removed those
     flags (always strongly typed: the Q/DQ nodes alone decide). `strongly_typed=None` picks
-    strongly typed on 11+, weakly typed with the flags on 10. Builder messages (the
+    strongly typed on 11+, weakly typed with the flags on 10. Inputs with dynamic dims (the
+    "M" of `export_qdq_onnx`) need an optimization profile: `shapes` is one shape for a
+    single-input network (min = opt = max), or {input name: shape or (min, opt, max)}.
+    Builder messages (the
     "[DEQUANTIZE] [SCALE] ... ignored" kind) are appended to `log` if given. Returns the
     deserialized ICudaEngine."""
     import tensorrt as trt
@@ -973,10 +1000,28 @@ def build_trt_engine(onnx_path: str, fp8: bool = False, int8: bool = False, fp16
     parser = trt.OnnxParser(network, logger)
     with open(onnx_path, "rb") as fh:
         if not parser.parse(fh.read()):
-            errs = [str(parser.get_error(i)) for i in range(parser.num_errors)]
+            errs = []
+            for i in range(parser.num_errors):
+                e = parser.get_error(i)
+                errs.append(e.desc() if hasattr(e, "desc") else str(e))
             raise RuntimeError("TensorRT could not parse " + str(onnx_path) + ": " + "; ".join(errs))
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_bytes)
+    inputs = [network.get_input(i) for i in range(network.num_inputs)]
+    dynamic = [t for t in inputs if any(d < 0 for d in t.shape)]
+    if dynamic:
+        if shapes is None:
+            raise ValueError(f"inputs {[t.name for t in dynamic]} have dynamic dims: pass shapes=")
+        if not isinstance(shapes, dict):
+            if len(inputs) != 1:
+                raise ValueError("several inputs: pass shapes as {name: shape}")
+            shapes = {inputs[0].name: shapes}
+        profile = builder.create_optimization_profile()
+        for t in dynamic:
+            sh = shapes[t.name]
+            lo, opt, hi = (sh if isinstance(sh[0], (tuple, list)) else (sh, sh, sh))
+            profile.set_shape(t.name, tuple(lo), tuple(opt), tuple(hi))
+        config.add_optimization_profile(profile)
     if not strongly_typed:
         for want, flag in ((fp8, "FP8"), (int8, "INT8"), (fp16, "FP16"), (bf16, "BF16")):
             if want:
