@@ -25,7 +25,7 @@ prefix_tokens = 712  # tokens in the prefix: images x 256 + text
 num_images = 2  # camera views
 text_tokens = 200  # max_token_len of pi0.5
 
-# %%
+# %% tags=["hide-input"]
 import altair as alt
 import pandas as pd
 
@@ -43,7 +43,7 @@ budget = config.TokenBudget(num_images=num_images, text_tokens=text_tokens)
 # layer, and the Gemma-300M action expert runs once per denoising step, its queries
 # attending to that cache.
 
-# %%
+# %% tags=["hide-input"]
 arch = pd.DataFrame([{k: getattr(c, k) for k in ("name", "kind", "width", "depth", "mlp_dim", "num_heads",
                                                    "num_kv_heads", "head_dim")} for c in config.MODELS.values()])
 show(arch)
@@ -58,7 +58,7 @@ show(pd.DataFrame([{"stage": "image tokens", "tokens": budget.image_tokens},
 # (Q·Kᵀ and attention·V, all 8 query heads, bidirectional over the prefix). Elementwise
 # ops cost bytes, not matmul FLOPs. Bytes assume bf16.
 
-# %%
+# %% tags=["hide-input"]
 ops = flops.layer_ops(config.GEMMA_2B, prefix_tokens)
 op_table = pd.DataFrame([vars(o) for o in ops])
 op_table["intensity_flop_per_byte"] = op_table.flops / (op_table.weight_bytes + op_table.act_bytes + op_table.kv_bytes)
@@ -73,7 +73,7 @@ alt.Chart(op_table[op_table.flops > 0]).mark_bar().encode(
 # The lib's own model is built at full size on the `meta` device and run under
 # `FlopCounterMode`; the analytic count must agree exactly.
 
-# %%
+# %% tags=["hide-input"]
 checks = []
 for cfg, tok, kv in [(config.GEMMA_2B, prefix_tokens, None),
                      (config.GEMMA_300M, budget.action_horizon, prefix_tokens + budget.action_horizon),
@@ -89,7 +89,7 @@ assert checks.agree.all(), "analytic FLOPs disagree with FlopCounterMode"
 # %% [markdown]
 # ## The seed's FLOP table beside ours
 
-# %%
+# %% tags=["hide-input"]
 seed_cmp = flops.compare_with_seed(prefix_tokens)
 show(seed_cmp)
 total = flops.prefill_flops(config.GEMMA_2B, prefix_tokens)
@@ -110,9 +110,11 @@ and the layers' bf16 weights are {fmt(weights, 'B')} (the seed: {reference.quote
 # A kernel whose FLOPs per byte fall below a device's ridge point (peak FLOP/s over
 # bandwidth) is memory-bound there; above it, compute-bound. At T prefix tokens every
 # weight byte is used for about T FLOPs (2 FLOPs per bf16 element per token), so the
-# prefill's intensity grows linearly with T.
+# prefill's intensity grows linearly with T. Bytes here are the fewest any implementation
+# must move: weights once, the K/V cache written, input and output; intermediate
+# activations can stay on chip.
 
-# %%
+# %% tags=["hide-input"]
 n_bw = (1 << 30) if run.full else (1 << 26)
 n_mm = 8192 if run.full else 1024
 bw = ceilings.copy_bandwidth(run.device, n_bw, run.repeats)
@@ -124,8 +126,7 @@ show(pd.DataFrame([{"device": d.name, "bandwidth_gbps": d.bandwidth_gbps, "bf16_
                     "ridge_flop_per_byte": d.ridge_bf16, "source": d.source} for d in devices]))
 
 sweep = pd.DataFrame([{"tokens": t, "intensity": flops.arithmetic_intensity(
-    flops.prefill_flops(config.GEMMA_2B, t), flops.stack_cost(config.GEMMA_2B, t)["weight_bytes"]
-    + flops.stack_cost(config.GEMMA_2B, t)["act_bytes"] + flops.stack_cost(config.GEMMA_2B, t)["kv_bytes"])}
+    flops.prefill_flops(config.GEMMA_2B, t), flops.stack_cost(config.GEMMA_2B, t)["min_bytes"])}
     for t in [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 712, 1024, 2048, 4096]])
 ridges = pd.DataFrame([{"device": d.name, "ridge": d.ridge_bf16} for d in devices])
 line = alt.Chart(sweep).mark_line(point=True).encode(
@@ -134,18 +135,9 @@ line = alt.Chart(sweep).mark_line(point=True).encode(
 rules = alt.Chart(ridges).mark_rule(strokeDash=[4, 3]).encode(y="ridge:Q", color=alt.Color("device:N"))
 (line + rules).properties(title="Prefill arithmetic intensity vs ridge points")
 
-# %%
-at = sweep.set_index("tokens").intensity.get(prefix_tokens) or flops.arithmetic_intensity(
-    total, flops.stack_cost(config.GEMMA_2B, prefix_tokens)["weight_bytes"])
-cost = flops.stack_cost(config.GEMMA_2B, prefix_tokens)
-bytes_total = cost["weight_bytes"] + cost["act_bytes"] + cost["kv_bytes"]
-floor_rows = []
-for d in devices:
-    floor_rows.append({"device": d.name, "compute_ms": total / (d.bf16_tflops * 1e12) * 1e3,
-                       "memory_ms": bytes_total / (d.bandwidth_gbps * 1e9) * 1e3,
-                       "floor_ms": flops.roofline_time_s(total, bytes_total, d.bf16_tflops, d.bandwidth_gbps) * 1e3,
-                       "bound": "memory" if at < d.ridge_bf16 else "compute"})
-floors = pd.DataFrame(floor_rows)
+# %% tags=["hide-input"]
+floors = flops.bound_table(config.GEMMA_2B, prefix_tokens, devices)
+at = floors.intensity_flop_per_byte[0]
 show(floors)
 md(f"""At {prefix_tokens} tokens the prefill does {at:.0f} FLOPs per byte. On Thor's spec
 (ridge {config.THOR_SPEC.ridge_bf16:.0f}) that is **{floors.bound[0]}-bound**, with a floor of
@@ -154,7 +146,7 @@ md(f"""At {prefix_tokens} tokens the prefill does {at:.0f} FLOPs per byte. On Th
 (ridge {this_device.ridge_bf16:.0f}, from the ceilings measured above) it is {floors.bound[2]}-bound.
 Chapter 2 measures these ceilings properly and gives the verdict on the seed's "memory-bound, ~22 ms floor".""")
 
-# %%
+# %% tags=["hide-input"]
 headline = {"prefill712_flops" if prefix_tokens == 712 else "prefill_flops": total,
             "prefill_weight_bytes": weights,
             "prefill_intensity_ratio": at,

@@ -25,7 +25,7 @@ repeats = 0  # timed repeats per measurement; 0 = the profile default
 prefix_tokens = 712  # the prefill being judged
 sweep_tokens = [1, 4, 16, 64, 128, 256, 512, 712, 1024, 2048, 4096]  # one-layer token sweep
 
-# %%
+# %% tags=["hide-input"]
 import altair as alt
 import pandas as pd
 import torch
@@ -44,7 +44,7 @@ tokens_list = sweep_tokens if run.full else [t for t in sweep_tokens if t <= 256
 # A large device-to-device copy (bytes read + bytes written) and large square matmuls on
 # random data. Every floor in the book divides by these, not by datasheet figures.
 
-# %%
+# %% tags=["hide-input"]
 bw = ceilings.copy_bandwidth(run.device, (1 << 30) if run.full else (1 << 24), run.repeats)
 mm = ceilings.matmul_rate(run.device, run.dtype, 8192 if run.full else 512, run.repeats)
 fp8 = (ceilings.matmul_rate(run.device, torch.float8_e4m3fn, 8192, run.repeats)
@@ -65,41 +65,16 @@ if fp8 is None:
 # lines are quoted and projected, not measured. Each point is one op of a Gemma-2B layer
 # at the prefill's token count, timed alone on this device (L2 flushed between runs).
 
-# %%
+# %% tags=["hide-input"]
 thor_bw = reference.quoted("thor_bandwidth_gbps")
 thor_bf16 = reference.quoted("thor_bf16_dense_tflops")
 thor_seed_bw = reference.quoted("hw_avg_bandwidth_gbps")
-devices = [config.Hardware("Thor (spec, quoted)", thor_bw, thor_bf16, None, "anchors"),
-           config.Hardware("Thor (seed's measured bandwidth, quoted)", thor_seed_bw, thor_bf16, None, "seed"),
-           here]
-grid = [2.0 ** e for e in range(-2, 15)]
-roof = pd.DataFrame([{"device": d.name, "intensity": i, "tflops": min(d.bf16_tflops, i * d.bandwidth_gbps / 1e3)}
-                     for d in devices for i in grid])
-
+devices = [config.THOR_SPEC, config.THOR_SEED_MEASURED, here]
+roof = flops.roofline_curve(devices, [2.0 ** e for e in range(-2, 15)])
 tokens_here = prefix_tokens if run.full else min(prefix_tokens, 128)
-op_rows = []
-for op in flops.layer_ops(cfg, tokens_here):
-    if op.flops == 0:
-        continue
-    if op.name.startswith("attn"):
-        continue  # timed as one fused kernel below
-    x = torch.randn(op.m, op.k, device=run.device, dtype=run.dtype)
-    w = torch.randn(op.n, op.k, device=run.device, dtype=run.dtype)
-    t = time_fn(lambda: torch.nn.functional.linear(x, w), run.device, run.repeats)
-    op_rows.append({"op": op.name, "flops": op.flops, "bytes": op.bytes, "median_ms": t.median_ms,
-                    "p25_ms": t.p25_ms, "p75_ms": t.p75_ms})
-attn_ops = [o for o in flops.layer_ops(cfg, tokens_here) if o.name.startswith("attn")]
-q = torch.randn(1, cfg.num_heads, tokens_here, cfg.head_dim, device=run.device, dtype=run.dtype)
-k = torch.randn(1, 1, tokens_here, cfg.head_dim, device=run.device, dtype=run.dtype).expand_as(q)
-t = time_fn(lambda: torch.nn.functional.scaled_dot_product_attention(q, k, k), run.device, run.repeats)
-op_rows.append({"op": "attention (QKᵀ + AV)", "flops": sum(o.flops for o in attn_ops),
-                "bytes": sum(o.bytes for o in attn_ops), "median_ms": t.median_ms, "p25_ms": t.p25_ms,
-                "p75_ms": t.p75_ms})
-op_points = pd.DataFrame(op_rows)
-op_points["intensity"] = op_points.flops / op_points.bytes
-op_points["tflops"] = op_points.flops / (op_points.median_ms * 1e-3) / 1e12
-op_points["pct_of_roof"] = 100 * op_points.tflops / [min(here.bf16_tflops, i * here.bandwidth_gbps / 1e3)
-                                                     for i in op_points.intensity]
+op_points = prefill_bench.time_layer_ops(cfg, tokens_here, run.device, run.dtype, run.repeats)
+op_points["pct_of_roof"] = 100 * op_points.tflops / op_points.intensity.map(
+    lambda i: min(here.bf16_tflops, i * here.bandwidth_gbps / 1e3))
 show(op_points)
 
 log = alt.Scale(type="log")
@@ -118,48 +93,22 @@ labels = points.mark_text(align="left", dx=6, fontSize=10).encode(text="op:N")
 # device (max of FLOPs over peak and bytes over bandwidth). Below the crossover, time is
 # flat in tokens (weights dominate); above it, time grows linearly (FLOPs dominate).
 
-# %%
-layer_model = prefill_bench.build_llm(cfg.with_depth(1), run.device, run.dtype)
-sweep_rows = []
-for t_ in tokens_list:
-    x = torch.randn(1, t_, cfg.width, device=run.device, dtype=run.dtype)
-    with torch.no_grad():
-        tm = time_fn(lambda: layer_model.prefill(x), run.device, run.repeats)
-    cost = flops.stack_cost(cfg.with_depth(1), t_)
-    b = cost["weight_bytes"] + cost["act_bytes"] + cost["kv_bytes"]
-    sweep_rows.append({"tokens": t_, "series": "this device (measured)", "ms": tm.median_ms,
-                       "p25_ms": tm.p25_ms, "p75_ms": tm.p75_ms})
-    for d in devices:
-        sweep_rows.append({"tokens": t_, "series": f"floor: {d.name}",
-                           "ms": flops.roofline_time_s(cost["flops"], b, d.bf16_tflops, d.bandwidth_gbps) * 1e3})
-sweep = pd.DataFrame(sweep_rows)
+# %% tags=["hide-input"]
+sweep = prefill_bench.layer_token_sweep(cfg, tokens_list, run.device, run.dtype, run.repeats, devices)
 alt.Chart(sweep).mark_line(point=True).encode(
     x=alt.X("tokens:Q", scale=log), y=alt.Y("ms:Q", scale=log, title="ms per layer"),
     color=alt.Color("series:N", title=None), tooltip=["series", "tokens", "ms"]
 ).properties(title="One Gemma-2B layer: measured here vs floors")
 
-# %%
-def crossover_tokens(d: config.Hardware) -> int:
-    """Smallest token count at which the layer's compute time reaches its memory time."""
-    for t_ in range(1, 65536):
-        cost = flops.stack_cost(config.GEMMA_2B.with_depth(1), t_)
-        if cost["flops"] / (d.bf16_tflops * 1e12) >= (cost["weight_bytes"] + cost["act_bytes"] + cost["kv_bytes"]) / (d.bandwidth_gbps * 1e9):
-            return t_
-    return 65536
-
-full_cost = flops.stack_cost(config.GEMMA_2B, prefix_tokens)
-full_bytes = full_cost["weight_bytes"] + full_cost["act_bytes"] + full_cost["kv_bytes"]
-intensity = full_cost["flops"] / full_bytes
-judged = pd.DataFrame([{"device": d.name, "ridge_flop_per_byte": d.ridge_bf16, "crossover_tokens": crossover_tokens(d),
-                        "compute_floor_ms": full_cost["flops"] / (d.bf16_tflops * 1e12) * 1e3,
-                        "memory_floor_ms": full_bytes / (d.bandwidth_gbps * 1e9) * 1e3,
-                        "bound_at_prefix": "memory" if intensity < d.ridge_bf16 else "compute"} for d in devices])
+# %% tags=["hide-input"]
+judged = flops.bound_table(config.GEMMA_2B, prefix_tokens, devices)
+intensity = judged.intensity_flop_per_byte[0]
 show(judged)
 
 # %% [markdown]
 # ## Verdict on "memory-bound, floor ~22 ms"
 
-# %%
+# %% tags=["hide-input"]
 seed_floor = reference.quoted("weight_read_floor_ms")
 seed_floor_bw = reference.quoted("weight_read_floor_bandwidth_gbps")
 seed_measured = reference.quoted("kv_prefill_standalone_ms")
@@ -173,7 +122,7 @@ show(side_by_side([
      "thor_source": "NVIDIA spec (not measured by the seed)", "measured": mm.value},
     {"quantity": "18-layer prefill at 712 tokens", "unit": "ms", "thor_quoted": seed_measured,
      "thor_source": "seed (standalone benchmark); measured here in chapter 3", "measured": None,
-     "floor": max(dev.compute_floor_ms, dev.memory_floor_ms)},
+     "floor": dev.floor_ms},
     {"quantity": "the seed's floor (weights / bandwidth)", "unit": "ms", "thor_quoted": seed_floor,
      "thor_source": f"seed: 3.96 GB / {seed_floor_bw:.0f} GB/s"},
 ]))
@@ -196,9 +145,9 @@ that bandwidth. The 712-token MLP matmuls do {prefix_tokens} FLOPs per weight by
 were waiting on is the matrix units' efficiency at these shapes (chapter 3), not DRAM.
 
 On this device ({here.name}) the ridge is {dev.ridge_flop_per_byte:.0f} FLOP/byte and the prefill is
-**{dev.bound_at_prefix}-bound**, turning compute-bound at about {dev.crossover_tokens} tokens.""")
+**{dev.bound}-bound**, turning compute-bound at about {dev.crossover_tokens} tokens.""")
 
-# %%
+# %% tags=["hide-input"]
 headline = {"copy_gbps": bw.value, "matmul_bf16_tflops": mm.value if run.dtype == torch.bfloat16 else None,
             "matmul_fp8_tflops": fp8.value if fp8 else None, "prefill712_intensity_ratio": intensity}
 if run.dtype != torch.bfloat16:

@@ -51,7 +51,7 @@ device = "auto"  # auto | cpu | cuda
 dtype = "auto"  # auto | float32 | bfloat16 | float16
 repeats = 0  # unused here
 
-# %%
+# %% tags=["hide-input"]
 import pandas as pd
 
 from pi05perf import results
@@ -66,7 +66,7 @@ run = start("intro", profile=profile, device=device, dtype=dtype, repeats=repeat
 # "this build" rows are the run that built these pages, which on a CPU is a smoke run
 # with reduced shapes.
 
-# %%
+# %% tags=["hide-input"]
 heads = results.headlines()
 if heads.empty:
     md("No results yet: execute a chapter (`make book`).")

@@ -112,9 +112,16 @@ class Hardware:
         return self.bf16_tflops * 1e12 / (self.bandwidth_gbps * 1e9)
 
 
-THOR_SPEC = Hardware("Jetson AGX Thor (spec)", 273.0, 258.0, 517.0,
-                     "NVIDIA spec: 273 GB/s LPDDR5X; 2070 sparse FP4 TFLOPS = ~258 dense BF16")
-THOR_SEED_MEASURED = Hardware("Jetson AGX Thor (seed's measured bandwidth)", 130.1, 258.0, 517.0,
-                              "seed, Phase 0: 130.1 GB/s average copy bandwidth; compute at spec")
-H100_SXM_SPEC = Hardware("H100 SXM (spec)", 3350.0, 989.0, 1979.0,
-                         "NVIDIA spec: HBM3 3.35 TB/s, dense BF16 989, dense FP8 1979 TFLOPS")
+def _quoted(key: str) -> float:
+    from .reference import quoted  # the CSV in data/reference is the one source of quoted figures
+
+    return quoted(key)
+
+
+THOR_SPEC = Hardware("Thor (spec, quoted)", _quoted("thor_bandwidth_gbps"), _quoted("thor_bf16_dense_tflops"),
+                     _quoted("thor_fp8_dense_tflops"), "NVIDIA spec: 273 GB/s LPDDR5X; 2070 sparse FP4 = ~258 dense BF16")
+THOR_SEED_MEASURED = Hardware("Thor (seed-measured bandwidth, quoted)", _quoted("hw_avg_bandwidth_gbps"),
+                              _quoted("thor_bf16_dense_tflops"), _quoted("thor_fp8_dense_tflops"),
+                              "seed, Phase 0: average copy bandwidth; compute at spec")
+H100_SXM_SPEC = Hardware("H100 SXM (spec, quoted)", _quoted("h100_bandwidth_gbps"), _quoted("h100_bf16_dense_tflops"),
+                         _quoted("h100_fp8_dense_tflops"), "NVIDIA spec: HBM3 3.35 TB/s, dense BF16 989, FP8 1979")

@@ -146,12 +146,16 @@ def stack_cost(cfg: TransformerConfig, tokens: int, kv_tokens: int | None = None
                batch: int = 1, include_stem: bool = False, *, fused: bool = False,
                cache_kv: bool | None = None, flash: bool = True, out_dim: int = 2048) -> dict:
     """Totals over cfg.depth layers (+ the stem): flops, weight_bytes, act_bytes, kv_bytes,
-    bytes (their sum), layers. For SigLIP `tokens` is per image and `batch` counts images."""
+    bytes (their sum: every op its own kernel), min_bytes (the floor's bytes), layers. For SigLIP `tokens` is per image and `batch` counts images."""
     lay = layer_ops(cfg, tokens, kv_tokens, dtype_bytes, batch, fused, cache_kv=cache_kv, flash=flash)
     stem = stem_ops(cfg, tokens, dtype_bytes, batch, out_dim) if include_stem else []
     out = {a: cfg.depth * _sum(lay, a) + _sum(stem, a)
            for a in ("flops", "weight_bytes", "act_bytes", "kv_bytes")}
     out["bytes"] = out["weight_bytes"] + out["act_bytes"] + out["kv_bytes"]
+    # The fewest bytes any implementation must move: weights read once, the K/V cache written,
+    # the stack's input read and output written. Intermediate activations can stay on chip
+    # (a fused kernel, or L2: the largest, the 712 x 16384 GeGLU hidden, is 23 MB in bf16).
+    out["min_bytes"] = out["weight_bytes"] + out["kv_bytes"] + 2 * batch * tokens * cfg.width * dtype_bytes
     out["layers"] = cfg.depth
     return out
 
@@ -215,20 +219,20 @@ def pipeline_cost(budget: TokenBudget = TokenBudget(), num_steps: int = 10, dtyp
 # ----------------------------------------------------------------------------- the seed's table
 # Per-layer FLOPs of gemma_2b at 712 prefix tokens as printed in the seed
 # (../shared/seed/000_492d4811ae218214.txt, "每层 Transformer Block"), and its 18-layer total.
-SEED_FLOP_TABLE: dict[str, float] = {
-    "q_proj": 6.0e9,
-    "k_proj": 0.75e9,
-    "v_proj": 0.75e9,
-    "attn_scores": 0.13e9,
-    "o_proj": 6.0e9,
-    "gate_proj": 47.8e9,
-    "up_proj": 47.8e9,
-    "down_proj": 47.8e9,
-    "attention_subtotal": 13.5e9,
-    "mlp_subtotal": 143.4e9,
-    "layer": 157e9,
-    "total_18_layers": 2.83e12,
-}
+def _seed_flop_table() -> dict[str, float]:
+    """The seed's per-layer FLOP table at 712 tokens, as printed (data/reference/seed_thor.csv)."""
+    from .reference import quoted
+
+    keys = {"q_proj": "flops_q_proj_gflop", "k_proj": "flops_k_proj_gflop", "v_proj": "flops_v_proj_gflop",
+            "attn_scores": "flops_attn_score_gflop", "o_proj": "flops_o_proj_gflop",
+            "gate_proj": "flops_gate_proj_gflop", "up_proj": "flops_up_proj_gflop",
+            "down_proj": "flops_down_proj_gflop", "attention_subtotal": "flops_attention_per_layer_gflop",
+            "mlp_subtotal": "flops_mlp_per_layer_gflop", "layer": "flops_per_layer_gflop",
+            "total_18_layers": "flops_total_18_layers_gflop"}
+    return {op: quoted(key) * 1e9 for op, key in keys.items()}
+
+
+SEED_FLOP_TABLE = _seed_flop_table()
 SEED_TOKENS = 712
 
 
@@ -291,3 +295,43 @@ def compare_with_seed(tokens: int = SEED_TOKENS, cfg: TransformerConfig = GEMMA_
         rows.append({"op": op, "seed_printed": printed, "seed_flops": s, "our_flops": ours[op],
                      "ratio": ours[op] / s if s else float("nan"), "note": notes[op]})
     return pd.DataFrame(rows)
+
+
+def crossover_tokens(cfg: TransformerConfig, hw: Hardware, max_tokens: int = 1 << 16) -> int:
+    """Smallest token count at which a layer's compute time reaches its (minimum) memory time:
+    below it the layer is memory-bound on `hw`, above it compute-bound."""
+    one = cfg.with_depth(1)
+
+    def compute_bound(t: int) -> bool:
+        c = stack_cost(one, t)
+        return c["flops"] / (hw.bf16_tflops * 1e12) >= c["min_bytes"] / (hw.bandwidth_gbps * 1e9)
+
+    lo, hi = 1, max_tokens
+    if not compute_bound(hi):
+        return max_tokens
+    while lo < hi:  # compute time grows faster than bytes in tokens: monotone
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if compute_bound(mid) else (mid + 1, hi)
+    return lo
+
+
+def bound_table(cfg: TransformerConfig, tokens: int, devices: list[Hardware]) -> pd.DataFrame:
+    """Per device: ridge point, crossover tokens, compute and memory floors of the whole stack
+    at `tokens`, and which one binds."""
+    cost = stack_cost(cfg, tokens)
+    intensity = arithmetic_intensity(cost["flops"], cost["min_bytes"])
+    rows = []
+    for d in devices:
+        compute_ms = cost["flops"] / (d.bf16_tflops * 1e12) * 1e3
+        memory_ms = cost["min_bytes"] / (d.bandwidth_gbps * 1e9) * 1e3
+        rows.append({"device": d.name, "ridge_flop_per_byte": d.ridge_bf16, "intensity_flop_per_byte": intensity,
+                     "crossover_tokens": crossover_tokens(cfg, d), "compute_floor_ms": compute_ms,
+                     "memory_floor_ms": memory_ms, "floor_ms": max(compute_ms, memory_ms),
+                     "bound": "memory" if memory_ms > compute_ms else "compute", "source": d.source})
+    return pd.DataFrame(rows)
+
+
+def roofline_curve(devices: list[Hardware], intensities: list[float]) -> pd.DataFrame:
+    """Attainable bf16 TFLOP/s = min(peak, intensity x bandwidth), per device."""
+    return pd.DataFrame([{"device": d.name, "intensity": i, "tflops": min(d.bf16_tflops, i * d.bandwidth_gbps / 1e3)}
+                         for d in devices for i in intensities])

@@ -95,9 +95,12 @@ def check_and_time(name: str, fn: Prefill, reference: Prefill, make_input: Calla
 
 
 def prefill_variants(cfg: TransformerConfig, tokens: int, device: torch.device, dtype: torch.dtype,
-                     repeats: int, variants: list[str], tolerance: float, log=print) -> pd.DataFrame:
+                     repeats: int, variants: list[str], tolerance: float,
+                     log=print) -> tuple[pd.DataFrame, dict[str, Prefill]]:
     """Time the named variants of the prefill: eager, eager_fused, cuda_graph (fused),
-    compile (default mode), compile_max_autotune (fused; includes CUDA graphs)."""
+    compile (default mode), compile_cuda_graph (default mode inside one CUDA graph),
+    compile_max_autotune (includes inductor's CUDA graphs); all but eager use fused projections.
+    Returns the table and the checked callables (to profile the winner)."""
     gen = torch.Generator(device=device).manual_seed(1234)
     make_input = lambda: torch.randn(1, tokens, cfg.width, device=device, generator=gen)
     with exact_fp32():
@@ -105,6 +108,7 @@ def prefill_variants(cfg: TransformerConfig, tokens: int, device: torch.device, 
         ref_model = reference  # keeps the fp32 weights alive for the checks below
     rows = []
     models = {}
+    timed: dict[str, Prefill] = {}
     for name in variants:
         fused = name != "eager"
         if fused not in models:
@@ -116,16 +120,20 @@ def prefill_variants(cfg: TransformerConfig, tokens: int, device: torch.device, 
                 continue
             fn = cuda_graphed(fn, make_input().to(dtype))
         elif name.startswith("compile"):
-            mode = "max-autotune" if name.endswith("max_autotune") else "default"
-            if device.type != "cuda" and mode != "default":
-                log(f"skip {name}: autotuning needs a GPU")
+            mode = "max-autotune" if "max_autotune" in name else "default"
+            if device.type != "cuda" and (mode != "default" or "graph" in name):
+                log(f"skip {name}: needs a GPU")
                 continue
             compiled = torch.compile(fn, mode=mode, fullgraph=True)
-            fn = lambda x, c=compiled: c(x).clone()
+            if name.endswith("cuda_graph"):  # our own graph around the compiled kernels
+                fn = cuda_graphed(compiled, make_input().to(dtype))
+            else:
+                fn = lambda x, c=compiled: c(x).clone()
         log(f"checking and timing {name} ...")
         rows.append(check_and_time(name, fn, ref_model, make_input, device, dtype, repeats, tolerance))
+        timed[name] = fn
         log(f"  {rows[-1]['variant']}: {rows[-1]['median_ms']:.3f} ms, rel err {rows[-1]['rel_err_vs_fp32']:.2e}")
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows), timed
 
 
 def component_timings(cfg: TransformerConfig, tokens: int, device: torch.device, dtype: torch.dtype,
@@ -184,27 +192,47 @@ def waves(m: int, n: int, sms: int, tile_m: int = 128, tile_n: int = 256, split_
 
 
 def splitk_linear(x: torch.Tensor, w_t: torch.Tensor, splits: int) -> torch.Tensor:
-    """x[M,K] @ w_t[K,N] as `splits` partial products over K (one batched GEMM), summed in fp32:
-    more output tiles for a GEMM whose N is too small to fill the SMs."""
+    """x[M,K] @ w_t[K,N] as `splits` partial products over K in one batched GEMM, then summed in
+    fp32: `splits` times more output tiles for a GEMM whose N is too small to fill the SMs, at
+    the price of writing and re-reading `splits` partial outputs."""
     M, K = x.shape
-    N = w_t.shape[1]
-    parts = torch.bmm(x.view(M, splits, K // splits).transpose(0, 1), w_t.view(splits, K // splits, N),
-                      out_dtype=torch.float32) if _bmm_has_out_dtype() else \
-        torch.bmm(x.view(M, splits, K // splits).transpose(0, 1), w_t.view(splits, K // splits, N)).float()
-    return parts.sum(0).to(x.dtype)
+    xs = x.view(M, splits, K // splits).transpose(0, 1).contiguous()
+    parts = torch.bmm(xs, w_t.view(splits, K // splits, w_t.shape[1]))
+    return parts.sum(0, dtype=torch.float32).to(x.dtype)
 
 
-def _bmm_has_out_dtype() -> bool:
-    try:
-        torch.bmm(torch.ones(1, 1, 1, dtype=torch.bfloat16), torch.ones(1, 1, 1, dtype=torch.bfloat16),
-                  out_dtype=torch.float32)
-        return True
-    except (TypeError, RuntimeError):
-        return False
+KERNEL_KINDS = (("attention", ("flash", "fmha", "attention", "sdpa", "attn")),
+                ("matmul", ("gemm", "cutlass", "xmma", "nvjet", "cublas", "sm90", "mm_", "triton_mm", "splitk")),
+                ("elementwise / norms (fused by compile)", ("triton_", "elementwise", "vectorized", "reduce",
+                                                            "norm", "cat", "copy", "fill")))
+
+
+def kernel_breakdown(fn: Callable[[], object], device: torch.device, runs: int = 5) -> pd.DataFrame:
+    """GPU time of one call of `fn`, summed by kind of kernel (from kernel names), with the
+    torch profiler: where the time of a whole prefill actually goes."""
+    from torch.profiler import ProfilerActivity, profile
+
+    fn()
+    torch.cuda.synchronize(device)
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(runs):
+            fn()
+        torch.cuda.synchronize(device)
+    rows = {}
+    for evt in prof.key_averages():
+        total_us = getattr(evt, "device_time_total", None) or getattr(evt, "cuda_time_total", 0)
+        if total_us <= 0 or evt.key.startswith(("ProfilerStep", "Memcpy", "Memset", "cudaGraph")):
+            continue
+        name = evt.key.lower()
+        kind = next((k for k, pats in KERNEL_KINDS if any(p in name for p in pats)), "other")
+        r = rows.setdefault(kind, {"kind": kind, "kernels_per_call": 0, "ms_per_call": 0.0})
+        r["kernels_per_call"] += evt.count / runs
+        r["ms_per_call"] += total_us / 1e3 / runs
+    return pd.DataFrame(list(rows.values())).sort_values("ms_per_call", ascending=False, ignore_index=True)
 
 
 def matmul_sweep(shapes: dict[str, tuple[int, int, int]], device: torch.device, dtype: torch.dtype,
-                 repeats: int, splits: tuple[int, ...] = (1, 2, 3, 4), sms: int | None = None) -> pd.DataFrame:
+                 repeats: int, splits: tuple[int, ...] = (1, 2, 4), sms: int | None = None) -> pd.DataFrame:
     """Each (M, N, K) as nn.Linear lays it out (weight [N,K], "x @ W.T"), as a row-major
     [K,N] weight ("x @ W"), and split over K; checked against fp32, then timed."""
     sms = sms or (torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 1)
@@ -229,4 +257,48 @@ def matmul_sweep(shapes: dict[str, tuple[int, int, int]], device: torch.device, 
                          "tflops": 2 * M * N * K / (t.median_ms * 1e-3) / 1e12,
                          "weight_gbps": N * K * x.element_size() / (t.median_ms * 1e-3) / 1e9,
                          "rel_err": err, **waves(M, N, sms, split_k=split)})
+    return pd.DataFrame(rows)
+
+
+def time_layer_ops(cfg: TransformerConfig, tokens: int, device: torch.device, dtype: torch.dtype,
+                   repeats: int) -> pd.DataFrame:
+    """Each matmul of one layer timed alone as nn.Linear on random data, attention as one SDPA
+    call: attained TFLOP/s and intensity (the op's own bytes) for a roofline plot."""
+    rows = []
+    ops = fl.layer_ops(cfg, tokens)
+    for op in ops:
+        if op.flops == 0 or op.name.startswith("attn"):
+            continue
+        x = torch.randn(op.m, op.k, device=device, dtype=dtype)
+        w = torch.randn(op.n, op.k, device=device, dtype=dtype)
+        t = time_fn(lambda: F.linear(x, w), device, repeats)
+        rows.append({"op": op.name, "flops": op.flops, "bytes": op.bytes, **t.as_dict()})
+    attn = [o for o in ops if o.name.startswith("attn")]
+    q = torch.randn(1, cfg.num_heads, tokens, cfg.head_dim, device=device, dtype=dtype)
+    k = torch.randn(1, cfg.num_kv_heads, tokens, cfg.head_dim, device=device, dtype=dtype)
+    k = k.expand(1, cfg.num_heads, tokens, cfg.head_dim)
+    t = time_fn(lambda: F.scaled_dot_product_attention(q, k, k), device, repeats)
+    rows.append({"op": "attention (QKᵀ + AV)", "flops": sum(o.flops for o in attn),
+                 "bytes": sum(o.bytes for o in attn), **t.as_dict()})
+    table = pd.DataFrame(rows)
+    table["intensity"] = table.flops / table.bytes
+    table["tflops"] = table.flops / (table.median_ms * 1e-3) / 1e12
+    return table
+
+
+def layer_token_sweep(cfg: TransformerConfig, tokens_list: list[int], device: torch.device, dtype: torch.dtype,
+                      repeats: int, floors_for: list) -> pd.DataFrame:
+    """One layer's prefill timed at each token count, beside each device's floor for that layer."""
+    layer = build_llm(cfg.with_depth(1), device, dtype)
+    rows = []
+    for t in tokens_list:
+        x = torch.randn(1, t, cfg.width, device=device, dtype=dtype)
+        with torch.no_grad():
+            tm = time_fn(lambda: layer.prefill(x), device, repeats)
+        rows.append({"tokens": t, "series": "this device (measured)", "ms": tm.median_ms,
+                     "p25_ms": tm.p25_ms, "p75_ms": tm.p75_ms})
+        cost = fl.stack_cost(cfg.with_depth(1), t)
+        rows += [{"tokens": t, "series": f"floor: {d.name}",
+                  "ms": fl.roofline_time_s(cost["flops"], cost["min_bytes"], d.bf16_tflops, d.bandwidth_gbps) * 1e3}
+                 for d in floors_for]
     return pd.DataFrame(rows)
