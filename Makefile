@@ -8,7 +8,7 @@ VENV        ?= .venv
 # On a GPU image or a Jetson, let the venv see the system's torch: make book VENV_FLAGS=--system-site-packages
 VENV_FLAGS  ?=
 TORCH_SPEC  ?= torch==2.13.0
-EXTRAS      ?= run,book,test
+EXTRAS      ?= run,book
 # An offline wheelhouse made by `make wheelhouse`: make book WHEELHOUSE=wheelhouse
 WHEELHOUSE  ?=
 PROFILE     ?= auto
@@ -53,7 +53,8 @@ chapter: $(STAMP)
 	$(PY) -m pi05perf.book execute --profile $(PROFILE) --device $(DEVICE) $(PARAMS) $(NAME) intro
 	$(PY) -m pi05perf.book html
 
-test: $(STAMP) browser-deps
+test: browser-deps
+	$(MAKE) install EXTRAS=run,book,test
 	$(PY) -m pytest -q --ignore=tests/test_browser.py
 	$(PY) -m pi05perf.book execute --profile smoke --device cpu
 	$(PY) -m pi05perf.book html
@@ -63,7 +64,7 @@ test: $(STAMP) browser-deps
 # air-gapped machine: make wheelhouse WHEEL_PLATFORM=manylinux_2_28_aarch64 WHEEL_PYTHON=3.12
 WHEEL_PLATFORM ?= manylinux_2_28_x86_64
 WHEEL_PYTHON   ?= 3.12
-WHEEL_EXTRAS   ?= run
+WHEEL_EXTRAS   ?= run,book
 WHEEL_SKIP     ?=
 wheelhouse: $(STAMP)
 	$(PY) -m pi05perf.wheelhouse --platform $(WHEEL_PLATFORM) --python $(WHEEL_PYTHON) \

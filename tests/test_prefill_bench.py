@@ -1,0 +1,82 @@
+"""The measurement helpers behind chapters 2 and 3, on tiny configs on the CPU."""
+import pytest
+import torch
+
+from pi05perf import config, flops, prefill_bench, timing
+from pi05perf.check import relative_error
+
+TINY = config.tiny_config(config.GEMMA_2B, depth=2)
+
+
+def test_splitk_matches_plain_matmul():
+    x, w_t = torch.randn(24, 64), torch.randn(64, 16)
+    for splits in (1, 2, 4):
+        assert relative_error(prefill_bench.splitk_linear(x, w_t, splits), x @ w_t) < 1e-6
+
+
+def test_waves_fill_and_underfill():
+    down = prefill_bench.waves(712, 2048, sms=132)  # 6 x 8 tiles of 128 x 256
+    assert down["tiles"] == 48 and down["sm_utilisation"] == pytest.approx(48 / 132)
+    full = prefill_bench.waves(128 * 12, 256 * 11, sms=132)
+    assert full["tiles"] == 132 and full["sm_utilisation"] == 1.0
+    assert prefill_bench.waves(712, 2048, sms=132, split_k=2)["tiles"] == 96
+
+
+def test_crossover_is_where_compute_meets_memory():
+    hw = config.Hardware("x", bandwidth_gbps=1000.0, bf16_tflops=500.0, fp8_tflops=None, source="test")
+    t = flops.crossover_tokens(config.GEMMA_2B, hw)
+    one = config.GEMMA_2B.with_depth(1)
+    at, before = flops.stack_cost(one, t), flops.stack_cost(one, t - 1)
+    assert at["flops"] / 500e12 >= at["min_bytes"] / 1000e9
+    assert before["flops"] / 500e12 < before["min_bytes"] / 1000e9
+    assert 400 < t < 600  # ~ ridge (500 FLOP/byte): each bf16 weight byte serves one FLOP per token
+
+
+def test_bound_table_flags_thor_memory_bound_and_h100_compute_bound_at_712():
+    table = flops.bound_table(config.GEMMA_2B, 712, [config.THOR_SPEC, config.H100_SXM_SPEC]).set_index("device")
+    assert table.bound[config.THOR_SPEC.name] == "memory"
+    assert table.bound[config.H100_SXM_SPEC.name] == "compute"
+    assert (table.floor_ms >= table.compute_floor_ms).all() and (table.floor_ms >= table.memory_floor_ms).all()
+
+
+def test_min_bytes_is_weights_plus_cache_plus_io():
+    c = flops.stack_cost(config.GEMMA_2B, 712)
+    kv = 18 * 2 * 712 * 256 * 2
+    assert c["min_bytes"] == c["weight_bytes"] + kv + 2 * 712 * 2048 * 2
+    assert c["min_bytes"] < c["bytes"]
+
+
+def test_variants_checked_against_fp32_and_timed_on_cpu():
+    table, fns = prefill_bench.prefill_variants(TINY, 16, torch.device("cpu"), torch.float32, 2,
+                                                ["eager", "eager_fused"], tolerance=1e-4, log=lambda *_: None)
+    assert list(table.variant) == ["eager", "eager_fused"] and set(fns) == {"eager", "eager_fused"}
+    assert (table.rel_err_vs_fp32 < 1e-4).all() and (table.median_ms > 0).all()
+
+
+def test_a_wrong_variant_is_refused_before_timing(monkeypatch):
+    real = prefill_bench.fuse_projections
+
+    def fuse_wrongly(model):  # a fused path that drops part of one layer's MLP
+        real(model)
+        with torch.no_grad():
+            model.layers[0].mlp.gate_up_proj.weight[:8] = 0
+        return model
+
+    monkeypatch.setattr(prefill_bench, "fuse_projections", fuse_wrongly)
+    with pytest.raises(AssertionError, match="relative error"):
+        prefill_bench.prefill_variants(TINY, 16, torch.device("cpu"), torch.float32, 1, ["eager_fused"],
+                                       tolerance=1e-4, log=lambda *_: None)
+
+
+def test_layer_ops_and_sweep_tables():
+    ops = prefill_bench.time_layer_ops(TINY, 16, torch.device("cpu"), torch.float32, 2)
+    assert {"q_proj", "down_proj", "attention (QKᵀ + AV)"} <= set(ops.op) and (ops.tflops > 0).all()
+    sweep = prefill_bench.layer_token_sweep(TINY, [4, 8], torch.device("cpu"), torch.float32, 2, [config.THOR_SPEC])
+    assert len(sweep) == 4 and set(sweep.series) == {"this device (measured)", f"floor: {config.THOR_SPEC.name}"}
+
+
+def test_timing_reports_median_and_spread():
+    t = timing.time_fn(lambda: torch.randn(64, 64) @ torch.randn(64, 64), "cpu", repeats=5)
+    assert t.n == 5 and t.p25_ms <= t.median_ms <= t.p75_ms
+    a, b = timing.Timing(1.0, 0.9, 1.1, 5, ""), timing.Timing(1.05, 1.0, 1.2, 5, "")
+    assert timing.spread_overlaps(a, b) and not timing.spread_overlaps(a, timing.Timing(2.0, 1.9, 2.1, 5, ""))
