@@ -30,7 +30,7 @@ import altair as alt
 import pandas as pd
 
 from pi05perf import ceilings, config, flops, flopcheck, reference, results
-from pi05perf.report import fmt, md, show, side_by_side, start
+from pi05perf.report import fmt, md, show, side_by_side, start, headlines_everywhere
 
 run = start("ch01_flops", profile=profile, device=device, dtype=dtype, repeats=repeats,
             prefix_tokens=prefix_tokens, num_images=num_images, text_tokens=text_tokens)
@@ -153,3 +153,10 @@ headline = {"prefill712_flops" if prefix_tokens == 712 else "prefill_flops": tot
             "thor_spec_floor_ms": floors.floor_ms[0],
             "thor_seed_bw_floor_ms": floors.floor_ms[1]}
 results.save(run, headline, op_table)
+
+# %% [markdown]
+# ## This chapter on every device
+# Headline figures of this chapter from every committed run, beside this build.
+
+# %% tags=["hide-input"]
+headlines_everywhere("ch01_flops")

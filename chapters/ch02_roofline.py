@@ -31,7 +31,7 @@ import pandas as pd
 import torch
 
 from pi05perf import ceilings, config, flops, prefill_bench, reference, results
-from pi05perf.report import fmt, md, show, side_by_side, start, verdict
+from pi05perf.report import fmt, md, show, side_by_side, start, verdict, headlines_everywhere
 from pi05perf.timing import time_fn
 
 run = start("ch02_roofline", profile=profile, device=device, dtype=dtype, repeats=repeats,
@@ -154,3 +154,10 @@ if run.dtype != torch.bfloat16:
     headline[f"matmul_{str(run.dtype).removeprefix('torch.')}_tflops"] = mm.value
 results.save(run, headline, pd.concat([op_points.assign(table="ops"), sweep.assign(table="sweep"),
                                        judged.assign(table="verdict")], ignore_index=True))
+
+# %% [markdown]
+# ## This chapter on every device
+# Headline figures of this chapter from every committed run, beside this build.
+
+# %% tags=["hide-input"]
+headlines_everywhere("ch02_roofline")

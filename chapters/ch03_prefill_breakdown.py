@@ -32,7 +32,7 @@ import torch
 
 from pi05perf import ceilings, config, flops, prefill_bench, reference, results
 from pi05perf.check import TOLERANCE
-from pi05perf.report import fmt, md, show, start
+from pi05perf.report import fmt, md, show, start, headlines_everywhere
 from pi05perf.timing import iqr_overlap
 
 run = start("ch03_prefill_breakdown", profile=profile, device=device, dtype=dtype, repeats=repeats,
@@ -185,3 +185,10 @@ headline = {"prefill712_floor_ms" if tokens == 712 else "prefill_floor_ms": floo
             "down_proj_linear_tflops": float(down.tflops[lin]), "gate_proj_linear_tflops": float(gate.tflops[lin])}
 results.save(run, headline, pd.concat([parts.assign(table="components"), var.assign(table="variants"),
                                        mm.assign(table="matmul_sweep")], ignore_index=True))
+
+# %% [markdown]
+# ## This chapter on every device
+# Headline figures of this chapter from every committed run, beside this build.
+
+# %% tags=["hide-input"]
+headlines_everywhere("ch03_prefill_breakdown")

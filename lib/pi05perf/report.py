@@ -77,3 +77,15 @@ def side_by_side(rows: list[dict[str, Any]]) -> pd.DataFrame:
             df[c] = None
     return df[cols].rename(columns={"thor_quoted": "Thor (quoted)", "thor_source": "quoted from",
                                     "measured": "this device (measured)", "floor": "floor (this device)"})
+
+
+def headlines_everywhere(chapter: str) -> Any:
+    """This chapter's headline figures for every device: committed full-profile runs beside
+    this build's (which, on a CPU, is a smoke run with reduced shapes)."""
+    from .results import headlines
+
+    df = headlines(chapter)
+    if df.empty:
+        return md("No results for this chapter yet.")
+    df["column"] = df.device + " — " + df.source + " (" + df.profile + ", " + df.commit + ")"
+    return df.pivot_table(index="key", columns="column", values="value", aggfunc="last")
