@@ -149,7 +149,8 @@ else:
 shapes = {"down_proj": (tokens, cfg.width, cfg.mlp_dim), "gate_proj": (tokens, cfg.mlp_dim, cfg.width),
           "gate_up fused": (tokens, 2 * cfg.mlp_dim, cfg.width), "q_proj": (tokens, cfg.q_dim, cfg.width),
           "o_proj": (tokens, cfg.width, cfg.q_dim), "down_proj, 1 token": (1, cfg.width, cfg.mlp_dim)}
-mm = prefill_bench.matmul_sweep(shapes, run.device, run.dtype, run.repeats, tuple(split_k))
+mm = prefill_bench.matmul_sweep(shapes, run.device, run.dtype, run.repeats, tuple(split_k),
+                                autotune=("down_proj", "gate_proj") if run.full else ())
 show(mm)
 alt.Chart(mm).mark_bar().encode(
     x=alt.X("tflops:Q", title="TFLOP/s"), y=alt.Y("layout:N", title=None), row=alt.Row("gemm:N", title=None),

@@ -232,9 +232,12 @@ def kernel_breakdown(fn: Callable[[], object], device: torch.device, runs: int =
 
 
 def matmul_sweep(shapes: dict[str, tuple[int, int, int]], device: torch.device, dtype: torch.dtype,
-                 repeats: int, splits: tuple[int, ...] = (1, 2, 4), sms: int | None = None) -> pd.DataFrame:
+                 repeats: int, splits: tuple[int, ...] = (1, 2, 4), sms: int | None = None,
+                 autotune: tuple[str, ...] = ()) -> pd.DataFrame:
     """Each (M, N, K) as nn.Linear lays it out (weight [N,K], "x @ W.T"), as a row-major
-    [K,N] weight ("x @ W"), and split over K; checked against fp32, then timed."""
+    [K,N] weight ("x @ W"), split over K, and (for the shapes named in `autotune`, on a GPU)
+    as the GEMM inductor's max-autotune picks among its Triton tile configs and cuBLAS;
+    each checked against fp32, then timed."""
     sms = sms or (torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 1)
     rows = []
     for label, (M, N, K) in shapes.items():
@@ -247,6 +250,9 @@ def matmul_sweep(shapes: dict[str, tuple[int, int, int]], device: torch.device, 
         for s in splits:
             if s > 1 and K % s == 0:
                 cases[f"split-K {s}"] = lambda s=s: splitk_linear(x, w_t, s)
+        if label in autotune and device.type == "cuda":
+            tuned = torch.compile(lambda a, b: F.linear(a, b), mode="max-autotune-no-cudagraphs", dynamic=False)
+            cases["max-autotune (inductor)"] = lambda: tuned(x, w)
         for layout, fn in cases.items():
             err = relative_error(fn(), ref)
             if err > 2e-2:

@@ -308,8 +308,26 @@ class QuantLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
         x2 = x.reshape(-1, self.in_features)
+        if torch.compiler.is_compiling():
+            y = self._traced(x2)
+        else:
+            y = self._dispatch(x2)
+        if self.bias is not None:
+            y = y + self.bias.to(y.dtype)
+        return y.to(x.dtype).reshape(*shape[:-1], self.out_features)
+
+    def _traced(self, x2: torch.Tensor) -> torch.Tensor:
+        """The path torch.compile traces: no device queries, try/except, warnings or attribute
+        writes. Native when the layer was built with backend="native" or an eager call already
+        ran natively (`backend_used`); otherwise the simulation. Run one eager forward (or use
+        backend="native") before compiling an "auto" layer, or it compiles the simulation."""
+        if self.backend == "native" or (self.backend == "auto" and self.backend_used == "native"):
+            return self._native(x2)
+        return self._simulate(x2)
+
+    def _dispatch(self, x2: torch.Tensor) -> torch.Tensor:
         y = None
-        if self.backend != "simulate" and self._native_ok(x.device):
+        if self.backend != "simulate" and self._native_ok(x2.device):
             try:
                 y = self._native(x2)
                 self.backend_used = "native"
@@ -320,13 +338,11 @@ class QuantLinear(nn.Module):
                     warnings.warn(f"{type(self).__name__}: native kernel failed, simulating: {e}", stacklevel=2)
                 self.native_error = str(e)
         elif self.backend == "native":
-            raise RuntimeError(f"{type(self).__name__} has no native kernel on {x.device}")
+            raise RuntimeError(f"{type(self).__name__} has no native kernel on {x2.device}")
         if y is None:
             y = self._simulate(x2)
             self.backend_used = "simulate"
-        if self.bias is not None:
-            y = y + self.bias.to(y.dtype)
-        return y.to(x.dtype).reshape(*shape[:-1], self.out_features)
+        return y
 
     def _apply(self, fn, recurse=True):
         bufs, self._buffers = self._buffers, {}
@@ -943,6 +959,148 @@ def simulate_qdq(module: nn.Module, x: torch.Tensor, info: dict) -> torch.Tensor
     return h
 
 
+def _geglu_weights(mlp: nn.Module) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(gate [H,W], up [H,W], down [W,H]) fp32 on CPU from a Gemma GeGLU MLP, fused or not."""
+    if hasattr(mlp, "gate_up_proj"):
+        gate, up = mlp.gate_up_proj.weight.detach().float().chunk(2, dim=0)
+    elif hasattr(mlp, "gate_proj") and hasattr(mlp, "up_proj"):
+        gate, up = mlp.gate_proj.weight.detach().float(), mlp.up_proj.weight.detach().float()
+    else:
+        raise TypeError("export_geglu_qdq_onnx needs a GeGLU MLP (gate_up_proj or gate_proj/up_proj, down_proj)")
+    if any(getattr(getattr(mlp, n, None), "bias", None) is not None for n in ("gate_up_proj", "gate_proj", "up_proj", "down_proj")):
+        raise TypeError("export_geglu_qdq_onnx: Gemma's MLP has no biases")
+    return gate.cpu(), up.cpu(), mlp.down_proj.weight.detach().float().cpu()
+
+
+def _gelu_tanh(h: torch.Tensor) -> torch.Tensor:
+    return 0.5 * h * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (h + 0.044715 * h * h * h)))
+
+
+def export_geglu_qdq_onnx(mlp: nn.Module, example_input: torch.Tensor, path: str,
+                          scheme: Literal["int8", "fp8"] = "fp8", per_channel: bool = True,
+                          opset: int = 19) -> dict:
+    """Gemma's MLP, down_proj(gelu_tanh(gate_proj(x)) * up_proj(x)), as an explicit-Q/DQ ONNX
+    graph (the pattern TensorRT's explicit quantization reads), written with onnx.helper:
+
+        x -> Q -> DQ -> MatMul(., DQ(W_gate_up_q)) -> Split -> gelu_tanh(gate) * up
+          -> Q -> DQ -> MatMul(., DQ(W_down_q)) -> y
+
+    Weights are quantized initializers [K,N] (FLOAT8E4M3FN or INT8) with fp32 scales per output
+    channel (axis=1) or per tensor; the two activation Q/DQ pairs use static fp32 per-tensor
+    scales calibrated as amax/qmax on `example_input` (of the unquantized fp32 MLP). GELU
+    (tanh form) is spelled out in Mul/Add/Tanh so opset 19 parsers take it. Every scale is a
+    float32 initializer (`onnx_scale_dtypes`). Returns the calibration for
+    `simulate_geglu_qdq`."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    if scheme == "fp8" and opset < 19:
+        raise ValueError("FP8 QuantizeLinear needs opset >= 19")
+    gate, up, down = _geglu_weights(mlp)
+    hidden, width = gate.shape
+    qmax = INT8_MAX if scheme == "int8" else FP8_MAX
+    gran = "row" if per_channel else "tensor"
+    x = example_input.detach().float().reshape(-1, example_input.shape[-1]).cpu()
+    h = F.gelu(x @ gate.t(), approximate="tanh") * (x @ up.t())
+    act_scales = [float(_amax_scale(x, qmax, None)), float(_amax_scale(h, qmax, None))]
+    nodes, inits = [], []
+    qtype = TensorProto.INT8 if scheme == "int8" else TensorProto.FLOAT8E4M3FN
+
+    def f32(name, arr):
+        inits.append(numpy_helper.from_array(np.asarray(arr, dtype=np.float32), name))
+
+    def qzero(name, shape):
+        n = int(np.prod(shape or [1]))
+        if scheme == "int8":
+            inits.append(helper.make_tensor(name, qtype, shape, [0] * n))
+        else:
+            inits.append(helper.make_tensor(name, qtype, shape, bytes(n), raw=True))
+
+    def weight(name, w):  # w [N,K] -> quantized [K,N] initializer + its DQ node
+        if scheme == "int8":
+            wq, sw = quantize_int8(w, gran)
+            inits.append(numpy_helper.from_array(wq.t().contiguous().numpy(), f"{name}.w_q"))
+        else:
+            wq, sw = quantize_fp8(w, gran)
+            wq_t = wq.t().contiguous()
+            inits.append(helper.make_tensor(f"{name}.w_q", qtype, list(wq_t.shape),
+                                            wq_t.view(torch.uint8).numpy().tobytes(), raw=True))
+        if per_channel:
+            f32(f"{name}.w_scale", sw.reshape(-1).numpy())
+            qzero(f"{name}.w_zp", [w.shape[0]])
+            nodes.append(helper.make_node("DequantizeLinear", [f"{name}.w_q", f"{name}.w_scale", f"{name}.w_zp"],
+                                          [f"{name}.w"], axis=1))
+        else:
+            f32(f"{name}.w_scale", np.float32(float(sw)))
+            qzero(f"{name}.w_zp", [])
+            nodes.append(helper.make_node("DequantizeLinear", [f"{name}.w_q", f"{name}.w_scale", f"{name}.w_zp"],
+                                          [f"{name}.w"]))
+        return f"{name}.w"
+
+    def qdq(name, inp, scale):
+        f32(f"{name}.scale", np.float32(scale))
+        qzero(f"{name}.zp", [])
+        nodes.extend([helper.make_node("QuantizeLinear", [inp, f"{name}.scale", f"{name}.zp"], [f"{name}.q"]),
+                      helper.make_node("DequantizeLinear", [f"{name}.q", f"{name}.scale", f"{name}.zp"], [f"{name}.dq"])])
+        return f"{name}.dq"
+
+    xdq = qdq("x", "x", act_scales[0])
+    w_gu = weight("gate_up", torch.cat([gate, up], 0))
+    nodes.append(helper.make_node("MatMul", [xdq, w_gu], ["gate_up"]))
+    inits.append(numpy_helper.from_array(np.array([hidden, hidden], dtype=np.int64), "split_sizes"))
+    nodes.append(helper.make_node("Split", ["gate_up", "split_sizes"], ["gate", "up"], axis=-1))
+    for name, value in (("c_half", 0.5), ("c_one", 1.0), ("c_k", math.sqrt(2.0 / math.pi)), ("c_a", 0.044715)):
+        f32(name, np.float32(value))
+    nodes += [helper.make_node("Mul", ["gate", "gate"], ["g2"]),
+              helper.make_node("Mul", ["g2", "gate"], ["g3"]),
+              helper.make_node("Mul", ["g3", "c_a"], ["g3a"]),
+              helper.make_node("Add", ["gate", "g3a"], ["inner"]),
+              helper.make_node("Mul", ["inner", "c_k"], ["inner_k"]),
+              helper.make_node("Tanh", ["inner_k"], ["th"]),
+              helper.make_node("Add", ["th", "c_one"], ["th1"]),
+              helper.make_node("Mul", ["gate", "th1"], ["gth"]),
+              helper.make_node("Mul", ["gth", "c_half"], ["gelu"]),
+              helper.make_node("Mul", ["gelu", "up"], ["h"])]
+    hdq = qdq("h", "h", act_scales[1])
+    w_d = weight("down", down)
+    nodes.append(helper.make_node("MatMul", [hdq, w_d], ["y"]))
+    graph = helper.make_graph(
+        nodes, f"geglu_qdq_{scheme}",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["M", width])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["M", width])],
+        initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
+                              producer_name="pi05perf.quant")
+    model.ir_version = min(model.ir_version, 10)
+    onnx.checker.check_model(model)
+    onnx.save(model, path)
+    return {"path": str(path), "scheme": scheme, "opset": opset, "act_scales": act_scales,
+            "per_channel": per_channel, "width": width, "hidden": hidden}
+
+
+def simulate_geglu_qdq(mlp: nn.Module, x: torch.Tensor, info: dict) -> torch.Tensor:
+    """What an `export_geglu_qdq_onnx` graph computes, in fp32 torch (same static activation
+    scales, same weight codes), to compare onnxruntime / TensorRT against."""
+    gate, up, down = _geglu_weights(mlp)
+    scheme, gran = info["scheme"], "row" if info["per_channel"] else "tensor"
+
+    def fq_act(t, s):
+        if scheme == "int8":
+            return torch.round(t / s).clamp(-128, 127) * s
+        return (t / s).clamp(-FP8_MAX, FP8_MAX).to(FP8).float() * s
+
+    def fq_w(w):
+        wq, sw = quantize_int8(w, gran) if scheme == "int8" else quantize_fp8(w, gran)
+        return wq.float() * sw
+
+    h = x.detach().float().reshape(-1, x.shape[-1]).cpu()
+    gu = fq_act(h, info["act_scales"][0]) @ fq_w(torch.cat([gate, up], 0)).t()
+    g, u = gu.chunk(2, dim=-1)
+    h = _gelu_tanh(g) * u
+    return fq_act(h, info["act_scales"][1]) @ fq_w(down).t()
+
+
 # ----------------------------------------------------------------------------- TensorRT
 _TRT_KEEPALIVE: list = []
 
@@ -1109,5 +1267,6 @@ __all__: Sequence[str] = (
     "unpack_uint4", "e2m1_encode", "e2m1_decode", "E2M1_VALUES", "quantize_nvfp4", "dequantize_nvfp4",
     "fake_quant_nvfp4", "dequantize", "fault_signatures", "toy_residual_stack", "torchao_version",
     "apply_torchao", "export_qdq_onnx", "onnx_scale_dtypes", "run_onnxruntime", "simulate_qdq",
+    "export_geglu_qdq_onnx", "simulate_geglu_qdq",
     "tensorrt_available", "tensorrt_version", "build_trt_engine", "time_trt_engine",
 )

@@ -1,0 +1,558 @@
+"""The whole pi0.5 inference, stage by stage: every path checked against float32, then timed.
+
+One call is three stages, as in openpi's `sample_actions`:
+
+``vision``   SigLIP over 1-3 camera images, plus the text embedding: the prefix embeddings.
+``prefill``  the Gemma-2B pass over images + text (bidirectional) that writes every layer's K/V.
+``denoise``  N Euler steps (t: 1 -> 0) of the action expert over the action horizon; each
+             step's layer i attends to [prefix K/V of layer i, its own K/V].
+
+Everything is built on `pi05perf.model.Pi05` with seeded random weights and a small vocabulary
+(`VOCAB`: the embedding table is only gathered from, its size does not change latency).
+
+Paths (`VARIANTS`); each is checked against the eager float32 model (TF32 off) on two fresh
+random inputs before it is timed on a third -- actions, the actions' displacement from the
+noise (the part the network computes), and where the stage has them the prefix embeddings and
+the K/V cache:
+
+==========================  ==============================================================
+eager                       the model as written, in the run's dtype (bf16 on a GPU)
+eager_fused                 fused q/k/v and gate/up projections + precomputed time conditioning
+graph_denoise               eager_fused vision and prefill, one CUDA graph for the N steps
+graph_no_precompute         fused projections, time MLP + adaRMS modulations recomputed every
+                            step, one CUDA graph for the whole call (ablation)
+graph                       eager_fused, one CUDA graph for the whole call
+compile                     eager_fused with every transformer block torch.compile'd
+                            ("regional": one compile per block kind, shared by all layers)
+compile_graph               compile + one CUDA graph for the whole call
+fp8_graph                   graph with the LLM's projections in FP8 (`pi05perf.quant`,
+                            per-tensor E4M3, dynamic activation scales)
+==========================  ==============================================================
+
+Precomputed time conditioning (`TimeTable`). With a fixed Euler schedule the timestep of
+step i is a constant, so the time MLP and every adaRMSNorm modulation of the expert
+(Linear(cond -> 3W) giving scale, shift and gate) are constants of the schedule. `TimeTable`
+evaluates them once with the model's own modules and swaps each modulation for a
+Linear(R -> 3W) whose weight holds the R precomputed rows; a step's condition becomes a
+one-hot row selector. The model's forward code is unchanged and the values are exactly
+those of the eager path (a one-hot matmul copies a row). Per step this drops 37 reads of a
+W x 3W weight -- about a quarter of the expert's weight bytes -- for a table of R rows.
+
+CUDA graphs (`Graphed`) are captured once per configuration on static inputs, after warm-up
+on a side stream (where torch.compile compiles); each replay copies its inputs into the
+static buffers (included in the timings) and returns the static outputs (clone them before
+the next replay).
+"""
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Sequence
+
+import pandas as pd
+import torch
+import torch.nn as nn
+
+from .check import TOLERANCE, cosine, relative_error
+from .config import (ACTION_HORIZON_LIBERO, GEMMA_2B, GEMMA_300M, IMAGE_SIZE, MAX_TEXT_TOKENS,
+                     PATCH_SIZE, SIGLIP_SO400M, TransformerConfig, tiny_config)
+from .model import KV, AdaRMSNorm, Pi05, fuse_projections, init_weights_
+from .prefill_bench import exact_fp32
+from .timing import time_fn
+
+VOCAB = 1024  #: vocabulary of the benchmark model (openpi: 257152; only gathered from)
+STAGES = ("vision", "prefill", "denoise", "whole")
+#: variant -> (model kind, what is CUDA-graphed: None | "all" | "denoise")
+VARIANTS: dict[str, tuple[str, str | None]] = {
+    "eager": ("eager", None),
+    "eager_fused": ("fast", None),
+    "graph_denoise": ("fast", "denoise"),
+    "graph_no_precompute": ("fused", "all"),
+    "graph": ("fast", "all"),
+    "compile": ("compiled", None),
+    "compile_graph": ("compiled", "all"),
+    "fp8_graph": ("fp8", "all"),
+}
+GRAPH_VARIANTS = tuple(v for v, (_, g) in VARIANTS.items() if g)
+#: FP8 (per-tensor E4M3 weights and activations) is a different numeric format, not a
+#: reordering of bf16 sums: it is held to a looser bound (relative L2 error against fp32).
+FP8_TOLERANCE = 0.1
+
+
+# ----------------------------------------------------------------------------- what is built
+@dataclass(frozen=True)
+class Arch:
+    """The three stacks of one pi0.5-shaped model and its image geometry."""
+
+    llm: TransformerConfig
+    expert: TransformerConfig
+    vision: TransformerConfig
+    image_size: int
+    patch_size: int
+    vocab_size: int = VOCAB
+
+    @property
+    def tokens_per_image(self) -> int:
+        return (self.image_size // self.patch_size) ** 2
+
+    @property
+    def layers(self) -> int:
+        return self.llm.depth
+
+    def with_layers(self, depth: int) -> "Arch":
+        """LLM and expert attend jointly layer by layer, so both change depth together."""
+        return replace(self, llm=self.llm.with_depth(depth), expert=self.expert.with_depth(depth))
+
+    def with_tokens_per_image(self, tokens: int) -> "Arch":
+        side = math.isqrt(tokens)
+        if side * side != tokens:
+            raise ValueError(f"tokens per image must be a square number, got {tokens}")
+        return replace(self, image_size=side * self.patch_size)
+
+
+def arch(full: bool) -> Arch:
+    """pi0.5 at full size (openpi's configs), or a tiny model of the same structure for CPU
+    smoke runs (LLM and expert share depth, heads and head_dim; 4 tokens per image)."""
+    if full:
+        return Arch(GEMMA_2B, GEMMA_300M, SIGLIP_SO400M, IMAGE_SIZE, PATCH_SIZE)
+    return Arch(tiny_config(GEMMA_2B, width=64, depth=3, num_heads=4, head_dim=16),
+                tiny_config(GEMMA_300M, width=32, depth=3, num_heads=4, head_dim=16),
+                tiny_config(SIGLIP_SO400M, width=48, depth=2, num_heads=4, head_dim=12), 28, 14)
+
+
+@dataclass(frozen=True)
+class Shape:
+    """One inference configuration: camera views, text tokens, Euler steps, action horizon.
+    views=0 describes a prefix of text tokens only: a prefill or denoise stage of any length."""
+
+    views: int = 2
+    text_tokens: int = MAX_TEXT_TOKENS
+    steps: int = 10
+    horizon: int = ACTION_HORIZON_LIBERO
+
+    def __post_init__(self) -> None:
+        for name in ("views", "text_tokens", "steps", "horizon"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < (0 if name == "views" else 1):
+                raise ValueError(f"{name} must be a {'non-negative' if name == 'views' else 'positive'} "
+                                 f"integer, got {v!r}")
+
+    def prefix_tokens(self, a: Arch) -> int:
+        return self.views * a.tokens_per_image + self.text_tokens
+
+    def describe(self, a: Arch) -> dict[str, int]:
+        return {"views": self.views, "text_tokens": self.text_tokens, "steps": self.steps,
+                "horizon": self.horizon, "layers": a.layers, "tokens_per_image": a.tokens_per_image,
+                "prefix_tokens": self.prefix_tokens(a)}
+
+
+def build_pi05(a: Arch, device: torch.device | str, dtype: torch.dtype, fused: bool = False,
+               seed: int = 0) -> Pi05:
+    """Seeded random weights, identical for every dtype and fusion: built on the meta device,
+    materialised on `device`, initialised in fp32 by `init_weights_` (which covers every
+    parameter), optionally fused, then cast."""
+    with torch.device("meta"):
+        m = Pi05(a.llm, a.expert, a.vision, vocab_size=a.vocab_size, image_size=a.image_size,
+                 patch_size=a.patch_size, action_horizon=ACTION_HORIZON_LIBERO)
+    m = m.to_empty(device=device)
+    init_weights_(m, seed)
+    if fused:
+        fuse_projections(m)
+    return m.to(dtype).eval().requires_grad_(False)
+
+
+def shared_copy(model: nn.Module) -> nn.Module:
+    """A structural copy whose parameters and buffers are the original's tensors (no memory):
+    swap or compile submodules of the copy without touching the original."""
+    memo = {id(t): t for t in itertools.chain(model.parameters(), model.buffers())}
+    return copy.deepcopy(model, memo)
+
+
+def schedule(steps: int) -> list[float]:
+    """The timesteps of `sample_actions`' Euler loop, computed the same way."""
+    dt = -1.0 / steps
+    return [1.0 + i * dt for i in range(steps)]
+
+
+class TimeTable:
+    """Precomputed time conditioning for fixed Euler schedules, installed in `model` (modify a
+    `shared_copy`, not a model used elsewhere). `conds(n)` gives the n per-step conditions."""
+
+    def __init__(self, model: Pi05, step_counts: Sequence[int]):
+        norms = [m for m in model.expert.modules() if isinstance(m, AdaRMSNorm)]
+        if not norms:
+            raise ValueError("the expert has no adaRMSNorm: no time conditioning to precompute")
+        p = model.time_mlp_in.weight
+        ts: list[float] = []
+        for n in sorted(set(step_counts)):
+            ts += [t for t in schedule(n) if t not in ts]
+        with torch.no_grad():
+            conds = [model.time_cond(torch.full((1,), t, device=p.device, dtype=torch.float32)) for t in ts]
+            for norm in norms:
+                table = torch.cat([norm.modulation(c) for c in conds], dim=0)  # [R, 3W], each row as eager computes it
+                lookup = nn.Linear(len(ts), table.shape[1], bias=False, device=p.device, dtype=table.dtype)
+                lookup.weight.copy_(table.t())
+                norm.modulation = lookup.requires_grad_(False)
+        self.rows = {t: r for r, t in enumerate(ts)}
+        eye = torch.eye(len(ts), device=p.device, dtype=p.dtype)
+        self._conds = {n: [eye[self.rows[t]][None] for t in schedule(n)] for n in set(step_counts)}
+        self.norms = len(norms)
+
+    def conds(self, steps: int) -> list[torch.Tensor]:
+        if steps not in self._conds:
+            raise KeyError(f"no precomputed schedule for {steps} steps (have {sorted(self._conds)})")
+        return self._conds[steps]
+
+
+def euler(model: Pi05, kv: KV, noise: torch.Tensor, steps: int,
+          conds: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
+    """`sample_actions`' loop after the prefix: x <- x + dt * v(x, t). With `conds` (from a
+    `TimeTable` installed in `model`) the per-step time conditioning is looked up."""
+    dt = -1.0 / steps
+    x = noise
+    for i, t in enumerate(schedule(steps)):
+        if conds is None:
+            v = model.denoise_step(x, t, kv)
+        else:
+            h = model.action_in_proj(x.to(model.action_in_proj.weight.dtype))
+            h = model.expert(h, kv, conds[i].expand(x.shape[0], -1))
+            v = model.action_out_proj(h).to(x.dtype)
+        x = x + dt * v
+    return x
+
+
+def standard_strides(t: torch.Tensor) -> torch.Tensor:
+    """`t` contiguous with the default strides, also on its size-1 dims (a view when only
+    those differ): compiled code guards on strides, so every path must present the same."""
+    if not t.is_contiguous():
+        t = t.contiguous()
+    strides = torch.empty(t.shape, device="meta").stride()
+    return t if t.stride() == strides else t.as_strided(t.shape, strides)
+
+
+def _pairs(flat: Sequence[torch.Tensor]) -> KV:
+    return [(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
+
+
+class Pipeline:
+    """The stages of one model for one number of steps, as functions of tensors only (what a
+    CUDA graph captures). `__call__` runs the whole inference and returns (actions, prefix
+    embeddings, last layer's K)."""
+
+    def __init__(self, model: Pi05, steps: int, table: TimeTable | None = None):
+        self.model, self.steps = model, steps
+        self.conds = table.conds(steps) if table is not None else None
+
+    def vision(self, images: torch.Tensor, text_ids: torch.Tensor) -> torch.Tensor:
+        return self.model.embed_prefix(images, text_ids)
+
+    def prefill(self, prefix: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The K/V cache as contiguous tensors (V is otherwise a view into the projection's
+        output): what a cache holds, and one memory layout for every path that reads it."""
+        return tuple(standard_strides(t) for kv in self.model.prefill(prefix) for t in kv)
+
+    def denoise(self, noise: torch.Tensor, *kv_flat: torch.Tensor) -> torch.Tensor:
+        return euler(self.model, _pairs(kv_flat), noise, self.steps, self.conds)
+
+    def __call__(self, images: torch.Tensor, text_ids: torch.Tensor,
+                 noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        prefix = self.vision(images, text_ids)
+        kv = self.prefill(prefix)
+        return self.denoise(noise, *kv), prefix, kv[-2]
+
+    def stage(self, name: str) -> Callable[..., Any]:
+        if name not in STAGES:
+            raise ValueError(f"stage must be one of {STAGES}, got {name!r}")
+        return self if name == "whole" else getattr(self, name)
+
+
+class Graphed:
+    """`fn(*inputs)` captured once in a CUDA graph on static copies of `example`; calling it
+    copies new inputs in (skipped for the static tensors themselves), replays and returns
+    the static outputs."""
+
+    def __init__(self, fn: Callable[..., Any], example: Sequence[torch.Tensor], warmup: int = 3):
+        self.inputs = [standard_strides(e.clone()) for e in example]
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.no_grad(), torch.cuda.stream(stream):
+            for _ in range(warmup):  # compiles / autotunes / loads kernels outside the capture
+                fn(*self.inputs)
+        torch.cuda.current_stream().wait_stream(stream)
+        torch.cuda.synchronize()
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.no_grad(), torch.cuda.graph(self.graph):
+            self.outputs = fn(*self.inputs)
+
+    def __call__(self, *xs: torch.Tensor) -> Any:
+        if len(xs) != len(self.inputs):
+            raise TypeError(f"graph takes {len(self.inputs)} inputs, got {len(xs)}")
+        for s, x in zip(self.inputs, xs):
+            if x is not s:
+                s.copy_(x)
+        self.graph.replay()
+        return self.outputs
+
+
+def compile_blocks(model: Pi05, mode: str = "default", backend: str = "inductor") -> Pi05:
+    """Regional compilation, in place: every transformer block (SigLIP, LLM, expert) is
+    torch.compile'd with fullgraph=True (a graph break raises) and dynamic=False. Blocks of
+    one kind share their compiled code (parameters are graph inputs), so one configuration
+    compiles three graphs, whatever the depth; a new shape compiles new ones."""
+    opts: dict[str, Any] = {"backend": backend, "fullgraph": True, "dynamic": False}
+    if backend == "inductor":
+        opts["mode"] = mode
+    for stack in (model.vision, model.llm, model.expert):
+        for layer in stack.layers:
+            layer.compile(**opts)
+    return model
+
+
+def compiled_graph_count() -> int:
+    """Distinct graphs dynamo has compiled so far in this process."""
+    from torch._dynamo.utils import counters
+
+    return int(counters["stats"]["unique_graphs"])
+
+
+# ----------------------------------------------------------------------------- inputs, checks
+def _cast(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    return standard_strides(t.to(dtype)) if t.is_floating_point() else t
+
+
+class Reference:
+    """The eager float32 model (TF32 off): fresh random inputs for a stage and its reference
+    outputs. Inputs are fp32 (ids int64); a variant casts what its stage consumes."""
+
+    def __init__(self, a: Arch, device: torch.device, seed: int = 0):
+        self.arch, self.device = a, torch.device(device)
+        self.model = build_pi05(a, device, torch.float32, seed=seed)
+
+    def inputs(self, stage: str, shape: Shape, seed: int) -> tuple[torch.Tensor, ...]:
+        """Never zeros: images uniform in [-1, 1], N(0, 1) noise and prefix embeddings, K/V
+        from the fp32 prefill of random embeddings, random token ids."""
+        from .check import random_pi05_inputs
+
+        g = torch.Generator().manual_seed(10_000 + seed)
+        T = shape.prefix_tokens(self.arch)
+        if stage in ("vision", "whole"):
+            if shape.views < 1:
+                raise ValueError(f"the {stage} stage needs at least one camera view")
+            inp = random_pi05_inputs(self.model, 1, shape.views, shape.text_tokens, shape.horizon, seed,
+                                     self.device)
+            return ((inp["images"], inp["text_ids"]) if stage == "vision"
+                    else (inp["images"], inp["text_ids"], inp["noise"]))
+        prefix = torch.randn(1, T, self.arch.llm.width, generator=g).to(self.device)
+        if stage == "prefill":
+            return (prefix,)
+        noise = torch.randn(1, shape.horizon, self.model.action_dim, generator=g).to(self.device)
+        with torch.no_grad(), exact_fp32():
+            kv = Pipeline(self.model, shape.steps).prefill(prefix)
+        return (noise, *kv)
+
+    def outputs(self, stage: str, shape: Shape, inputs: Sequence[torch.Tensor]) -> Any:
+        with torch.no_grad(), exact_fp32():
+            return Pipeline(self.model, shape.steps).stage(stage)(*inputs)
+
+
+def named_outputs(stage: str, out: Any, inputs: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
+    """What is compared for each stage (all in fp32)."""
+    if stage == "vision":
+        return {"prefix": out.float()}
+    if stage == "prefill":
+        return {"kv": torch.cat([t.float().flatten() for t in out])}
+    if stage == "denoise":
+        return {"actions": out.float(), "displacement": out.float() - inputs[0].float()}
+    actions, prefix, k_last = out
+    return {"actions": actions.float(), "displacement": actions.float() - inputs[2].float(),
+            "prefix": prefix.float(), "k_last": k_last.float()}
+
+
+def compare(stage: str, out: Any, ref: Any, inputs: Sequence[torch.Tensor]) -> dict[str, float]:
+    """Relative L2 error of each named output; and the cosine of the actions' displacement."""
+    o, r = named_outputs(stage, out, inputs), named_outputs(stage, ref, inputs)
+    errs = {f"rel_err_{k}": relative_error(o[k], r[k]) for k in r}
+    key = "displacement" if "displacement" in r else next(iter(r))
+    errs["cos_" + key] = cosine(o[key], r[key])
+    return errs
+
+
+# ----------------------------------------------------------------------------- the bench
+class PipelineBench:
+    """Models of one architecture (built lazily, weights shared where possible) and the fp32
+    reference; `measure` checks one (variant, stage, shape) and times it.
+
+    Model kinds: eager (unfused), fused, fast (fused + `TimeTable` for `step_counts`),
+    compiled (fast with `compile_blocks`), fp8 (fast with the LLM's projections in FP8)."""
+
+    def __init__(self, a: Arch, device: torch.device, dtype: torch.dtype, repeats: int,
+                 step_counts: Sequence[int], *, eager_repeats: int | None = None,
+                 compile_mode: str = "default", compile_backend: str = "inductor",
+                 fp8_backend: str = "native", tolerance: float | None = None, log=print):
+        self.arch, self.device, self.dtype = a, torch.device(device), dtype
+        self.repeats, self.eager_repeats = repeats, eager_repeats or repeats
+        self.step_counts = tuple(sorted(set(step_counts)))
+        self.compile_mode, self.compile_backend, self.fp8_backend = compile_mode, compile_backend, fp8_backend
+        self.tolerance = TOLERANCE[dtype] if tolerance is None else tolerance
+        self.log = log
+        self.ref = Reference(a, device)
+        self._models: dict[str, Pi05] = {}
+        self._tables: dict[str, TimeTable] = {}
+        self._refs: dict[tuple, list] = {}
+        self.compile_graphs = 0
+
+    # -- models
+    def model(self, kind: str) -> Pi05:
+        if kind in self._models:
+            return self._models[kind]
+        if kind == "eager":
+            m = build_pi05(self.arch, self.device, self.dtype)
+        elif kind == "fused":
+            m = build_pi05(self.arch, self.device, self.dtype, fused=True)
+        elif kind == "fast":
+            m = shared_copy(self.model("fused"))
+            self._tables[kind] = TimeTable(m, self.step_counts)
+        elif kind == "compiled":
+            m = compile_blocks(shared_copy(self.model("fast")), self.compile_mode, self.compile_backend)
+            self._tables[kind] = self._tables["fast"]
+        elif kind == "fp8":
+            from .quant import FULL_COVERAGE, quantize_model
+
+            m = shared_copy(self.model("fast"))
+            quantize_model(m.llm, "fp8_tensor", FULL_COVERAGE, backend=self.fp8_backend)
+            self._tables[kind] = self._tables["fast"]
+        else:
+            raise ValueError(f"unknown model kind {kind!r}")
+        self._models[kind] = m
+        return m
+
+    def pipeline(self, variant: str, steps: int) -> Pipeline:
+        kind = VARIANTS[variant][0]
+        m = self.model(kind)
+        return Pipeline(m, steps, self._tables.get(kind))
+
+    def release(self, *kinds: str) -> None:
+        for k in kinds:
+            self._models.pop(k, None)
+            self._tables.pop(k, None)
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    # -- one variant, one stage, one shape
+    def callable(self, variant: str, stage: str, shape: Shape, example: Sequence[torch.Tensor]):
+        """The function to check and time (and the graphs it holds, to keep them alive)."""
+        if variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {sorted(VARIANTS)}, got {variant!r}")
+        graphed = VARIANTS[variant][1]
+        if graphed and self.device.type != "cuda":
+            raise RuntimeError(f"{variant}: CUDA graphs need a CUDA device, not {self.device}")
+        pipe = self.pipeline(variant, shape.steps)
+        if graphed == "all":
+            return Graphed(pipe.stage(stage), example)
+        if graphed == "denoise":
+            if stage != "whole":
+                raise ValueError(f"{variant} is defined for the whole call only")
+            noise = example[2]
+            with torch.no_grad():
+                kv = pipe.prefill(pipe.vision(*example[:2]))
+            den = Graphed(pipe.denoise, (noise, *kv))
+
+            def call(images, text_ids, noise):
+                prefix = pipe.vision(images, text_ids)
+                kv = pipe.prefill(prefix)
+                return den(noise, *kv), prefix, kv[-2]
+            call.graph = den
+            return call
+        return pipe.stage(stage)
+
+    def reference(self, stage: str, shape: Shape, n: int = 2) -> list[tuple]:
+        key = (stage, shape)
+        if key not in self._refs:
+            base = 1 + 100 * len(self._refs)
+            items = []
+            for i in range(n):
+                x = self.ref.inputs(stage, shape, base + i)
+                items.append((x, self.ref.outputs(stage, shape, x)))
+            self._refs[key] = items
+        return self._refs[key]
+
+    def measure(self, variant: str, stage: str, shape: Shape, repeats: int | None = None,
+                tolerance: float | None = None) -> dict[str, Any]:
+        """Check `variant` on two fresh inputs against fp32 (AssertionError if any output is
+        off by more than the tolerance), then time it on a third input. One row."""
+        if tolerance is None:
+            tolerance = FP8_TOLERANCE if variant.startswith("fp8") else self.tolerance
+        refs = self.reference(stage, shape)
+        cast = self._caster(stage)
+        before = compiled_graph_count()
+        fn = self.callable(variant, stage, shape, cast(refs[0][0]))
+        worst: dict[str, float] = {}
+        with torch.no_grad():
+            for x, ref in refs:
+                out = fn(*cast(x))
+                errs = compare(stage, out, ref, x)
+                for k, v in errs.items():
+                    worst[k] = (min if k.startswith("cos_") else max)(worst.get(k, v), v)
+        bad = {k: v for k, v in worst.items() if k.startswith("rel_err_") and not v <= tolerance}
+        where = f"{variant} / {stage} / {shape.describe(self.arch)}"
+        if bad:
+            raise AssertionError(f"{where}: relative error against fp32 above {tolerance:g}: "
+                                 + ", ".join(f"{k[8:]} {v:.3e}" for k, v in bad.items()))
+        if VARIANTS[variant][0] == "compiled":
+            self.compile_graphs += compiled_graph_count() - before
+        x = cast(self.ref.inputs(stage, shape, 9_999))
+        reps = repeats or (self.repeats if VARIANTS[variant][1] else self.eager_repeats)
+        with torch.no_grad():
+            t = time_fn(lambda: fn(*x), self.device, reps)
+        row = {"variant": variant, "stage": stage, **shape.describe(self.arch), **t.as_dict(),
+               "max_rel_err": max(v for k, v in worst.items() if k.startswith("rel_err_")), **worst}
+        self.log(f"  {variant:>20} {stage:>8} {shape.views}v {shape.steps:>2} steps H{shape.horizon} "
+                 f"L{self.arch.layers}: {t.median_ms:8.3f} ms (IQR {t.p25_ms:.3f}-{t.p75_ms:.3f}), "
+                 f"max rel err {row['max_rel_err']:.2e}")
+        del fn
+        return row
+
+    def _caster(self, stage: str):
+        dtype = self.dtype
+
+        def cast(xs):
+            if stage in ("prefill", "denoise"):  # embeddings, K/V: the model's dtype (noise stays fp32)
+                return tuple(x if (stage == "denoise" and i == 0) else _cast(x, dtype) for i, x in enumerate(xs))
+            return tuple(xs)  # images and noise go in as fp32, as openpi feeds them
+        return cast
+
+    def measure_many(self, variant: str, stages: Sequence[str], shape: Shape, **kw) -> list[dict[str, Any]]:
+        return [self.measure(variant, s, shape, **kw) for s in stages]
+
+
+def available_variants(device: torch.device, fp8: bool = False) -> list[str]:
+    """Variants that can run on `device`: CUDA graphs need CUDA; fp8_graph needs FP8 matmuls."""
+    from .quant import fp8_supported
+
+    device = torch.device(device)
+    out = [v for v, (_, g) in VARIANTS.items() if not g or device.type == "cuda"]
+    if not (fp8 and fp8_supported(device)):
+        out = [v for v in out if not v.startswith("fp8")]
+    return out
+
+
+def best(rows: pd.DataFrame, stage: str = "whole") -> pd.Series:
+    """The fastest checked row of `stage` (rows that reached the table passed their check)."""
+    sub = rows[rows.stage == stage]
+    return sub.loc[sub.median_ms.idxmin()]
+
+
+def modulation_bytes(a: Arch, dtype_bytes: int = 2) -> dict[str, int]:
+    """Weight bytes one denoise step reads in the expert: all of them, and those of the time
+    MLP + adaRMS modulations that `TimeTable` makes constant."""
+    from .flops import layer_ops, stem_ops
+
+    W = a.expert.width
+    layer = layer_ops(a.expert, 10, dtype_bytes=dtype_bytes)
+    total = a.expert.depth * sum(o.weight_bytes for o in layer) + sum(o.weight_bytes for o in stem_ops(a.expert, 10, dtype_bytes))
+    mod = a.expert.depth * sum(o.weight_bytes for o in layer if o.name.endswith("_mod"))
+    mod += sum(o.weight_bytes for o in stem_ops(a.expert, 10, dtype_bytes) if o.name.endswith("_mod"))
+    time_mlp = 2 * (W * W + W) * dtype_bytes
+    return {"expert_step_weight_bytes": total + time_mlp, "precomputable_bytes": mod + time_mlp}

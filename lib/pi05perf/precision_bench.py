@@ -1,0 +1,584 @@
+"""Low-precision benchmarks behind chapters 4 (FP8, TensorRT), 5 (INT4/FP4) and 6 (Triton).
+
+Built on `prefill_bench` and `quant`: every fast path is first checked against the float32
+model (TF32 off) on fresh random inputs, then timed (medians and IQR, `timing.time_fn`).
+
+* `quantized_prefill_variants`: the 18-layer prefill with some projections quantized (FP8,
+  INT8, INT4, ...), eager or compiled, checked, timed, and its accuracy measured against the
+  unquantized model: final hidden state and the whole KV cache.
+* `fault_injection`: the same models with every quantization scale dropped (the runtime
+  fault behind the seed's cos ~ 0), accuracy only, layer by layer.
+* `lowbit_sweep`: one projection's matmul in bf16, INT4 weight-only, INT8 and FP8 across
+  token counts.
+* `precision_floors`: the prefill's roofline floor for each weight / compute precision.
+* `triton_vs_cublas`: the project's Triton matmul against cuBLAS on the prefill's shapes.
+
+Variants are named by a spec string, "<scheme>[/<coverage>][/fast_accum][/<scope>]":
+scheme "base" (the unquantized model in the run's dtype) or a `quant` scheme (fp8_tensor,
+fp8_channel, int8, int4wo, nvfp4_sim, each optionally "_noscale"); coverage mlp | attn | full
+(default full); scope eager | layer | model (default: the caller's). "layer" compiles one
+Gemma layer with torch.compile and reuses it for all 18 (regional compilation: a fraction of
+a whole-model compile's time); "model" compiles the whole prefill as chapter 3 did.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+import pandas as pd
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from . import flops as fl
+from . import quant as Q
+from .check import TOLERANCE, cosine, relative_error
+from .config import TransformerConfig
+from .model import GemmaLM
+from .prefill_bench import build_llm, check_and_time, exact_fp32, output_of
+from .timing import synchronize, time_fn
+
+# Relative error of (final hidden, last layer's K) against the fp32 model that a variant must
+# stay under before it is timed. A gate against broken kernels, not an accuracy claim: FP8
+# E4M3 keeps 3 mantissa bits (about 3% per element), 4-bit formats about 10%; a dropped scale
+# gives errors of 1 to 1e5, a wrong layout about sqrt(2).
+GATE: dict[str, float] = {"fp8": 0.08, "int8": 0.05, "int4": 0.2, "nvfp4": 0.2}
+
+COVERAGE: dict[str, Callable[[str], bool]] = {"mlp": Q.MLP_ONLY, "attn": Q.ATTN_ONLY, "full": Q.FULL_COVERAGE}
+SCOPES = ("eager", "layer", "model")
+_FLAGS = ("fast_accum",)
+
+
+# ----------------------------------------------------------------------------- variants
+@dataclass(frozen=True)
+class Variant:
+    scheme: str  # "base" or one of quant.ALL_SCHEMES
+    coverage: str  # "none" for base, else mlp | attn | full
+    scope: str  # eager | layer | model
+    fast_accum: bool = False
+
+    @property
+    def name(self) -> str:
+        parts = [self.scheme] + ([self.coverage] if self.scheme != "base" else [])
+        return "/".join(parts + (["fast_accum"] if self.fast_accum else []) + [self.scope])
+
+    @property
+    def family(self) -> str:
+        s = self.scheme
+        return ("base" if s == "base" else "fp8" if s.startswith("fp8") else "int8" if s.startswith("int8")
+                else "int4" if s.startswith("int4") else "nvfp4")
+
+    @property
+    def scale_ignored(self) -> bool:
+        return self.scheme.endswith(Q.NOSCALE)
+
+
+def parse_variant(spec: str, scope: str = "layer") -> Variant:
+    """'fp8_channel/full/fast_accum' -> Variant; `scope` is the default compile scope."""
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
+    parts = [p for p in spec.strip().split("/") if p]
+    if not parts:
+        raise ValueError("empty variant spec")
+    scheme, coverage, fast = parts[0], None, False
+    if scheme != "base" and scheme not in Q.ALL_SCHEMES:
+        raise ValueError(f"variant {spec!r}: scheme must be 'base' or one of {Q.ALL_SCHEMES}")
+    for p in parts[1:]:
+        if p in COVERAGE:
+            coverage = p
+        elif p in SCOPES:
+            scope = p
+        elif p == "fast_accum":
+            fast = True
+        else:
+            raise ValueError(f"variant {spec!r}: unknown part {p!r} (coverage {tuple(COVERAGE)}, "
+                             f"scope {SCOPES}, flags {_FLAGS})")
+    if scheme == "base":
+        if coverage is not None or fast:
+            raise ValueError(f"variant {spec!r}: 'base' is the unquantized model (no coverage, no flags)")
+        coverage = "none"
+    if fast and not scheme.startswith("fp8"):
+        raise ValueError(f"variant {spec!r}: fast_accum applies to FP8 only")
+    return Variant(scheme, coverage or "full", scope, fast)
+
+
+def default_backend(device: torch.device) -> str:
+    """"native" on CUDA (a kernel that fails raises: never a silent simulation), "auto" on CPU
+    (CPU kernels where torch has them, else the exact simulation)."""
+    return "native" if torch.device(device).type == "cuda" else "auto"
+
+
+def build_variant(cfg: TransformerConfig, v: Variant, device: torch.device, dtype: torch.dtype,
+                  backend: str | None = None, fused: bool = True, seed: int = 0, **opts) -> GemmaLM:
+    """The seeded model of `prefill_bench.build_llm` with v's projections quantized from its
+    fp32 weights (the same weights every variant and the references start from), then cast
+    to `dtype` (quantized codes and scales keep their dtypes)."""
+    if v.scheme == "base":
+        return build_llm(cfg, device, dtype, fused=fused, seed=seed)
+    model = build_llm(cfg, device, torch.float32, fused=fused, seed=seed)
+    if v.fast_accum:
+        opts["fast_accum"] = True
+    backend = backend or default_backend(device)
+    if v.family == "nvfp4":
+        backend = "simulate"  # torch has no FP4 matmul: NVFP4 is always the exact simulation
+    Q.quantize_model(model, v.scheme, COVERAGE[v.coverage], backend=backend, **opts)
+    return model.to(dtype).eval().requires_grad_(False)
+
+
+def kernels_used(model: nn.Module) -> set[str]:
+    """{'native', 'simulate'} as run by the quantized layers' last eager forward."""
+    return {m.backend_used or "not run" for m in model.modules() if isinstance(m, Q.QuantLinear)}
+
+
+# ----------------------------------------------------------------------------- prefill outputs
+PrefillOut = tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]
+
+
+def prefill_callable(model: GemmaLM, scope: str, backend: str = "inductor") -> Callable[[torch.Tensor], PrefillOut]:
+    """model.prefill as run in `scope`. Compiling resets Dynamo first, so each variant's
+    compile starts clean (and stays under the recompile limit). `backend` is torch.compile's
+    (tests pass "eager": Dynamo's tracing and guards without Inductor's code generation)."""
+    if scope == "eager":
+        return model.prefill
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
+    torch._dynamo.reset()
+    if scope == "layer":
+        for layer in model.layers:
+            layer.compile(backend=backend, fullgraph=True, dynamic=False)
+        return model.prefill
+    return torch.compile(model.prefill, backend=backend, fullgraph=True, dynamic=False)
+
+
+def flat(out: PrefillOut) -> torch.Tensor:
+    """What prefill_bench.output_of returns: final hidden and the last layer's K, flattened."""
+    hidden, kv = out
+    return torch.cat([hidden.flatten(), kv[-1][0].flatten()])
+
+
+def output_accuracy(out: PrefillOut, ref: PrefillOut, prefix: str = "") -> dict:
+    """cos and relative error of the final hidden state and of the whole KV cache (every
+    layer's K and V), plus the worst and the first / last layer's KV cosine."""
+    (h, kv), (h0, kv0) = out, ref
+    layer = [cosine(torch.cat([k.flatten(), v.flatten()]), torch.cat([k0.flatten(), v0.flatten()]))
+             for (k, v), (k0, v0) in zip(kv, kv0)]
+    cache = torch.cat([t.flatten() for pair in kv for t in pair])
+    cache0 = torch.cat([t.flatten() for pair in kv0 for t in pair])
+    return {f"{prefix}hidden_cos": cosine(h, h0), f"{prefix}hidden_rel_err": relative_error(h, h0),
+            f"{prefix}kv_cos": cosine(cache, cache0), f"{prefix}kv_rel_err": relative_error(cache, cache0),
+            f"{prefix}kv_cos_worst_layer": min(layer), f"{prefix}kv_cos_first_layer": layer[0],
+            f"{prefix}kv_cos_last_layer": layer[-1]}
+
+
+def layer_kv_cosines(out: PrefillOut, ref: PrefillOut) -> list[float]:
+    return [cosine(torch.cat([k.flatten(), v.flatten()]), torch.cat([k0.flatten(), v0.flatten()]))
+            for (k, v), (k0, v0) in zip(out[1], ref[1])]
+
+
+def _detach(out: PrefillOut) -> PrefillOut:
+    hidden, kv = out
+    return hidden.detach().clone(), [(k.detach().clone(), v.detach().clone()) for k, v in kv]
+
+
+@dataclass
+class References:
+    """The fp32 model (TF32 off) as the gate before timing, and the unquantized model in the
+    run's dtype plus fp32 outputs on one fixed fresh input for the accuracy columns."""
+    cfg: TransformerConfig
+    tokens: int
+    device: torch.device
+    dtype: torch.dtype
+    fused: bool
+    fp32_model: GemmaLM
+    fp32_fn: Callable[[torch.Tensor], torch.Tensor]
+    x: torch.Tensor
+    fp32_out: PrefillOut
+    base_out: PrefillOut
+    make_input: Callable[[], torch.Tensor]
+
+
+def references(cfg: TransformerConfig, tokens: int, device: torch.device, dtype: torch.dtype,
+               fused: bool = True, seed: int = 1234) -> References:
+    gen = torch.Generator(device=device).manual_seed(seed)
+    make_input = lambda: torch.randn(1, tokens, cfg.width, device=device, generator=gen)  # noqa: E731
+    x = torch.randn(1, tokens, cfg.width, generator=torch.Generator().manual_seed(seed + 1)).to(device)
+    with exact_fp32():
+        ref_model = build_llm(cfg, device, torch.float32, fused=fused)
+        with torch.no_grad():
+            fp32_out = _detach(ref_model.prefill(x))
+    base = build_llm(cfg, device, dtype, fused=fused)
+    with torch.no_grad():
+        base_out = _detach(base.prefill(x.to(dtype)))
+    del base
+    return References(cfg, tokens, device, dtype, fused, ref_model, output_of(ref_model), x, fp32_out, base_out,
+                      make_input)
+
+
+# ----------------------------------------------------------------------------- chapter 4
+def quantized_prefill_variants(refs: References, repeats: int, specs: Iterable[str], scope: str = "layer",
+                               backend: str | None = None, time_simulated: bool = False,
+                               compile_backend: str = "inductor", log=print) -> pd.DataFrame:
+    """Each variant: build, one eager forward (which kernels ran: on CUDA every quantized layer
+    must have run natively), compile in its scope (time to first output reported as
+    compile_s), check against fp32 on two fresh inputs, time, and measure accuracy against the
+    unquantized model ("_vs_base") and fp32 ("_vs_fp32") on one more fresh input.
+
+    Variants whose layers ran the *simulation* (FP8 on a CPU) are checked and measured but
+    not timed unless `time_simulated` (a simulation's time says nothing about a kernel).
+    While a compiled variant is checked and timed, any recompilation raises: every layer
+    reuses the one compiled graph, or the chapter stops."""
+    cfg, device, dtype = refs.cfg, refs.device, refs.dtype
+    rows = []
+    for spec in specs:
+        v = parse_variant(spec, scope)
+        model = build_variant(cfg, v, device, dtype, backend, fused=refs.fused)
+        with torch.no_grad():
+            model.prefill(refs.make_input().to(dtype))
+        used = kernels_used(model)
+        if device.type == "cuda" and used - {"native"}:
+            raise RuntimeError(f"{v.name}: quantized layers ran {used} on CUDA; every one must run its kernel")
+        simulated = "simulate" in used
+        pf = prefill_callable(model, v.scope, compile_backend)
+        fn = lambda x, pf=pf: flat(pf(x))  # noqa: E731
+        guard = torch._dynamo.config.patch(error_on_recompile=True) if v.scope != "eager" else contextlib.nullcontext()
+        with guard:
+            t0 = time.perf_counter()
+            try:
+                with torch.no_grad():
+                    fn(refs.make_input().to(dtype))
+            except Exception as e:
+                if v.scope == "layer" and "ecompil" in f"{type(e).__name__} {e}":
+                    raise RuntimeError(f"{v.name}: a Gemma layer recompiled instead of reusing layer 0's compiled graph, "
+                                       "so the timing would mix compiled and recompiled (or eager) layers; rerun with "
+                                       "compile scope 'model'") from e
+                raise
+            synchronize(device)
+            first_s = time.perf_counter() - t0
+            tol = TOLERANCE[dtype] if v.family == "base" else GATE[v.family]
+            log(f"checking {'and timing ' if time_simulated or not simulated else ''}{v.name} ...")
+            row = check_and_time(v.name, fn, refs.fp32_fn, refs.make_input, device, dtype,
+                                 1 if simulated and not time_simulated else repeats, tol)
+            with torch.no_grad():
+                out = _detach(pf(refs.x.to(dtype)))
+        if simulated and not time_simulated:
+            row.update(median_ms=math.nan, p25_ms=math.nan, p75_ms=math.nan, n=0,
+                       method="not timed: simulated (no FP8 kernel on this device)")
+        row.update(scheme=v.scheme, coverage=v.coverage, scope=v.scope, fast_accum=v.fast_accum,
+                   kernels="simulated" if simulated else ("native" if used else "torch"),
+                   compile_s=first_s if v.scope != "eager" else 0.0,
+                   weight_bytes=Q.model_weight_bytes(model), tolerance=tol,
+                   **output_accuracy(out, refs.base_out, "vs_base_"), **output_accuracy(out, refs.fp32_out, "vs_fp32_"))
+        if row["kernels"] != "simulated":
+            log(f"  {v.name}: {row['median_ms']:.3f} ms, hidden cos vs base {row['vs_base_hidden_cos']:.6f}, "
+                f"first call {first_s:.1f} s")
+        rows.append(row)
+        del model, pf, fn
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    torch._dynamo.reset()  # frees the compiled graphs with the models
+    return pd.DataFrame(rows)
+
+
+def geglu_qdq_check(mlp: nn.Module, x_cal: torch.Tensor, x: torch.Tensor, path: str, scheme: str = "fp8",
+                    per_channel: bool = True) -> dict:
+    """Export Gemma's MLP as a Q/DQ ONNX graph, run it in onnxruntime (CPU) on fresh input,
+    compare with the torch meaning of the same graph and with the unquantized fp32 MLP."""
+    info = Q.export_geglu_qdq_onnx(mlp, x_cal, path, scheme=scheme, per_channel=per_channel)
+    scale_dtypes = Q.onnx_scale_dtypes(path)
+    t0 = time.perf_counter()
+    ort = torch.from_numpy(Q.run_onnxruntime(path, x))
+    ort_s = time.perf_counter() - t0
+    sim = Q.simulate_geglu_qdq(mlp, x, info)
+    with torch.no_grad():
+        ref = _geglu_fp32(mlp, x.detach().float().reshape(-1, x.shape[-1]).cpu())
+    import onnx
+
+    graph = onnx.load(path, load_external_data=False).graph
+    ops = pd.Series([n.op_type for n in graph.node]).value_counts().to_dict()
+    return {"scheme": scheme, "per_channel": per_channel, "path": path, "info": info,
+            "scale_dtypes": scale_dtypes, "all_scales_float32": set(scale_dtypes.values()) == {"FLOAT"},
+            "ops": ops, "ort_vs_torch": Q.accuracy(ort, sim), "ort_vs_fp32": Q.accuracy(ort, ref),
+            "ort_wall_s": ort_s, "ort_out": ort, "torch_out": sim}
+
+
+def _geglu_fp32(mlp: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    gate, up, down = Q._geglu_weights(mlp)
+    return (F.gelu(x @ gate.t(), approximate="tanh") * (x @ up.t())) @ down.t()
+
+
+def tensorrt_mlp(path: str, x: torch.Tensor, expected: torch.Tensor, fp8: bool, repeats: int) -> dict:
+    """Build a TensorRT engine from a Q/DQ ONNX file and time it (TensorRT's own event loop,
+    no L2 flush); its output compared with the torch meaning of the graph. Needs
+    `quant.tensorrt_available()`."""
+    log: list[str] = []
+    t0 = time.perf_counter()
+    engine = Q.build_trt_engine(path, fp8=fp8, int8=not fp8, bf16=True, shapes=tuple(x.reshape(-1, x.shape[-1]).shape),
+                                log=log)
+    build_s = time.perf_counter() - t0
+    res = Q.time_trt_engine(engine, x.reshape(-1, x.shape[-1]).float(), iters=max(10, repeats))
+    out = next(iter(res["outputs"].values())).float().cpu()
+    times = res["times_ms"]
+    q = len(times) // 4
+    return {"median_ms": res["median_ms"], "p25_ms": times[q], "p75_ms": times[-q - 1], "build_s": build_s,
+            "vs_torch": Q.accuracy(out, expected), "version": Q.tensorrt_version(),
+            "scale_warnings": [m for m in log if "SCALE" in m or "ignored" in m]}
+
+
+def mlp_layer_timings(cfg: TransformerConfig, tokens: int, device: torch.device, dtype: torch.dtype,
+                      repeats: int, schemes: Iterable[str] = ("base", "fp8_tensor", "fp8_channel")) -> pd.DataFrame:
+    """One Gemma MLP (fused gate_up + GeGLU + down) at `tokens`, eager, per scheme: beside a
+    TensorRT engine of the same MLP."""
+    one = cfg.with_depth(1)
+    rows = []
+    x = torch.randn(1, tokens, cfg.width, generator=torch.Generator().manual_seed(99)).to(device)
+    with exact_fp32(), torch.no_grad():
+        ref = build_llm(one, device, torch.float32, fused=True).layers[0].mlp(x)
+    for s in schemes:
+        v = parse_variant(s if s == "base" else f"{s}/mlp", "eager")
+        mlp = build_variant(one, v, device, dtype, fused=True).layers[0].mlp
+        with torch.no_grad():
+            y = mlp(x.to(dtype))
+            t = time_fn(lambda: mlp(x.to(dtype)), device, repeats)
+        rows.append({"mlp": f"torch {v.scheme} (eager)", **t.as_dict(), **Q.accuracy(y, ref)})
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- chapter 5
+def fault_injection(refs: References, schemes: Iterable[str], coverage: str = "full",
+                    backend: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Accuracy (no timing) of the prefill with `schemes` on `coverage`, with their scales and
+    with every scale dropped ("<scheme>_noscale", what a runtime that ignores the scale
+    tensors computes). Returns (one row per model, one row per model and layer: KV cosine)."""
+    rows, per_layer = [], []
+    for scheme in schemes:
+        v = parse_variant(f"{scheme}/{coverage}", "eager")
+        model = build_variant(refs.cfg, v, refs.device, refs.dtype, backend, fused=refs.fused)
+        with torch.no_grad():
+            out = _detach(model.prefill(refs.x.to(refs.dtype)))
+        used = kernels_used(model)
+        rows.append({"scheme": v.scheme, "coverage": v.coverage, "scales": "dropped" if v.scale_ignored else "kept",
+                     "kernels": "/".join(sorted(used)), **output_accuracy(out, refs.base_out, "vs_base_"),
+                     **output_accuracy(out, refs.fp32_out, "vs_fp32_"),
+                     "hidden_norm_ratio": float(out[0].float().norm() / refs.base_out[0].float().norm())})
+        for i, c in enumerate(layer_kv_cosines(out, refs.base_out)):
+            per_layer.append({"scheme": v.scheme, "scales": rows[-1]["scales"], "layer": i, "kv_cos": c})
+        del model
+        if refs.device.type == "cuda":
+            torch.cuda.empty_cache()
+    return pd.DataFrame(rows), pd.DataFrame(per_layer)
+
+
+def first_layer_q_input(cfg: TransformerConfig, tokens: int, device: torch.device, seed: int = 0,
+                        input_seed: int = 4242) -> tuple[torch.Tensor, torch.Tensor]:
+    """(q-projection weight [q_dim, width] of layer 0, its real input: input_norm of a fresh
+    random embedding), fp32 on CPU: one layer of the model, for `quant.fault_signatures`."""
+    layer = build_llm(cfg.with_depth(1), device, torch.float32, fused=True, seed=seed).layers[0]
+    x = torch.randn(1, tokens, cfg.width, generator=torch.Generator().manual_seed(input_seed)).to(device)
+    with torch.no_grad():
+        h = layer.input_norm(x)[0]
+    return layer.attn.qkv_proj.weight[: cfg.q_dim].detach().cpu(), h.detach().cpu()
+
+
+def lowbit_sweep(shapes: dict[str, tuple[int, int]], tokens: Iterable[int], device: torch.device, repeats: int,
+                 group_size: int = 128, seed: int = 0, log=print) -> pd.DataFrame:
+    """One projection y = x W^T (W [N,K], std 1/sqrt(K)) per (shape, token count) as:
+    bf16 F.linear; INT4 weight-only (torch._weight_int4pack_mm, group `group_size`, called
+    through Int4WOLinear); INT8 W8A8 as the bare torch._int_mm kernel on pre-quantized
+    operands (M padded to 17 rows where smaller: the kernel's minimum) and as the whole eager
+    layer (dynamic per-token quantization + _int_mm + rescale); FP8 rowwise torch._scaled_mm
+    on pre-quantized operands where the device has FP8. Each is checked on fresh inputs before
+    it is timed: bf16 against fp32, INT4 / FP8 against the exact simulation of their own codes
+    (and against fp32), _int_mm against an exact integer reference (int32 accumulation: error 0)."""
+    device = torch.device(device)
+    fp8 = Q.fp8_supported(device)
+    int4 = Q.int4_supported(device)
+    int8 = Q.int_mm_supported(device)
+    rows = []
+    g = torch.Generator().manual_seed(seed)
+    for label, (N, K) in shapes.items():
+        w = (torch.randn(N, K, generator=g) / math.sqrt(K)).to(device)
+        lin = nn.Linear(K, N, bias=False, device=device).requires_grad_(False)
+        lin.weight.copy_(w)
+        w_bf = w.to(torch.bfloat16)
+        i4 = Q.quantize_linear(lin, "int4wo", group_size=group_size, backend="native") if int4 else None
+        i8 = Q.quantize_linear(lin, "int8", backend="native") if int8 else None
+        f8 = Q.quantize_linear(lin, "fp8_channel", backend="native") if fp8 else None
+        if i4 is not None:
+            i4.prepack(device)
+        for M in tokens:
+            x = torch.randn(M, K, generator=g).to(device=device, dtype=torch.bfloat16)
+            with exact_fp32():
+                ref = x.float() @ w.t()
+            cases: dict[str, tuple[Callable[[], torch.Tensor], Callable[[torch.Tensor], dict], int]] = {}
+            cases["bf16"] = (lambda: F.linear(x, w_bf), lambda y: _gate(y, ref, 2e-2), N * K * 2)
+            if i4 is not None:
+                sim4 = i4._simulate(x)
+                cases["int4wo"] = (lambda: i4(x), lambda y: {**_gate(y, sim4, 2e-2), **_gate(y, ref, 0.2, "fp32_")},
+                                   i4.weight_bytes())
+            if i8 is not None:
+                xq, _ = Q.quantize_int8(x, "row")
+                if M <= 16:
+                    xq = F.pad(xq, (0, 0, 0, 17 - M))
+                wq_t = i8.qweight.t()
+                exact = (xq.double() @ i8.qweight.double().t())
+                cases["int8 _int_mm kernel"] = (lambda: torch._int_mm(xq, wq_t), lambda y: _gate(y, exact, 1e-6),
+                                                i8.weight_bytes())
+                cases["int8 layer (eager)"] = (lambda: i8(x), lambda y: _gate(y, ref, 5e-2), i8.weight_bytes())
+            if f8 is not None:
+                xq8, sx8 = Q.quantize_fp8(x, "row")
+                sw8 = f8.weight_scale.reshape(1, -1).contiguous()
+                w8_t = f8.qweight.t()
+                sim8 = (xq8.float() * sx8) @ f8.dequantized_weight().t()
+                cases["fp8 _scaled_mm kernel"] = (
+                    lambda: torch._scaled_mm(xq8, w8_t, scale_a=sx8, scale_b=sw8, out_dtype=torch.bfloat16),
+                    lambda y: {**_gate(y, sim8, 2e-2), **_gate(y, ref, GATE["fp8"], "fp32_")}, f8.weight_bytes())
+            for impl, (fn, gate, nbytes) in cases.items():
+                with torch.no_grad():
+                    check = gate(fn())
+                    t = time_fn(fn, device, repeats)
+                rows.append({"gemm": label, "N": N, "K": K, "tokens": M, "impl": impl, **t.as_dict(),
+                             "tflops": 2 * M * N * K / (t.median_ms * 1e-3) / 1e12,
+                             "weight_bytes": nbytes, "weight_gbps": nbytes / (t.median_ms * 1e-3) / 1e9, **check})
+            log(f"  {label} @ {M} tokens: " + ", ".join(f"{r['impl']} {r['median_ms']:.4f} ms"
+                                                        for r in rows if r["gemm"] == label and r["tokens"] == M))
+    return pd.DataFrame(rows)
+
+
+def _gate(y: torch.Tensor, ref: torch.Tensor, tol: float, prefix: str = "") -> dict:
+    """relative error and cosine in float64 on the tensors' device (check.relative_error /
+    check.cosine move to the CPU first: too slow for the sweep's 2048 x 32768 outputs)."""
+    if y.shape != ref.shape:
+        raise AssertionError(f"shape {tuple(y.shape)} != reference {tuple(ref.shape)}")
+    a, b = y.detach().double().flatten(), ref.detach().double().flatten()
+    finite = bool(torch.isfinite(a).all() and torch.isfinite(b).all())
+    nb = float(torch.linalg.vector_norm(b))
+    err = float(torch.linalg.vector_norm(a - b)) / nb if finite and nb > 0 else math.inf
+    cos = float(a @ b) / (float(torch.linalg.vector_norm(a)) * nb) if finite and nb > 0 else math.nan
+    if not err <= tol:
+        raise AssertionError(f"relative error {err:.3e} against the reference exceeds {tol:g}")
+    return {f"{prefix}rel_err": err, f"{prefix}cos": cos}
+
+
+def sweep_ratios(sweep: pd.DataFrame, base: str = "bf16") -> pd.DataFrame:
+    """Time of each impl over the bf16 time at the same token count, summed over the GEMMs
+    (an MLP when the shapes are gate_up and down): < 1 is faster. The sums' spread is taken as
+    the sums of the quartiles (a slight overestimate of the IQR of a sum); a ratio whose two
+    spreads overlap is marked noise."""
+    tot = sweep.groupby(["tokens", "impl"]).agg(median_ms=("median_ms", "sum"), p25_ms=("p25_ms", "sum"),
+                                                 p75_ms=("p75_ms", "sum")).reset_index()
+    b = tot[tot.impl == base].set_index("tokens")
+    tot["vs_bf16_ratio"] = tot.median_ms / tot.tokens.map(b.median_ms)
+    tot["noise"] = [not (r.p75_ms < b.p25_ms[r.tokens] or b.p75_ms[r.tokens] < r.p25_ms) and r.impl != base
+                    for r in tot.itertuples()]
+    return tot
+
+
+def precision_floors(cfg: TransformerConfig, tokens: int, devices: list[dict]) -> pd.DataFrame:
+    """The prefill's roofline floor, max(FLOPs / peak of the compute precision, bytes /
+    bandwidth), for each weight / compute precision. Bytes are the fewest any implementation
+    must move (`flops.stack_cost`'s min_bytes: weights read once, the bf16 KV cache written, the
+    stack's input and output; intermediate activations stay on chip), with the weight bytes
+    scaled by the bits per weight (INT4 group 128 with bf16 scale and zero: 4.25 bits; NVFP4:
+    4 bits + one E4M3 scale per 16 = 4.5). `memory_unfused_ms` counts every op's activations
+    through memory as chapters 2 and 3 do. devices: dicts with name, bandwidth_gbps and
+    peak TFLOP/s per compute precision ({"bf16": .., "fp8": .., "fp4": ..}; None where the
+    device has no such tensor cores)."""
+    cost = fl.stack_cost(cfg, tokens)
+    other = cost["min_bytes"] - cost["weight_bytes"]
+    cases = [("bf16 weights, bf16 compute", 16.0, "bf16"),
+             ("INT4 weight-only (group 128), bf16 compute", 4.25, "bf16"),
+             ("FP8 weights, FP8 compute", 8.0, "fp8"),
+             ("NVFP4 weights, FP4 compute", 4.5, "fp4")]
+    rows = []
+    for d in devices:
+        base_floor = None
+        for label, bits, comp in cases:
+            peak = d["tflops"].get(comp)
+            wbytes = cost["weight_bytes"] * bits / 16
+            memory_ms = (wbytes + other) / (d["bandwidth_gbps"] * 1e9) * 1e3
+            unfused_ms = (wbytes + cost["act_bytes"] + cost["kv_bytes"]) / (d["bandwidth_gbps"] * 1e9) * 1e3
+            compute_ms = cost["flops"] / (peak * 1e12) * 1e3 if peak else math.nan
+            floor = max(compute_ms, memory_ms) if peak else math.nan
+            if base_floor is None:
+                base_floor = floor
+            rows.append({"device": d["name"], "precision": label, "weight_bits": bits, "compute": comp,
+                         "weight_gb": wbytes / 1e9, "memory_ms": memory_ms, "compute_ms": compute_ms,
+                         "floor_ms": floor,
+                         "bound": (None if not peak else "memory" if memory_ms >= compute_ms else "compute"),
+                         "speedup_vs_bf16_floor": base_floor / floor if peak else math.nan,
+                         "weight_traffic_ratio": 16 / bits, "memory_unfused_ms": unfused_ms})
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- chapter 6
+def triton_vs_cublas(shapes: dict[str, tuple[int, int, int]], device: torch.device, repeats: int,
+                     dtypes: Iterable[torch.dtype] = (torch.bfloat16,), seed: int = 0,
+                     log=print) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The project's autotuned Triton matmul against cuBLAS (torch.matmul; torch._scaled_mm
+    with unit scales for FP8) on each (M, N, K), with the second operand laid out as
+    nn.Linear keeps it (W [N,K], passed as the column-major view W.t()). Per shape and dtype:
+    autotune on these operands, check both against fp32 on them and
+    `triton_matmul.check_triton_matmul` on fresh inputs (both b layouts), then time both.
+    Returns (checks, timings)."""
+    from . import triton_matmul as TM
+
+    if not TM.triton_available():
+        raise RuntimeError("Triton needs a CUDA device and an importable triton")
+    device = torch.device(device)
+    g = torch.Generator().manual_seed(seed)
+    checks, rows = [], []
+    for dtype in dtypes:
+        fp8 = dtype == Q.FP8
+        if fp8 and not TM.fp8_matmul_supported(device):
+            log(f"skip {dtype}: this device has no FP8 matmul")
+            continue
+        for label, (M, N, K) in shapes.items():
+            a = torch.randn(M, K, generator=g)
+            w = torch.randn(N, K, generator=g) * (1.0 if fp8 else 1 / math.sqrt(K))
+            a, w = a.to(device=device, dtype=dtype), w.to(device=device, dtype=dtype)
+            b = w.t()  # [K,N], column-major: nn.Linear's weight as the second operand
+            if fp8:
+                one = torch.ones((), device=device)
+                cublas = lambda a=a, b=b, one=one: torch._scaled_mm(a, b, scale_a=one, scale_b=one,  # noqa: E731
+                                                                   out_dtype=torch.bfloat16)
+            else:
+                cublas = lambda a=a, b=b: torch.matmul(a, b)  # noqa: E731
+            triton = lambda a=a, b=b: TM.triton_matmul(a, b)  # noqa: E731
+            t0 = time.perf_counter()
+            triton()  # autotunes on these operands (its choice is not a reported number)
+            synchronize(device)
+            tune_s = time.perf_counter() - t0
+            config = TM.best_config(fp8)
+            with exact_fp32():
+                ref = a.float() @ b.float()
+            fresh = TM.check_triton_matmul([(M, N, K)], dtype, device=str(device), seed=seed + 1)
+            if not fresh["ok"].all():
+                raise AssertionError(f"Triton matmul wrong on fresh inputs for {label}:\n{fresh.to_string()}")
+            for impl, fn in (("cuBLAS", cublas), ("Triton", triton)):
+                err = relative_error(fn(), ref)
+                if not err <= 1e-2:
+                    raise AssertionError(f"{impl} {label} {dtype}: relative error {err:.2e} against fp32")
+                checks.append({"gemm": label, "dtype": str(dtype).removeprefix("torch."), "impl": impl,
+                               "rel_err_vs_fp32": err,
+                               "fresh_inputs_max_rel_err": float(fresh.rel_err.max()) if impl == "Triton" else math.nan})
+            for impl, fn in (("cuBLAS", cublas), ("Triton", triton)):
+                t = time_fn(fn, device, repeats)
+                rows.append({"gemm": label, "M": M, "N": N, "K": K, "dtype": str(dtype).removeprefix("torch."),
+                             "impl": impl, **t.as_dict(), "tflops": 2 * M * N * K / (t.median_ms * 1e-3) / 1e12,
+                             "config": str(config) if impl == "Triton" else "cuBLAS heuristic",
+                             "autotune_s": tune_s if impl == "Triton" else 0.0})
+            log(f"  {label} {dtype}: cuBLAS {rows[-2]['median_ms']:.4f} ms, Triton {rows[-1]['median_ms']:.4f} ms "
+                f"(autotune {tune_s:.1f} s)")
+    return pd.DataFrame(checks), pd.DataFrame(rows)
+
+
+def triton_ratio(timings: pd.DataFrame, dtype: str) -> float | None:
+    """Triton time over cuBLAS time, summed over the shapes (> 1: Triton slower)."""
+    t = timings[timings.dtype == dtype]
+    if t.empty:
+        return None
+    s = t.groupby("impl").median_ms.sum()
+    return float(s["Triton"] / s["cuBLAS"])

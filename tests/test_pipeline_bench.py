@@ -1,0 +1,175 @@
+"""The whole-inference bench on a tiny CPU model: the stages reproduce `Pi05.sample_actions`,
+precomputed time conditioning is exact, every path is checked before it is timed, and a wrong
+path is refused."""
+import math
+
+import pandas as pd
+import pytest
+import torch
+
+from pi05perf import pipeline_bench as pb
+from pi05perf.model import AdaRMSNorm
+
+ARCH = pb.arch(False)
+SHAPE = pb.Shape(views=2, text_tokens=5, steps=4, horizon=6)
+
+
+@pytest.fixture(scope="module")
+def model32():
+    return pb.build_pi05(ARCH, "cpu", torch.float32)
+
+
+@pytest.fixture(scope="module")
+def bench():
+    return pb.PipelineBench(ARCH, torch.device("cpu"), torch.float32, 2, [4, 2, 1],
+                            compile_backend="aot_eager", fp8_backend="simulate", log=lambda *a: None)
+
+
+def whole_inputs(model, shape=SHAPE, seed=0):
+    from pi05perf.check import random_pi05_inputs
+
+    x = random_pi05_inputs(model, 1, shape.views, shape.text_tokens, shape.horizon, seed)
+    return x["images"], x["text_ids"], x["noise"]
+
+
+def test_build_is_deterministic_and_initialises_everything():
+    a = pb.build_pi05(ARCH, "cpu", torch.float32, seed=3)
+    b = pb.build_pi05(ARCH, "cpu", torch.float32, seed=3)
+    c = pb.build_pi05(ARCH, "cpu", torch.float32, seed=4)
+    pa, pb_, pc = list(a.parameters()), list(b.parameters()), list(c.parameters())
+    assert all(torch.equal(x, y) for x, y in zip(pa, pb_))
+    assert all(torch.isfinite(x).all() for x in pa)
+    assert not all(torch.equal(x, y) for x, y in zip(pa, pc))
+
+
+def test_pipeline_is_sample_actions_exactly(model32):
+    images, text, noise = whole_inputs(model32)
+    with torch.no_grad():
+        actions, prefix, k_last = pb.Pipeline(model32, SHAPE.steps)(images, text, noise)
+        ref = model32.sample_actions(images, text, SHAPE.steps, noise=noise)
+        kv = model32.prefill(model32.embed_prefix(images, text))
+    assert torch.equal(actions, ref)
+    assert prefix.shape == (1, SHAPE.prefix_tokens(ARCH), ARCH.llm.width)
+    assert torch.equal(k_last, kv[-1][0])
+
+
+def test_stages_compose_to_the_whole_call(model32):
+    p = pb.Pipeline(model32, SHAPE.steps)
+    images, text, noise = whole_inputs(model32, seed=1)
+    with torch.no_grad():
+        kv = p.prefill(p.vision(images, text))
+        assert len(kv) == 2 * ARCH.layers and all(t.is_contiguous() for t in kv)
+        assert torch.equal(p.denoise(noise, *kv), p(images, text, noise)[0])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_precomputed_time_conditioning_is_exact(dtype):
+    m = pb.build_pi05(ARCH, "cpu", dtype, fused=True)
+    fast = pb.shared_copy(m)
+    table = pb.TimeTable(fast, [4, 2, 1])
+    assert table.norms == 2 * ARCH.expert.depth + 1
+    assert len(table.rows) == len(set(pb.schedule(4) + pb.schedule(2) + pb.schedule(1)))
+    for norm in (x for x in fast.expert.modules() if isinstance(x, AdaRMSNorm)):
+        assert norm.modulation.in_features == len(table.rows)
+    images, text, noise = whole_inputs(m, seed=2)
+    with torch.no_grad():
+        for n in (4, 2, 1):
+            ref = pb.Pipeline(m, n)(images, text, noise)[0]
+            out = pb.Pipeline(fast, n, table)(images, text, noise)[0]
+            assert torch.equal(out, ref), n
+    with pytest.raises(KeyError):
+        table.conds(3)
+
+
+def test_shared_copy_shares_weights_and_leaves_the_original_alone(model32):
+    c = pb.shared_copy(model32)
+    assert all(a is b for a, b in zip(model32.parameters(), c.parameters()))
+    pb.TimeTable(c, [2])
+    assert all(n.modulation.in_features == ARCH.expert.width
+               for n in model32.expert.modules() if isinstance(n, AdaRMSNorm))
+
+
+def test_standard_strides():
+    t = torch.randn(1, 1, 5, 4).transpose(1, 2).transpose(1, 2)
+    v = torch.randn(1, 5, 1, 4).transpose(1, 2)  # size-1 dim with a non-default stride
+    s = pb.standard_strides(v)
+    assert s.stride() == torch.empty(1, 1, 5, 4).stride() and torch.equal(s, v)
+    assert s.data_ptr() == v.data_ptr()  # a view, no copy
+    assert pb.standard_strides(t.transpose(2, 3)).is_contiguous()
+
+
+def test_measure_checks_then_times_every_stage(bench):
+    rows = pd.DataFrame(bench.measure_many("eager_fused", pb.STAGES, SHAPE))
+    assert list(rows.stage) == list(pb.STAGES)
+    assert (rows.median_ms > 0).all() and (rows.p25_ms <= rows.p75_ms).all()
+    assert (rows.max_rel_err < 1e-4).all()
+    w = rows.set_index("stage").loc["whole"]
+    for k in ("rel_err_actions", "rel_err_displacement", "rel_err_prefix", "rel_err_k_last"):
+        assert k in w and w[k] < 1e-4
+    assert w.prefix_tokens == SHAPE.prefix_tokens(ARCH) and w.layers == ARCH.layers
+
+
+def test_a_wrong_path_is_refused_before_it_is_timed(bench):
+    fast = bench.model("fast")
+    w = fast.expert.layers[0].mlp.down_proj.weight
+    saved = w.clone()
+    try:
+        with torch.no_grad():
+            w.mul_(3.0)  # a wrong weight in the fast model only
+        with pytest.raises(AssertionError, match="relative error"):
+            bench.measure("eager_fused", "denoise", SHAPE)
+    finally:
+        with torch.no_grad():
+            w.copy_(saved)
+    bench.measure("eager_fused", "denoise", SHAPE)
+
+
+def test_bf16_paths_pass_and_report_their_error():
+    b = pb.PipelineBench(ARCH, torch.device("cpu"), torch.bfloat16, 1, [4], log=lambda *a: None)
+    row = b.measure("eager", "whole", SHAPE)
+    assert 0 < row["max_rel_err"] <= b.tolerance
+    assert row["cos_displacement"] > 0.999
+
+
+def test_regional_compile_compiles_once_per_block_kind(bench):
+    before = pb.compiled_graph_count()
+    rows = bench.measure_many("compile", pb.STAGES, SHAPE)
+    assert pb.compiled_graph_count() - before == 3  # SigLIP block, LLM block, expert block
+    assert all(r["max_rel_err"] < 1e-4 for r in rows)
+    bench.measure("compile", "whole", pb.Shape(2, 5, 2, 6))  # other step count: no new graph
+    assert pb.compiled_graph_count() - before == 3
+
+
+def test_graph_variants_need_cuda(bench):
+    with pytest.raises(RuntimeError, match="CUDA"):
+        bench.measure("graph", "whole", SHAPE)
+    assert "graph" not in pb.available_variants(torch.device("cpu"))
+
+
+def test_fp8_model_is_close_but_not_exact(bench):
+    x = bench.ref.inputs("whole", SHAPE, 7)
+    ref = bench.ref.outputs("whole", SHAPE, x)
+    with torch.no_grad():
+        out = bench.pipeline("fp8_graph", SHAPE.steps)(*x)
+    errs = pb.compare("whole", out, ref, x)
+    assert 0 < errs["rel_err_k_last"] < pb.FP8_TOLERANCE
+    assert errs["rel_err_prefix"] < 1e-6  # vision is untouched: only the LLM is in FP8
+
+
+def test_shapes_and_inputs_are_validated(bench):
+    with pytest.raises(ValueError):
+        pb.Shape(views=-1)
+    with pytest.raises(ValueError):
+        pb.Shape(steps=0)
+    with pytest.raises(ValueError, match="camera view"):
+        bench.ref.inputs("whole", pb.Shape(0, 9), 0)
+    x = bench.ref.inputs("prefill", pb.Shape(0, 9), 0)
+    assert x[0].shape == (1, 9, ARCH.llm.width) and x[0].abs().sum() > 0
+
+
+def test_modulation_bytes_of_the_full_model():
+    mb = pb.modulation_bytes(pb.arch(True))
+    share = mb["precomputable_bytes"] / mb["expert_step_weight_bytes"]
+    assert 0.2 < share < 0.35
+    W = 1024
+    assert mb["precomputable_bytes"] == 2 * ((2 * 18 + 1) * (3 * W * W + 3 * W) + 2 * (W * W + W))
