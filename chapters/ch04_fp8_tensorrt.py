@@ -28,13 +28,13 @@ device = "auto"  # auto | cpu | cuda
 dtype = "auto"  # auto | float32 | bfloat16 | float16
 repeats = 0  # timed repeats, 0 for the profile default
 prefix_tokens = 712  # 2 images x 256 + 200 text tokens
-variants = ["base", "fp8_tensor/mlp", "fp8_channel/mlp", "fp8_tensor/full", "fp8_channel/full", "fp8_tensor/full/fast_accum", "fp8_channel/full/fast_accum", "fp8_channel/full/eager"]  # base is the unquantized model, others are scheme/coverage[/fast_accum][/scope]
-compile_scope = "layer"  # layer (one compiled Gemma layer reused by all 18) | model (the whole prefill, as in chapter 3) | eager
+variants = ["base", "fp8_tensor/mlp/fast_accum", "fp8_channel/mlp/fast_accum", "fp8_tensor/full/fast_accum", "fp8_channel/full/fast_accum", "fp8_channel/full", "fp8_channel/full/layer", "fp8_channel/full/eager"]  # base is the unquantized model, others are scheme/coverage[/fast_accum][/scope]
+compile_scope = "graph"  # graph (whole prefill compiled, in one CUDA graph, as chapter 3 best) | model (compiled, no graph) | layer (one compiled layer reused by all 18) | eager
 target_ratio = 0.7  # FP8 full coverage must take at most this share of the bf16 time
 target_cos = 0.998  # with at least this cosine to bf16 (final hidden state and KV cache)
 onnx_tokens = 64  # tokens run through the exported Q/DQ MLP in onnxruntime
 
-# %%
+# %% tags=["hide-input"]
 import importlib.util
 import tempfile
 from pathlib import Path
@@ -76,7 +76,7 @@ if scope != compile_scope:
 # its measured ceilings (chapter 2). `memory_unfused_ms` counts every op's activations through
 # memory, as chapters 2 and 3 do.
 
-# %%
+# %% tags=["hide-input"]
 ceil = ceilings.for_run(run)
 thor = {"name": "Thor (quoted)", "bandwidth_gbps": reference.quoted("thor_bandwidth_gbps"),
         "tflops": {"bf16": reference.quoted("thor_bf16_dense_tflops"), "fp8": reference.quoted("thor_fp8_dense_tflops"),
@@ -105,10 +105,12 @@ help" does not follow even on paper: FP8 weights are half the bytes. On this dev
 # `base` is the unquantized model, compiled the same way, on the same run. Compiling
 # (`torch.compile`) matters for FP8: a dynamic activation scale is an amax, a division and a
 # cast — several small kernels eagerly, one kernel fused into the preceding norm compiled.
-# `layer` scope compiles one Gemma layer and reuses it for all 18 (any recompilation stops the
-# chapter); `fast_accum` lets the FP8 tensor cores accumulate with fewer bits.
+# `graph` scope compiles the whole prefill and replays it as one CUDA graph, as chapter 3's
+# fastest bf16 variant does; `layer` scope compiles one Gemma layer and reuses it for all 18
+# (any recompilation stops the chapter); `fast_accum` lets the FP8 tensor cores accumulate
+# with fewer bits.
 
-# %%
+# %% tags=["hide-input"]
 refs = PB.references(cfg, tokens, run.device, run.dtype)
 var = PB.quantized_prefill_variants(refs, run.repeats, specs, scope=scope)
 cols = ["variant", "kernels", "median_ms", "p25_ms", "p75_ms", "compile_s", "rel_err_vs_fp32",
@@ -132,7 +134,7 @@ if not timed.empty:
 else:
     say("No variant was timed on this device (FP8 is simulated here); the accuracy columns above still hold.")
 
-# %%
+# %% tags=["hide-input"]
 def best_of(coverage: str) -> pd.Series | None:
     """Fastest timed FP8 variant on `coverage` meeting the accuracy target; else the fastest timed one."""
     c = var[var.scheme.str.startswith("fp8") & (var.coverage == coverage) & var.median_ms.notna()]
@@ -205,7 +207,7 @@ say("\n\n".join(lines))
 # The seed's argument was that FP8 only reduces the arithmetic while the weights still have to
 # be read. The weights the kernels read, counted from the quantized layers themselves:
 
-# %%
+# %% tags=["hide-input"]
 wb = var.drop_duplicates("coverage").set_index("coverage").weight_bytes
 bytes_table = pd.DataFrame([{"model": f"{c} quantized" if c != "none" else "unquantized", "weight_GB": wb[c] / 1e9,
                              "vs_unquantized_ratio": wb[c] / wb["none"] if "none" in wb else None} for c in wb.index])
@@ -227,7 +229,7 @@ gets faster too.""")
 # to be float32, and onnxruntime runs it on fresh input, compared with the torch meaning of
 # the same graph and with the unquantized MLP.
 
-# %%
+# %% tags=["hide-input"]
 have_onnx = importlib.util.find_spec("onnx") is not None and importlib.util.find_spec("onnxruntime") is not None
 have_trt = Q.tensorrt_available()
 trt_version = Q.tensorrt_version()
@@ -257,7 +259,7 @@ graphs take).""")
 else:
     say("`onnx` / `onnxruntime` are not importable here: the Q/DQ export is skipped.")
 
-# %%
+# %% tags=["hide-input"]
 trt_row = None
 if have_trt and qdq is not None:
     x_trt = layer0.post_attn_norm(torch.randn(1, tokens, cfg.width, generator=gen).to(run.device))[0]
@@ -285,7 +287,7 @@ paths.""")
 # %% [markdown]
 # ## Verdict on the seed's FP8 claims
 
-# %%
+# %% tags=["hide-input"]
 seed_full = reference.quoted("trt_full_coverage_speedup_ratio")
 attn_share = sum(o.flops for o in flops.layer_ops(config.GEMMA_2B, prefix_tokens)
                  if o.name in ("q_proj", "k_proj", "v_proj", "o_proj")) / flops.stack_cost(config.GEMMA_2B.with_depth(1), prefix_tokens)["flops"]
@@ -322,7 +324,7 @@ than PyTorch bf16 (quoted, whole pipeline, not the prefill alone).
 TensorRT here). It is consistent with the open TensorRT issue #4590 (FP8/FP4 builder flags silently building
 higher-precision engines on Thor, TensorRT {reference.quoted('thor_tensorrt_version_jetpack70')}) — a toolchain fault, which is what the seed measured, not a limit of FP8.""")
 
-# %%
+# %% tags=["hide-input"]
 headline = {f"fp8_{key}_mlp_only_ms": mlp_best.median_ms if mlp_best is not None else None,
             f"fp8_{key}_full_ms": full_best.median_ms if full_best is not None else None,
             f"fp8_{key}_full_cos": full_acc.vs_base_hidden_cos if full_acc is not None else None,

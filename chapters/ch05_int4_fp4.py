@@ -33,7 +33,7 @@ fault_schemes = ["int4wo", "nvfp4_sim", "int8", "fp8_channel"]  # each run with 
 fault_coverage = "full"  # projections quantized in the accuracy experiment, mlp | attn | full
 prefill_variants = ["base/eager", "int4wo/full/eager", "int8/full/eager"]  # whole prefills timed at prefix_tokens
 
-# %%
+# %% tags=["hide-input"]
 import altair as alt
 import pandas as pd
 import torch
@@ -74,7 +74,7 @@ say(f"On {name}: " + "; ".join(notes) + ".")
 # NVFP4 shrink the weights *and* compute at their own, higher peak. Thor from its spec
 # (quoted), this device from its measured ceilings.
 
-# %%
+# %% tags=["hide-input"]
 ceil = ceilings.for_run(run)
 thor = {"name": "Thor (quoted)", "bandwidth_gbps": reference.quoted("thor_bandwidth_gbps"),
         "tflops": {"bf16": reference.quoted("thor_bf16_dense_tflops"), "fp8": reference.quoted("thor_fp8_dense_tflops"),
@@ -90,7 +90,7 @@ alt.Chart(floors.dropna(subset=["floor_ms"])).mark_bar().encode(
     color=alt.Color("bound:N"), tooltip=["device", "precision", "memory_ms", "compute_ms", "floor_ms"]
 ).properties(title="Weight bits vs compute bits: the prefill floor", height=120)
 
-# %%
+# %% tags=["hide-input"]
 ft = floors[floors.device == "Thor (quoted)"].set_index("precision")
 fh = floors[floors.device == "this device (measured)"].set_index("precision")
 BF, I4, F8, F4 = ("bf16 weights, bf16 compute", "INT4 weight-only (group 128), bf16 compute",
@@ -111,7 +111,7 @@ in bf16 here).""")
 # it. `weight_cos` compares the weight the runtime uses with the true one, `out_cos` and
 # `out_rel_err` the layer's output with the exact fp64 product.
 
-# %%
+# %% tags=["hide-input"]
 w_q, x_q = PB.first_layer_q_input(cfg, min(tokens, 128), run.device)
 sig = Q.fault_signatures(w_q, x_q, group_size=min(group_size, cfg.width))
 show(sig)
@@ -132,7 +132,7 @@ the same size). INT4 with its scales: cos {s.out_cos['int4 asym, correct']:.4f};
 # tensors computes), against the unquantized model on a fresh random input: the final hidden
 # state and the KV cache, layer by layer.
 
-# %%
+# %% tags=["hide-input"]
 refs = PB.references(cfg, tokens, run.device, run.dtype)
 schemes = [s2 for s in fault_schemes for s2 in (s, s + Q.NOSCALE)]
 faults, per_layer = PB.fault_injection(refs, schemes, fault_coverage)
@@ -143,7 +143,7 @@ alt.Chart(per_layer).mark_line(point=True).encode(
     color=alt.Color("scheme:N"), strokeDash=alt.StrokeDash("scales:N"), tooltip=["scheme", "scales", "layer", "kv_cos"]
 ).properties(title="The KV cache, layer by layer: scales kept vs dropped")
 
-# %%
+# %% tags=["hide-input"]
 f = faults.set_index("scheme")
 i4, i4x = f.loc["int4wo"] if "int4wo" in f.index else None, f.loc["int4wo_noscale"] if "int4wo_noscale" in f.index else None
 kept, lost = faults[faults.scales == "kept"], faults[faults.scales == "dropped"]
@@ -175,7 +175,7 @@ trained policy's task accuracy.""")
 # (`torch._scaled_mm`, rowwise). Each is checked on fresh inputs before it is timed (L2
 # flushed between runs).
 
-# %%
+# %% tags=["hide-input"]
 shapes = {"gate_up": (2 * cfg.mlp_dim, cfg.width), "down": (cfg.width, cfg.mlp_dim)}
 sweep = PB.lowbit_sweep(shapes, tokens_list, run.device, run.repeats, group_size=group_size)
 ratios = PB.sweep_ratios(sweep)
@@ -186,7 +186,7 @@ alt.Chart(ratios).mark_line(point=True).encode(
     color=alt.Color("impl:N", title=None), tooltip=["impl", "tokens", "median_ms", "vs_bf16_ratio", "noise"]
 ) + alt.Chart(pd.DataFrame([{"y": 1.0}])).mark_rule(color="black", strokeDash=[4, 3]).encode(y="y:Q")
 
-# %%
+# %% tags=["hide-input"]
 r = ratios.set_index(["impl", "tokens"])
 get = lambda impl, t: float(r.vs_bf16_ratio[(impl, t)]) if (impl, t) in r.index else None  # noqa: E731
 noisy = lambda impl, t: bool(r.noise[(impl, t)]) if (impl, t) in r.index else False  # noqa: E731
@@ -211,7 +211,7 @@ was a *speed* ratio: time ratio {1 / reference.quoted('quantlib_torch_int_mm_spe
 # every projection as INT4 weight-only and as INT8 (W8A8, dynamic per-token), checked against
 # fp32 on fresh inputs (gate: INT4 relative error ≤ 0.2, INT8 ≤ 0.05), then timed.
 
-# %%
+# %% tags=["hide-input"]
 pv = PB.quantized_prefill_variants(refs, run.repeats, prefill_variants, scope="eager")
 show(pv[["variant", "kernels", "median_ms", "p25_ms", "p75_ms", "rel_err_vs_fp32", "vs_base_hidden_cos",
          "vs_base_kv_cos", "weight_bytes"]])
@@ -226,7 +226,7 @@ The seed projected {reference.quoted('int4_mlp_projected_ms'):.1f} ms for the ML
 # %% [markdown]
 # ## torchao
 
-# %%
+# %% tags=["hide-input"]
 tao = Q.torchao_version()
 tao_rows = []
 if tao is None:
@@ -256,7 +256,7 @@ else:
 # %% [markdown]
 # ## Verdict on the seed's INT4 / FP4 / INT8 claims
 
-# %%
+# %% tags=["hide-input"]
 nv8, nv4 = reference.quoted("nvidia_thor_trt_fp8_ms"), reference.quoted("nvidia_thor_trt_fp8_nvfp4_ms")
 pre_speed = (float(pvi.loc["base"].median_ms / pvi.loc["int4wo"].median_ms)
              if "base" in pvi.index and "int4wo" in pvi.index and tokens == prefix_tokens else None)
@@ -304,7 +304,7 @@ for the seed's toolchain at the time, not for 4-bit arithmetic.
 runs at {fmt(1 / i8_hi if i8_hi else None)}× the speed of bf16 at {hi} tokens. torchao's INT8 / INT4 results:
 {'not re-run (torchao absent)' if tao is None else 'see the torchao table'}.""")
 
-# %%
+# %% tags=["hide-input"]
 k712 = "tokens712" if prefix_tokens in tokens_list else f"tokens{hi}"
 headline = {"int4_correct_scale_cos": i4.vs_base_hidden_cos if i4 is not None else None,
             "int4_scale_ignored_cos": i4x.vs_base_hidden_cos if i4x is not None else None,

@@ -26,7 +26,7 @@ repeats = 0  # timed repeats, 0 for the profile default
 prefix_tokens = 712  # rows of every matmul (2 images x 256 + 200 text tokens)
 operand_dtypes = ["bfloat16", "float8_e4m3fn"]  # compared operand dtypes, float16 also allowed
 
-# %%
+# %% tags=["hide-input"]
 import altair as alt
 import pandas as pd
 import torch
@@ -61,7 +61,7 @@ kernel's correctness on CPU is covered by the unit tests (Triton's interpreter, 
 # accumulator. The autotuner times every configuration below once per shape and keeps the
 # fastest; the list is kept short (every configuration is a compile and a benchmark per shape).
 
-# %%
+# %% tags=["hide-input"]
 space = pd.concat([pd.DataFrame(TM.autotune_configs(False)).assign(operands="bf16 / fp16"),
                    pd.DataFrame(TM.autotune_configs(True)).assign(operands="fp8")], ignore_index=True)
 show(space)
@@ -75,7 +75,7 @@ show(space)
 # between runs). cuBLAS is `torch.matmul` for bf16 / fp16 and `torch._scaled_mm` (unit
 # scales, bf16 out) for FP8.
 
-# %%
+# %% tags=["hide-input"]
 checks = timings = None
 if available:
     checks, timings = PB.triton_vs_cublas(shapes, run.device, run.repeats, [allowed[d] for d in operand_dtypes])
@@ -85,7 +85,7 @@ if available:
     show(wide)
     show(timings[["dtype", "gemm", "impl", "median_ms", "p25_ms", "p75_ms", "tflops", "config", "autotune_s"]])
 
-# %%
+# %% tags=["hide-input"]
 if timings is not None and not timings.empty:
     chart = alt.Chart(timings).mark_bar().encode(
         x=alt.X("tflops:Q", title="TFLOP/s (median)"), y=alt.Y("impl:N", title=None),
@@ -97,7 +97,7 @@ if timings is not None and not timings.empty:
 # %% [markdown]
 # ## Against the seed's Thor figure
 
-# %%
+# %% tags=["hide-input"]
 seed_speed = reference.quoted("triton_vs_cublas_ratio")
 seed_cublas, seed_triton = reference.quoted("triton_test_cublas_ms"), reference.quoted("triton_fp16_matmul_ms")
 ratios = {d: PB.triton_ratio(timings, d) if timings is not None else None for d in operand_dtypes}
@@ -139,7 +139,7 @@ not speed up the {prefix_tokens}-token prefill even with a perfect kernel, becau
 *compute*.""")
 say("\n\n".join(lines))
 
-# %%
+# %% tags=["hide-input"]
 headline = {"triton_vs_cublas_bf16_ratio": bf, "triton_vs_cublas_fp8_ratio": ratios.get("float8_e4m3fn"),
             "triton_vs_cublas_fp16_ratio": ratios.get("float16")}
 rows = space.assign(table="autotune_space")

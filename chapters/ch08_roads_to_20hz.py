@@ -46,8 +46,8 @@ import pandas as pd
 import torch
 
 from pi05perf import ceilings, config, latency_model as lm, pipeline_bench as pb, reference, results
-from pi05perf.charts import SERIES_COLORS, series_scale
-from pi05perf.report import fmt, headlines_everywhere, md, show, start, verdict
+from pi05perf.charts import SERIES_COLORS
+from pi05perf.report import headlines_everywhere, md, show, start, verdict
 
 run = start("ch08_roads_to_20hz", profile=profile, device=device, dtype=dtype, repeats=repeats,
             text_tokens=text_tokens, action_horizon=action_horizon, reference_views=reference_views,
@@ -136,8 +136,15 @@ for N in test_steps:
     record(f"{N} step{'s' if N > 1 else ''}", bench, pb.Shape(reference_views, text, N, action_horizon), ("denoise", "whole"))
 for V in test_views:
     record(f"{V} view{'s' if V > 1 else ''}", bench, pb.Shape(V, text, reference_steps, action_horizon), pb.STAGES)
+fp8_error = None
 if use_fp8:
-    record("FP8 LLM projections", bench, R, ("prefill", "whole"), "fp8_graph", True)
+    try:
+        record("FP8 LLM projections", bench, R, ("prefill", "whole"), "fp8_graph", True)
+    except AssertionError:
+        raise
+    except Exception as e:  # noqa: BLE001 - an FP8 kernel this stack lacks: reported below, never hidden
+        fp8_error = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:400]
+        print(f"!! FP8 could not run: {fp8_error}")
 bench.release("fp8", "fast", "fused", "eager")
 del bench
 
@@ -156,6 +163,8 @@ del bt
 
 measured = pd.DataFrame(tests)
 pred = lm.prediction_table(model, measured)
+if fp8_error:
+    show(md(f"**The FP8 model could not run here** ({fp8_error}); it is left out of the comparison."))
 show(pred[["test", "stage", "median_ms", "p25_ms", "p75_ms", "predicted_ms", "error_pct", "within_iqr", "max_rel_err"]].round(3))
 
 # %% tags=["hide-input"]
@@ -191,8 +200,8 @@ needs retraining: a pi0.5 with fewer layers is a different model whose accuracy 
 # FLOPs over the dense bf16 (or FP8) rate and the fewest bytes over the bandwidth, here the
 # seed's *measured* 130.1 GB/s, with the spec's 273 GB/s for comparison — times an efficiency
 # factor: the seed's own (its measured prefill over the prefill's floor: how far its software
-# stack ran from the floor), or this device's (the reference call measured here over its floor
-# here: what a stack as close to the floor as ours would do). The fewest bytes: weights read
+# stack ran from the floor), or this device's (the reference call measured here, one CUDA
+# graph, over its floor here: what a stack as close to the floor as ours would do). The fewest bytes: weights read
 # once per call (per step for the expert, without the adaRMS modulations that a fixed schedule
 # makes constants), the K/V cache written once and read by every step; FP8 halves them.
 

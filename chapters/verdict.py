@@ -38,25 +38,33 @@ q = reference.quoted
 CHAPTERS = {"ch01_flops": 1, "ch02_roofline": 2, "ch03_prefill_breakdown": 3, "ch04_fp8_tensorrt": 4,
             "ch05_int4_fp4": 5, "ch06_triton": 6, "ch07_pipeline": 7, "ch08_roads_to_20hz": 8}
 NOT_YET = "not yet measured on a GPU"
-docs = {d["chapter"]: d for d in results.load_all() if d["slug"] == gpu_slug and d["source"] == "committed"}
+heads = results.headlines()
+on_gpu = heads[(heads.slug == gpu_slug) & (heads.source == "committed")]
 here_slug = results.device_slug(results.device_name(run.device))
-this_build = {d["chapter"]: d for d in results.load_all() if d["slug"] == here_slug and d["source"] == "this build"}
-if run.full:  # a full run on this device writes committed results: those are this build's
-    this_build.update({d["chapter"]: d for d in results.load_all() if d["slug"] == here_slug and d["source"] == "committed"})
+# a full run on this device writes committed results: those are this build's
+here = heads[(heads.slug == here_slug) & (heads.source == ("committed" if run.full else "this build"))]
+docs = {d["chapter"]: d for d in results.load_all() if d["slug"] == gpu_slug and d["source"] == "committed"}
 
 
-def gpu(chapter: str, key: str) -> float | None:
-    """A committed GPU headline figure; None when that chapter has no GPU results yet (or
-    stored no value). A chapter with results but without the key is an error: a renamed key
-    must not silently turn a verdict into "not yet measured"."""
-    doc = docs.get(chapter)
-    if doc is None:
-        return None
-    if key not in doc["headline"]:
-        raise KeyError(f"{chapter} has GPU results ({gpu_slug}) without the headline {key!r}; "
-                       f"it has {sorted(doc['headline'])}")
-    v = doc["headline"][key]
+def _value(v) -> float | None:
     return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+
+
+def gpu(chapter: str, key: str, optional: bool = False) -> float | None:
+    """A committed GPU headline figure; None when that chapter has no GPU results yet (or
+    stored no value). A chapter with results but without the key is an error -- a renamed key
+    must not silently turn a verdict into "not yet measured" -- unless the chapter writes that
+    key only when it could measure it (`optional`)."""
+    ch = on_gpu[on_gpu.chapter == chapter]
+    if ch.empty:
+        return None
+    hit = ch[ch.key == key]
+    if hit.empty and optional:
+        return None
+    if hit.empty:
+        raise KeyError(f"{chapter} has GPU results ({gpu_slug}) without the headline {key!r}; "
+                       f"it has {sorted(ch.key)}")
+    return _value(hit.value.iloc[-1])
 
 
 def gpu_rows(chapter: str, table: str) -> pd.DataFrame | None:
@@ -68,9 +76,8 @@ def gpu_rows(chapter: str, table: str) -> pd.DataFrame | None:
 
 
 def built(chapter: str, key: str) -> float | None:
-    doc = this_build.get(chapter)
-    v = None if doc is None else doc["headline"].get(key)
-    return None if v is None else float(v)
+    hit = here[(here.chapter == chapter) & (here.key == key)]
+    return None if hit.empty else _value(hit.value.iloc[-1])
 
 
 def link(chapter: str) -> str:
@@ -82,7 +89,8 @@ def x(v: float | None, fmt: str = ".2f", unit: str = "") -> str:
     return f"({NOT_YET})" if v is None else f"{v:{fmt}}{unit}"
 
 
-print(f"GPU results ({gpu_slug}) found for: {sorted(docs) or 'none'}; this build ({here_slug}): {sorted(this_build) or 'none'}")
+print(f"GPU results ({gpu_slug}) found for: {sorted(set(on_gpu.chapter)) or 'none'}; "
+      f"this build ({here_slug}): {sorted(set(here.chapter)) or 'none'}")
 
 # %% [markdown]
 # ## Headline figures
@@ -228,7 +236,7 @@ claim(S, "QKV/O projections are only 8.6% of the computation: optimising them ga
       "ch01_flops", short="QKV/O are a small share")
 
 S = "INT4/FP4 量化分析 — INT4/FP4 quantization"
-i4 = gpu("ch05_int4_fp4", "int4wo_prefill_vs_bf16_ratio")
+i4 = gpu("ch05_int4_fp4", "int4wo_prefill_vs_bf16_ratio", optional=True)  # written when the INT4 prefill ran
 claim(S, "INT4 would read a quarter of the bytes: ~5.5 ms instead of ~22 ms, a 4× speed-up (FP8: 2×).",
       "partly held" if int4_bound < 3.5 else "held",
       f"The byte arithmetic is right; the speed-up is not: weight-only INT4 still computes in bf16, so the prefill cannot go "
@@ -460,7 +468,7 @@ for st in ("held", "partly held", "not held"):
     if groups[st]:
         lines.append(f"**{label[st]}:** " + "; ".join(groups[st]) + ".")
 if groups[NOT_YET]:
-    lines.append(f"**Waiting for a GPU run:** " + "; ".join(groups[NOT_YET]) + ".")
+    lines.append("**Waiting for a GPU run:** " + "; ".join(groups[NOT_YET]) + ".")
 if quoted_20hz:
     lines.append(f"On Thor, the quoted FP8/NVFP4 builds run the unchanged pi0.5 in {min(nv4, fr):g} ms, inside the "
                  f"{budget:.0f} ms of 20 Hz." + (f" On the H100 this book's best path runs it in {best:.1f} ms." if best else ""))

@@ -1,7 +1,6 @@
 """The whole-inference bench on a tiny CPU model: the stages reproduce `Pi05.sample_actions`,
 precomputed time conditioning is exact, every path is checked before it is timed, and a wrong
 path is refused."""
-import math
 
 import pandas as pd
 import pytest
@@ -70,7 +69,8 @@ def test_precomputed_time_conditioning_is_exact(dtype):
     assert table.norms == 2 * ARCH.expert.depth + 1
     assert len(table.rows) == len(set(pb.schedule(4) + pb.schedule(2) + pb.schedule(1)))
     for norm in (x for x in fast.expert.modules() if isinstance(x, AdaRMSNorm)):
-        assert norm.modulation.in_features == len(table.rows)
+        assert not isinstance(norm.modulation, torch.nn.Linear)  # no modulation weight is read any more
+    assert table.table.shape == (len(table.rows), table.norms * 3 * ARCH.expert.width)
     images, text, noise = whole_inputs(m, seed=2)
     with torch.no_grad():
         for n in (4, 2, 1):

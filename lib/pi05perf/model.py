@@ -90,12 +90,30 @@ def posemb_sincos(t: Tensor, dim: int, min_period: float = 4e-3, max_period: flo
 
 
 # ----------------------------------------------------------------------------- attention / MLP
+def attend(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+    """Bidirectional attention, q [B, H, T, D] against k, v [B, Hkv, S, D] -> [B, H, T, D].
+
+    With one K/V head (Gemma's multi-query attention) the query heads fold into the query
+    rows: one [H*T, D] x [S, D] attention, no expanded K/V copies. Otherwise each K/V head is
+    expanded to its group of query heads."""
+    B, H, T, D = q.shape
+    Hkv, S = k.shape[1], k.shape[2]
+    if Hkv == 1:
+        return F.scaled_dot_product_attention(q.reshape(B, 1, H * T, D), k, v).view(B, H, T, D)
+    if Hkv != H:
+        g = H // Hkv
+        k = k[:, :, None].expand(B, Hkv, g, S, D).reshape(B, H, S, D)
+        v = v[:, :, None].expand(B, Hkv, g, S, D).reshape(B, H, S, D)
+    return F.scaled_dot_product_attention(q, k, v)
+
+
 class Attention(nn.Module):
     """Multi-head attention with optional GQA, RoPE and prepended K/V (joint attention).
 
-    Unfused: q_proj, k_proj, v_proj; fused: qkv_proj with rows [q | k | v]. K/V heads are
-    expanded to every query head before SDPA (a view when there is one K/V head) so that
-    FlopCounterMode counts attention for all query heads. No mask: attention is bidirectional.
+    Unfused: q_proj, k_proj, v_proj; fused: qkv_proj with rows [q | k | v]. With one K/V head
+    the query heads fold into the query rows; otherwise K/V heads are expanded to every query
+    head. Either way FlopCounterMode counts attention for all query heads. No mask: attention
+    is bidirectional.
     """
 
     def __init__(self, width: int, num_heads: int, num_kv_heads: int, head_dim: int,
@@ -139,15 +157,6 @@ class Attention(nn.Module):
         v = v.view(B, T, self.num_kv_heads, self.head_dim).transpose(1, 2)
         return q, k, v
 
-    def expand_kv(self, t: Tensor) -> Tensor:
-        B, Hkv, S, D = t.shape
-        if Hkv == self.num_heads:
-            return t
-        if Hkv == 1:
-            return t.expand(B, self.num_heads, S, D)
-        g = self.num_heads // Hkv
-        return t[:, :, None].expand(B, Hkv, g, S, D).reshape(B, self.num_heads, S, D)
-
     def forward(self, x: Tensor, rope: tuple[Tensor, Tensor] | None = None,
                 prefix_kv: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         """x [B, T, W] -> (out [B, T, W], (k, v) of these tokens, after RoPE)."""
@@ -159,8 +168,7 @@ class Attention(nn.Module):
         if prefix_kv is not None:
             keys = torch.cat([prefix_kv[0], k], dim=2)
             values = torch.cat([prefix_kv[1], v], dim=2)
-        o = F.scaled_dot_product_attention(q, self.expand_kv(keys), self.expand_kv(values))
-        o = o.transpose(1, 2).reshape(B, T, self.q_dim)
+        o = attend(q, keys, values).transpose(1, 2).reshape(B, T, self.q_dim)
         return self.o_proj(o), (k, v)
 
 

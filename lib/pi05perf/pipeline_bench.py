@@ -32,11 +32,11 @@ fp8_graph                   graph with the LLM's projections in FP8 (`pi05perf.q
 Precomputed time conditioning (`TimeTable`). With a fixed Euler schedule the timestep of
 step i is a constant, so the time MLP and every adaRMSNorm modulation of the expert
 (Linear(cond -> 3W) giving scale, shift and gate) are constants of the schedule. `TimeTable`
-evaluates them once with the model's own modules and swaps each modulation for a
-Linear(R -> 3W) whose weight holds the R precomputed rows; a step's condition becomes a
-one-hot row selector. The model's forward code is unchanged and the values are exactly
-those of the eager path (a one-hot matmul copies a row). Per step this drops 37 reads of a
-W x 3W weight -- about a quarter of the expert's weight bytes -- for a table of R rows.
+evaluates them once with the model's own modules, stores one row per timestep (all 37
+modulations side by side) and swaps each modulation for a lookup of its own slice of that
+row; a step's condition is its row. The model's forward code is unchanged and the values are
+exactly those of the eager path. Per step this drops 37 reads of a W x 3W weight -- about a
+quarter of the expert's weight bytes -- and, compiled, the lookups fuse into the norms.
 
 CUDA graphs (`Graphed`) are captured once per configuration on static inputs, after warm-up
 on a side stream (where torch.compile compiles); each replay copies its inputs into the
@@ -176,9 +176,24 @@ def schedule(steps: int) -> list[float]:
     return [1.0 + i * dt for i in range(steps)]
 
 
+class _Lookup(nn.Module):
+    """Stands in for one adaRMSNorm's modulation Linear: this norm's precomputed scale, shift
+    and gate, gathered from the step's condition vector by a buffer of indices (a buffer, not
+    an int attribute, so that compiled blocks of one kind still share one graph)."""
+
+    def __init__(self, index: torch.Tensor):
+        super().__init__()
+        self.register_buffer("index", index)
+
+    def forward(self, cond: torch.Tensor) -> torch.Tensor:
+        return cond.index_select(-1, self.index)
+
+
 class TimeTable:
     """Precomputed time conditioning for fixed Euler schedules, installed in `model` (modify a
-    `shared_copy`, not a model used elsewhere). `conds(n)` gives the n per-step conditions."""
+    `shared_copy`, not a model used elsewhere). Each distinct timestep's condition is the
+    concatenation of every adaRMSNorm's modulation output, evaluated once by the model's own
+    modules; `conds(n)` gives the n per-step condition rows."""
 
     def __init__(self, model: Pi05, step_counts: Sequence[int]):
         norms = [m for m in model.expert.modules() if isinstance(m, AdaRMSNorm)]
@@ -190,14 +205,13 @@ class TimeTable:
             ts += [t for t in schedule(n) if t not in ts]
         with torch.no_grad():
             conds = [model.time_cond(torch.full((1,), t, device=p.device, dtype=torch.float32)) for t in ts]
-            for norm in norms:
-                table = torch.cat([norm.modulation(c) for c in conds], dim=0)  # [R, 3W], each row as eager computes it
-                lookup = nn.Linear(len(ts), table.shape[1], bias=False, device=p.device, dtype=table.dtype)
-                lookup.weight.copy_(table.t())
-                norm.modulation = lookup.requires_grad_(False)
+            # row r: [modulation_0(cond_r) | modulation_1(cond_r) | ...], each as eager computes it
+            self.table = torch.cat([torch.cat([norm.modulation(c) for norm in norms], dim=1) for c in conds], dim=0)
+            width = self.table.shape[1] // len(norms)
+            for k, norm in enumerate(norms):
+                norm.modulation = _Lookup(torch.arange(k * width, (k + 1) * width, device=p.device))
         self.rows = {t: r for r, t in enumerate(ts)}
-        eye = torch.eye(len(ts), device=p.device, dtype=p.dtype)
-        self._conds = {n: [eye[self.rows[t]][None] for t in schedule(n)] for n in set(step_counts)}
+        self._conds = {n: [self.table[self.rows[t]][None] for t in schedule(n)] for n in set(step_counts)}
         self.norms = len(norms)
 
     def conds(self, steps: int) -> list[torch.Tensor]:
@@ -511,7 +525,6 @@ class PipelineBench:
         self.log(f"  {variant:>20} {stage:>8} {shape.views}v {shape.steps:>2} steps H{shape.horizon} "
                  f"L{self.arch.layers}: {t.median_ms:8.3f} ms (IQR {t.p25_ms:.3f}-{t.p75_ms:.3f}), "
                  f"max rel err {row['max_rel_err']:.2e}")
-        del fn
         return row
 
     def _caster(self, stage: str):

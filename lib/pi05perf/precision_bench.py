@@ -38,7 +38,7 @@ from . import quant as Q
 from .check import TOLERANCE, cosine, relative_error
 from .config import TransformerConfig
 from .model import GemmaLM
-from .prefill_bench import build_llm, check_and_time, exact_fp32, output_of
+from .prefill_bench import build_llm, check_and_time, cuda_graphed, exact_fp32, output_of
 from .timing import synchronize, time_fn
 
 # Relative error of (final hidden, last layer's K) against the fp32 model that a variant must
@@ -48,7 +48,7 @@ from .timing import synchronize, time_fn
 GATE: dict[str, float] = {"fp8": 0.08, "int8": 0.05, "int4": 0.2, "nvfp4": 0.2}
 
 COVERAGE: dict[str, Callable[[str], bool]] = {"mlp": Q.MLP_ONLY, "attn": Q.ATTN_ONLY, "full": Q.FULL_COVERAGE}
-SCOPES = ("eager", "layer", "model")
+SCOPES = ("eager", "layer", "model", "graph")  # graph: the whole prefill compiled, inside one CUDA graph
 _FLAGS = ("fast_accum",)
 
 
@@ -150,7 +150,23 @@ def prefill_callable(model: GemmaLM, scope: str, backend: str = "inductor") -> C
         for layer in model.layers:
             layer.compile(backend=backend, fullgraph=True, dynamic=False)
         return model.prefill
-    return torch.compile(model.prefill, backend=backend, fullgraph=True, dynamic=False)
+    compiled = torch.compile(model.prefill, backend=backend, fullgraph=True, dynamic=False)
+    if scope == "graph" and next(model.parameters()).is_cuda:
+        return _graph_on_first_call(compiled)
+    return compiled
+
+
+def _graph_on_first_call(fn: Callable[[torch.Tensor], PrefillOut]) -> Callable[[torch.Tensor], PrefillOut]:
+    """Capture `fn` in one CUDA graph at the first call's shape (prefill_bench.cuda_graphed);
+    later calls copy their input in and replay."""
+    graphed: dict[tuple, Callable] = {}
+
+    def call(x: torch.Tensor) -> PrefillOut:
+        key = (tuple(x.shape), x.dtype)
+        if key not in graphed:
+            graphed[key] = cuda_graphed(fn, x)
+        return graphed[key](x)
+    return call
 
 
 def flat(out: PrefillOut) -> torch.Tensor:

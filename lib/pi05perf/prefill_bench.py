@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from . import flops as fl
 from .check import relative_error
 from .config import TransformerConfig
-from .model import GemmaLM, apply_rope, fuse_projections, init_weights_, rope_tables
+from .model import GemmaLM, apply_rope, attend, fuse_projections, init_weights_, rope_tables
 from .timing import Timing, time_fn
 
 Prefill = Callable[[torch.Tensor], torch.Tensor]
@@ -160,7 +160,7 @@ def component_timings(cfg: TransformerConfig, tokens: int, device: torch.device,
     parts = {
         "qkv_proj": lambda: attn.project(x),
         "rope": lambda: (apply_rope(q, rope), apply_rope(k, rope)),
-        "attention": lambda: F.scaled_dot_product_attention(q, attn.expand_kv(k), attn.expand_kv(v)),
+        "attention": lambda: attend(q, k, v),
         "o_proj": lambda: attn.o_proj(o_in),
         "gate_up_geglu": gate_up,
         "down_proj": lambda: mlp.down_proj(h),
@@ -282,8 +282,7 @@ def time_layer_ops(cfg: TransformerConfig, tokens: int, device: torch.device, dt
     attn = [o for o in ops if o.name.startswith("attn")]
     q = torch.randn(1, cfg.num_heads, tokens, cfg.head_dim, device=device, dtype=dtype)
     k = torch.randn(1, cfg.num_kv_heads, tokens, cfg.head_dim, device=device, dtype=dtype)
-    k = k.expand(1, cfg.num_heads, tokens, cfg.head_dim)
-    t = time_fn(lambda: F.scaled_dot_product_attention(q, k, k), device, repeats)
+    t = time_fn(lambda: attend(q, k, k), device, repeats)
     rows.append({"op": "attention (QKᵀ + AV)", "flops": sum(o.flops for o in attn),
                  "bytes": sum(o.bytes for o in attn), **t.as_dict()})
     table = pd.DataFrame(rows)
