@@ -75,12 +75,7 @@ say(f"On {name}: " + "; ".join(notes) + ".")
 # (quoted), this device from its measured ceilings.
 
 # %% tags=["hide-input"]
-ceil = ceilings.for_run(run)
-thor = {"name": "Thor (quoted)", "bandwidth_gbps": reference.quoted("thor_bandwidth_gbps"),
-        "tflops": {"bf16": reference.quoted("thor_bf16_dense_tflops"), "fp8": reference.quoted("thor_fp8_dense_tflops"),
-                   "fp4": reference.quoted("thor_fp4_dense_tflops")}}
-here = {"name": "this device (measured)", "bandwidth_gbps": ceil["copy_gbps"],
-        "tflops": {"bf16": ceil["matmul_bf16_tflops"], "fp8": ceil.get("matmul_fp8_tflops"), "fp4": None}}
+thor, here = PB.floor_devices(run)
 floors = PB.precision_floors(config.GEMMA_2B, prefix_tokens, [thor, here])
 show(floors[["device", "precision", "weight_gb", "memory_ms", "compute_ms", "floor_ms", "bound",
              "speedup_vs_bf16_floor", "weight_traffic_ratio"]])

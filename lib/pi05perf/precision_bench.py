@@ -598,3 +598,18 @@ def triton_ratio(timings: pd.DataFrame, dtype: str) -> float | None:
         return None
     s = t.groupby("impl").median_ms.sum()
     return float(s["Triton"] / s["cuBLAS"])
+
+
+def floor_devices(run) -> list[dict]:
+    """Thor from its spec (quoted) and this device from its measured ceilings, in the form
+    `precision_floors` takes."""
+    from . import ceilings
+    from .reference import quoted
+
+    ceil = ceilings.for_run(run)
+    thor = {"name": "Thor (quoted)", "bandwidth_gbps": quoted("thor_bandwidth_gbps"),
+            "tflops": {"bf16": quoted("thor_bf16_dense_tflops"), "fp8": quoted("thor_fp8_dense_tflops"),
+                       "fp4": quoted("thor_fp4_dense_tflops")}}
+    here = {"name": "this device (measured)", "bandwidth_gbps": ceil["copy_gbps"],
+            "tflops": {"bf16": ceil["matmul_bf16_tflops"], "fp8": ceil.get("matmul_fp8_tflops"), "fp4": None}}
+    return [thor, here]
