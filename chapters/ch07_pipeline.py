@@ -49,7 +49,7 @@ import altair as alt
 import pandas as pd
 import torch
 
-from pi05perf import control_sim, pipeline_bench as pb, reference, results
+from pi05perf import ceilings, config, control_sim, flops, pipeline_bench as pb, reference, results
 from pi05perf.charts import PALETTE, SERIES_COLORS
 from pi05perf.report import fmt, headlines_everywhere, md, show, start, verdict
 
@@ -320,6 +320,33 @@ else:
     show(md(f"""The performance target ({target_ms:g} ms for the headline configuration) is defined for an H100; this run
 is on {dev_name}{" in the smoke profile (tiny model): its times say nothing about any GPU" if not run.full else ""},
 so it is not judged here."""))
+
+# %% [markdown]
+# ## What stands between the best path and the target
+# Each stage's fastest checked time against its roofline on this device: FLOPs over the
+# measured bf16 matmul peak or bytes (every op through memory) over the measured bandwidth.
+
+# %% tags=["hide-input"]
+if run.full:
+    ceil = ceilings.for_run(run)
+    hw_here = config.Hardware("this device (measured)", ceil["copy_gbps"], ceil["matmul_bf16_tflops"],
+                              ceil.get("matmul_fp8_tflops"), ceil["source"])
+    budget = config.TokenBudget(num_images=H.views, text_tokens=text, action_horizon=H.horizon)
+    gap = flops.pipeline_cost(budget, H.steps, hardware=hw_here)
+    gap["measured_ms"] = gap.stage.map({"vision": ours_stages.get("vision"), "prefix": ours_stages.get("prefill"),
+                                        "denoise": ours_stages.get("denoise")})
+    gap["x_roofline"] = gap.measured_ms / gap.roofline_ms
+    gap["excess_ms"] = gap.measured_ms - gap.roofline_ms
+    show(gap[["stage", "calls", "flops", "bytes", "compute_ms", "memory_ms", "roofline_ms", "measured_ms",
+              "x_roofline", "excess_ms"]])
+    worst = gap.loc[gap.excess_ms.idxmax()]
+    show(md(f"""The largest excess is the **{worst.stage}** stage: {worst.measured_ms:.2f} ms measured against a roofline of
+{worst.roofline_ms:.2f} ms ({worst.x_roofline:.1f}×). The stages' rooflines add up to {gap.roofline_ms.sum():.2f} ms; the
+measured stages to {gap.measured_ms.sum():.2f} ms. Per denoise step the expert's work is {H.horizon} action tokens:
+every GEMM there has M = {H.horizon} rows, a chain of small weight-streaming kernels; the excess is what those
+kernels cost above their byte floor."""))
+else:
+    show(md("The stage-by-stage roofline comparison needs the full-size model (full profile)."))
 
 # %% [markdown]
 # ## Action buffering: the seed's experiment, and a simulation
