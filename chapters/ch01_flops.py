@@ -20,7 +20,7 @@
 profile = "auto"  # auto | smoke | full  (auto: full on a CUDA GPU, smoke on CPU)
 device = "auto"  # auto | cpu | cuda
 dtype = "auto"  # auto | float32 | bfloat16 | float16 (auto: bfloat16 on CUDA, float32 on CPU)
-repeats = 0  # timed repeats of the ceiling measurements; 0 = the profile default
+repeats = 0  # timed repeats of the ceiling measurements; 0 means the profile default
 prefix_tokens = 712  # tokens in the prefix: images x 256 + text
 num_images = 2  # camera views
 text_tokens = 200  # max_token_len of pi0.5

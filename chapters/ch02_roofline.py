@@ -21,7 +21,7 @@
 profile = "auto"  # auto | smoke | full
 device = "auto"  # auto | cpu | cuda
 dtype = "auto"  # auto | float32 | bfloat16 | float16
-repeats = 0  # timed repeats per measurement; 0 = the profile default
+repeats = 0  # timed repeats per measurement; 0 means the profile default
 prefix_tokens = 712  # the prefill being judged
 sweep_tokens = [1, 4, 16, 64, 128, 256, 512, 712, 1024, 2048, 4096]  # one-layer token sweep
 

@@ -20,7 +20,7 @@
 profile = "auto"  # auto | smoke | full
 device = "auto"  # auto | cpu | cuda
 dtype = "auto"  # auto | float32 | bfloat16 | float16
-repeats = 0  # timed repeats; 0 = the profile default
+repeats = 0  # timed repeats; 0 means the profile default
 prefix_tokens = 712  # 2 images x 256 + 200 text tokens
 variants = ["eager", "eager_fused", "cuda_graph", "compile", "compile_cuda_graph"]  # prefill variants to time; compile_max_autotune is also available
 split_k = [1, 2, 4]  # split-K factors tried on the GEMM shapes
