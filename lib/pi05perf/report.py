@@ -26,8 +26,10 @@ def start(chapter: str, **params: Any) -> Run:
     dev = torch.cuda.get_device_name(run.device) if run.cuda else "CPU"
     print(f"{chapter}: profile={run.profile} device={run.device} ({dev}) dtype={run.dtype} repeats={run.repeats}")
     if not run.full:
-        print("smoke profile: shapes are reduced and numbers are not representative; "
-              "results go to _build/results, never to data/results")
+        show(md(f"> **Smoke profile on {dev}.** Measured experiments are reduced so the chapter runs in seconds: the figures "
+                "this run measures are not representative of any device, and they go to `_build/results`, never "
+                "to `data/results`. Committed full-profile results (e.g. the H100) appear in the table at the end "
+                "of the chapter and on the verdict page."))
     return run
 
 
