@@ -56,7 +56,7 @@ show(ceiling_table)
 here = config.Hardware(f"{results.device_name(run.device)} (measured)", bw.value, mm.value,
                        fp8.value if fp8 else None, "measured in this chapter")
 if fp8 is None:
-    md(f"FP8 matmuls are not supported on {results.device_name(run.device)}: no FP8 ceiling.")
+    show(md(f"FP8 matmuls are not supported on {results.device_name(run.device)}: no FP8 ceiling."))
 
 # %% [markdown]
 # ## The roofline, with Thor overlaid

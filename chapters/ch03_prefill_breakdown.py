@@ -129,21 +129,25 @@ if run.cuda and profiled:
     kinds["excess_ms"] = kinds.ms_per_call - kinds.floor_ms
     show(kinds)
     top = kinds.loc[kinds.excess_ms.idxmax()]
-    md(f"""Profiled **{profiled}**: its kernels add up to {kinds.ms_per_call.sum():.2f} ms per prefill. The largest
+    show(md(f"""Profiled **{profiled}**: its kernels add up to {kinds.ms_per_call.sum():.2f} ms per prefill. The largest
 excess over its own floor is **{top.kind}**, {top.excess_ms:.2f} ms above. The matmuls alone run at
 {own_floor["matmul"] / kinds.set_index("kind").ms_per_call.get("matmul", float("nan")) * 100:.0f}% of the measured
-peak; the ratio of best to floor is {best.x_floor:.2f}, against the target of 1.25.""")
+peak; the ratio of best to floor is {best.x_floor:.2f}, against the target of 1.25."""))
 else:
-    md("Kernel-level profile skipped: it needs a CUDA GPU.")
+    show(md("Kernel-level profile skipped: it needs a CUDA GPU."))
 
 # %% [markdown]
 # ## The seed's "down_proj bandwidth anomaly"
-# The seed measured down_proj (K = 16384 ≫ N = 2048) at 148 GB/s for one token but 49 GB/s
-# at 712 tokens and blamed cuBLAS for K ≫ N. At 712 tokens this GEMM does 712 FLOPs per
-# weight byte: it is not waiting on bandwidth, so GB/s is the wrong yardstick. What limits it
-# is how many output tiles it has: M×N = 712×2048 makes few tiles, too few to fill every SM,
-# while the gate/up GEMM (N = 16384) has 8× as many. Below, each MLP and projection shape
-# as nn.Linear lays it out, as a row-major weight, and split over K.
+
+# %% tags=["hide-input"]
+md(f"""The seed measured down_proj (K = {config.GEMMA_2B.mlp_dim} ≫ N = {config.GEMMA_2B.width}) at
+{reference.quoted("down_proj_bw_seq1_gbps"):.0f} GB/s for one token but {reference.quoted("down_proj_bw_seq712_gbps"):.0f} GB/s
+at {prefix_tokens} tokens (quoted) and blamed cuBLAS for K ≫ N. At {prefix_tokens} tokens this GEMM does {prefix_tokens} FLOPs
+per weight byte: it is not waiting on bandwidth, so GB/s is the wrong yardstick. What limits it is how many output
+tiles it has: M×N = {prefix_tokens}×{config.GEMMA_2B.width} makes few tiles, too few to fill every SM, while the gate/up
+GEMM (N = {config.GEMMA_2B.mlp_dim}) has {config.GEMMA_2B.mlp_dim // config.GEMMA_2B.width}× as many. Below, each MLP
+and projection shape as nn.Linear lays it out, as a row-major weight, split over K, and (on a GPU) as inductor's
+max-autotune GEMM.""")
 
 # %% tags=["hide-input"]
 shapes = {"down_proj": (tokens, cfg.width, cfg.mlp_dim), "gate_proj": (tokens, cfg.mlp_dim, cfg.width),

@@ -69,7 +69,7 @@ run = start("intro", profile=profile, device=device, dtype=dtype, repeats=repeat
 # %% tags=["hide-input"]
 heads = results.headlines()
 if heads.empty:
-    md("No results yet: execute a chapter (`make book`).")
+    show(md("No results yet: execute a chapter (`make book`)."))
 else:
     table = heads.pivot_table(index=["chapter", "key"], columns=["device", "source"], values="value",
                               aggfunc="last")
