@@ -187,7 +187,8 @@ headline = {"prefill712_floor_ms" if tokens == 712 else "prefill_floor_ms": floo
             "prefill712_eager_ms" if tokens == 712 else "prefill_eager_ms": float(eager.median_ms),
             "prefill712_best_ms" if tokens == 712 else "prefill_best_ms": float(best.median_ms),
             "prefill712_best_vs_floor_ratio" if tokens == 712 else "prefill_best_vs_floor_ratio": float(best.x_floor),
-            "down_proj_linear_tflops": float(down.tflops[lin]), "gate_proj_linear_tflops": float(gate.tflops[lin])}
+            "down_proj_linear_tflops": float(down.tflops[lin]), "gate_proj_linear_tflops": float(gate.tflops[lin]),
+            "floor_peak_bf16_tflops": float(ceil["matmul_bf16_tflops"]), "floor_copy_gbps": float(ceil["copy_gbps"])}
 results.save(run, headline, pd.concat([parts.assign(table="components"), var.assign(table="variants"),
                                        mm.assign(table="matmul_sweep")], ignore_index=True))
 
