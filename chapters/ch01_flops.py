@@ -30,7 +30,7 @@ import altair as alt
 import pandas as pd
 
 from pi05perf import ceilings, config, flops, flopcheck, reference, results
-from pi05perf.report import fmt, md, show, side_by_side, start, headlines_everywhere
+from pi05perf.report import fmt, md, show, start, headlines_everywhere
 
 run = start("ch01_flops", profile=profile, device=device, dtype=dtype, repeats=repeats,
             prefix_tokens=prefix_tokens, num_images=num_images, text_tokens=text_tokens)
@@ -115,12 +115,7 @@ and the layers' bf16 weights are {fmt(weights, 'B')} (the seed: {reference.quote
 # activations can stay on chip.
 
 # %% tags=["hide-input"]
-n_bw = (1 << 30) if run.full else (1 << 26)
-n_mm = 8192 if run.full else 1024
-bw = ceilings.copy_bandwidth(run.device, n_bw, run.repeats)
-mm = ceilings.matmul_rate(run.device, run.dtype, n_mm, run.repeats)
-this_device = config.Hardware(f"this device: {results.device_name(run.device)} (measured)", bw.value, mm.value,
-                              None, f"{bw.what} {bw.size}; {mm.what} {mm.size}")
+this_device = ceilings.this_device(run)
 devices = [config.THOR_SPEC, config.THOR_SEED_MEASURED, this_device]
 show(pd.DataFrame([{"device": d.name, "bandwidth_gbps": d.bandwidth_gbps, "bf16_tflops": d.bf16_tflops,
                     "ridge_flop_per_byte": d.ridge_bf16, "source": d.source} for d in devices]))
@@ -143,7 +138,7 @@ md(f"""At {prefix_tokens} tokens the prefill does {at:.0f} FLOPs per byte. On Th
 (ridge {config.THOR_SPEC.ridge_bf16:.0f}) that is **{floors.bound[0]}-bound**, with a floor of
 {floors.floor_ms[0]:.1f} ms; at the seed's measured {config.THOR_SEED_MEASURED.bandwidth_gbps:.1f} GB/s the ridge moves to
 {config.THOR_SEED_MEASURED.ridge_bf16:.0f} and the floor to {floors.floor_ms[1]:.1f} ms. On this device
-(ridge {this_device.ridge_bf16:.0f}, from the ceilings measured above) it is {floors.bound[2]}-bound.
+(ridge {this_device.ridge_bf16:.0f}, ceilings: {this_device.source}) it is {floors.bound[2]}-bound.
 Chapter 2 measures these ceilings properly and gives the verdict on the seed's "memory-bound, ~22 ms floor".""")
 
 # %% tags=["hide-input"]

@@ -31,8 +31,7 @@ import pandas as pd
 import torch
 
 from pi05perf import ceilings, config, flops, prefill_bench, reference, results
-from pi05perf.report import fmt, md, show, side_by_side, start, verdict, headlines_everywhere
-from pi05perf.timing import time_fn
+from pi05perf.report import md, show, side_by_side, start, verdict, headlines_everywhere
 
 run = start("ch02_roofline", profile=profile, device=device, dtype=dtype, repeats=repeats,
             prefix_tokens=prefix_tokens, sweep_tokens=sweep_tokens)

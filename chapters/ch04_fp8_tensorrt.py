@@ -43,7 +43,7 @@ import altair as alt
 import pandas as pd
 import torch
 
-from pi05perf import ceilings, config, flops, precision_bench as PB, quant as Q, reference, results
+from pi05perf import config, flops, precision_bench as PB, quant as Q, reference, results
 from pi05perf.report import fmt, md, show, side_by_side, start, verdict
 from pi05perf.timing import Timing, spread_overlaps
 

@@ -38,7 +38,7 @@ import altair as alt
 import pandas as pd
 import torch
 
-from pi05perf import ceilings, config, precision_bench as PB, quant as Q, reference, results
+from pi05perf import config, precision_bench as PB, quant as Q, reference, results
 from pi05perf.report import fmt, md, show, side_by_side, start, verdict
 
 say = lambda text: show(md(text))  # noqa: E731  (markdown from computed values, shown where it is built)

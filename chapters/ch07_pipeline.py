@@ -328,9 +328,7 @@ so it is not judged here."""))
 
 # %% tags=["hide-input"]
 if run.full:
-    ceil = ceilings.for_run(run)
-    hw_here = config.Hardware("this device (measured)", ceil["copy_gbps"], ceil["matmul_bf16_tflops"],
-                              ceil.get("matmul_fp8_tflops"), ceil["source"])
+    hw_here = ceilings.this_device(run)
     budget = config.TokenBudget(num_images=H.views, text_tokens=text, action_horizon=H.horizon)
     gap = flops.pipeline_cost(budget, H.steps, hardware=hw_here)
     gap["measured_ms"] = gap.stage.map({"vision": ours_stages.get("vision"), "prefix": ours_stages.get("prefill"),

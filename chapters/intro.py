@@ -52,7 +52,6 @@ dtype = "auto"  # auto | float32 | bfloat16 | float16
 repeats = 0  # unused here
 
 # %% tags=["hide-input"]
-import pandas as pd
 
 from pi05perf import results
 from pi05perf.report import md, show, start

@@ -5,7 +5,6 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from pi05perf import model as M
 from pi05perf.check import (TOLERANCE, assert_matches_reference, cosine, random_hidden,

@@ -87,3 +87,13 @@ def for_run(run, log=print) -> dict:
     log("ceilings measured here (chapter 2 has no results for this device and profile)")
     return {"copy_gbps": bw.value, "matmul_bf16_tflops": mm.value,
             "matmul_fp8_tflops": fp8.value if fp8 else None, "source": "measured in this chapter"}
+
+
+def this_device(run, log=print):
+    """The running device as a `config.Hardware` with its measured ceilings (see `for_run`)."""
+    from .config import Hardware
+    from .results import device_name
+
+    ceil = for_run(run, log)
+    return Hardware(f"{device_name(run.device)} (measured)", ceil["copy_gbps"], ceil["matmul_bf16_tflops"],
+                    ceil.get("matmul_fp8_tflops"), ceil["source"])

@@ -60,7 +60,7 @@ from .config import (ACTION_HORIZON_LIBERO, GEMMA_2B, GEMMA_300M, IMAGE_SIZE, MA
                      PATCH_SIZE, SIGLIP_SO400M, TransformerConfig, tiny_config)
 from .model import KV, AdaRMSNorm, Pi05, fuse_projections, init_weights_
 from .prefill_bench import exact_fp32
-from .timing import time_fn
+from .timing import Graphed, standard_strides, time_fn
 
 VOCAB = 1024  #: vocabulary of the benchmark model (openpi: 257152; only gathered from)
 STAGES = ("vision", "prefill", "denoise", "whole")
@@ -237,15 +237,6 @@ def euler(model: Pi05, kv: KV, noise: torch.Tensor, steps: int,
     return x
 
 
-def standard_strides(t: torch.Tensor) -> torch.Tensor:
-    """`t` contiguous with the default strides, also on its size-1 dims (a view when only
-    those differ): compiled code guards on strides, so every path must present the same."""
-    if not t.is_contiguous():
-        t = t.contiguous()
-    strides = torch.empty(t.shape, device="meta").stride()
-    return t if t.stride() == strides else t.as_strided(t.shape, strides)
-
-
 def _pairs(flat: Sequence[torch.Tensor]) -> KV:
     return [(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
 
@@ -280,34 +271,6 @@ class Pipeline:
         if name not in STAGES:
             raise ValueError(f"stage must be one of {STAGES}, got {name!r}")
         return self if name == "whole" else getattr(self, name)
-
-
-class Graphed:
-    """`fn(*inputs)` captured once in a CUDA graph on static copies of `example`; calling it
-    copies new inputs in (skipped for the static tensors themselves), replays and returns
-    the static outputs."""
-
-    def __init__(self, fn: Callable[..., Any], example: Sequence[torch.Tensor], warmup: int = 3):
-        self.inputs = [standard_strides(e.clone()) for e in example]
-        stream = torch.cuda.Stream()
-        stream.wait_stream(torch.cuda.current_stream())
-        with torch.no_grad(), torch.cuda.stream(stream):
-            for _ in range(warmup):  # compiles / autotunes / loads kernels outside the capture
-                fn(*self.inputs)
-        torch.cuda.current_stream().wait_stream(stream)
-        torch.cuda.synchronize()
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.no_grad(), torch.cuda.graph(self.graph):
-            self.outputs = fn(*self.inputs)
-
-    def __call__(self, *xs: torch.Tensor) -> Any:
-        if len(xs) != len(self.inputs):
-            raise TypeError(f"graph takes {len(self.inputs)} inputs, got {len(xs)}")
-        for s, x in zip(self.inputs, xs):
-            if x is not s:
-                s.copy_(x)
-        self.graph.replay()
-        return self.outputs
 
 
 def compile_blocks(model: Pi05, mode: str = "default", backend: str = "inductor") -> Pi05:

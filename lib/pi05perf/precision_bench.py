@@ -38,8 +38,8 @@ from . import quant as Q
 from .check import TOLERANCE, cosine, relative_error
 from .config import TransformerConfig
 from .model import GemmaLM
-from .prefill_bench import build_llm, check_and_time, cuda_graphed, exact_fp32, output_of
-from .timing import synchronize, time_fn
+from .prefill_bench import build_llm, check_and_time, exact_fp32, output_of
+from .timing import Graphed, synchronize, time_fn
 
 # Relative error of (final hidden, last layer's K) against the fp32 model that a variant must
 # stay under before it is timed. A gate against broken kernels, not an accuracy claim: FP8
@@ -157,14 +157,14 @@ def prefill_callable(model: GemmaLM, scope: str, backend: str = "inductor") -> C
 
 
 def _graph_on_first_call(fn: Callable[[torch.Tensor], PrefillOut]) -> Callable[[torch.Tensor], PrefillOut]:
-    """Capture `fn` in one CUDA graph at the first call's shape (prefill_bench.cuda_graphed);
+    """Capture `fn` in one CUDA graph at the first call's shape (timing.Graphed);
     later calls copy their input in and replay."""
     graphed: dict[tuple, Callable] = {}
 
     def call(x: torch.Tensor) -> PrefillOut:
         key = (tuple(x.shape), x.dtype)
         if key not in graphed:
-            graphed[key] = cuda_graphed(fn, x)
+            graphed[key] = Graphed(fn, [x])
         return graphed[key](x)
     return call
 

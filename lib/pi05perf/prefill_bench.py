@@ -17,7 +17,7 @@ from . import flops as fl
 from .check import relative_error
 from .config import TransformerConfig
 from .model import GemmaLM, apply_rope, attend, fuse_projections, init_weights_, rope_tables
-from .timing import Timing, time_fn
+from .timing import Graphed, time_fn
 
 Prefill = Callable[[torch.Tensor], torch.Tensor]
 
@@ -51,26 +51,6 @@ def output_of(model: GemmaLM) -> Prefill:
         hidden, kv = model.prefill(x)
         return torch.cat([hidden.flatten(), kv[-1][0].flatten()])
     return run
-
-
-def cuda_graphed(fn: Prefill, example: torch.Tensor) -> Prefill:
-    """Capture `fn` once on a static input; each call copies the input in and replays."""
-    static_in = example.clone()
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):
-        for _ in range(2):
-            fn(static_in)
-    torch.cuda.current_stream().wait_stream(stream)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        static_out = fn(static_in)
-
-    def replay(x: torch.Tensor) -> torch.Tensor:
-        static_in.copy_(x)
-        graph.replay()
-        return static_out
-    return replay
 
 
 def check_and_time(name: str, fn: Prefill, reference: Prefill, make_input: Callable[[], torch.Tensor],
@@ -118,7 +98,7 @@ def prefill_variants(cfg: TransformerConfig, tokens: int, device: torch.device, 
             if device.type != "cuda":
                 log(f"skip {name}: no CUDA graphs on {device}")
                 continue
-            fn = cuda_graphed(fn, make_input().to(dtype))
+            fn = Graphed(fn, [make_input().to(dtype)])
         elif name.startswith("compile"):
             mode = "max-autotune" if "max_autotune" in name else "default"
             if device.type != "cuda" and (mode != "default" or "graph" in name):
@@ -126,7 +106,7 @@ def prefill_variants(cfg: TransformerConfig, tokens: int, device: torch.device, 
                 continue
             compiled = torch.compile(fn, mode=mode, fullgraph=True)
             if name.endswith("cuda_graph"):  # our own graph around the compiled kernels
-                fn = cuda_graphed(compiled, make_input().to(dtype))
+                fn = Graphed(compiled, [make_input().to(dtype)])
             else:
                 fn = lambda x, c=compiled: c(x).clone()
         log(f"checking and timing {name} ...")

@@ -75,17 +75,7 @@ ALL_SCHEMES: tuple[str, ...] = SCHEMES + SCALE_IGNORED_SCHEMES
 Backend = Literal["auto", "native", "simulate"]
 
 # ----------------------------------------------------------------------------- accuracy
-try:  # one definition project-wide where pi05perf.check exists
-    from pi05perf.check import cosine as _cosine, relative_error as _relative_error
-except ImportError:  # pragma: no cover - depends on what else is in the package
-    def _cosine(out: torch.Tensor, ref: torch.Tensor) -> float:
-        a, b = out.detach().double().flatten().cpu(), ref.detach().double().flatten().cpu()
-        den = a.norm() * b.norm()
-        return float(a @ b / den) if den > 0 else float("nan")
-
-    def _relative_error(out: torch.Tensor, ref: torch.Tensor) -> float:
-        a, b = out.detach().double().cpu(), ref.detach().double().cpu()
-        return float((a - b).norm() / b.norm())
+from .check import cosine as _cosine, relative_error as _relative_error
 
 
 def accuracy(out: torch.Tensor, ref: torch.Tensor) -> dict[str, float]:
@@ -790,6 +780,20 @@ def _linear_chain(module: nn.Module) -> list[nn.Module]:
     raise TypeError("export_qdq_onnx takes an nn.Linear or an nn.Sequential of nn.Linear/ReLU/GELU")
 
 
+def _save_onnx(nodes: list, inits: list, name: str, k_in: int, n_out: int, opset: int, path) -> None:
+    """One float input x [M, k_in] and output y [M, n_out] around `nodes`; checked, then saved."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(nodes, name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["M", k_in])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["M", n_out])],
+                              initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="pi05perf.quant")
+    model.ir_version = min(model.ir_version, 10)  # readable by current onnxruntime / TensorRT parsers
+    onnx.checker.check_model(model)
+    onnx.save(model, path)
+
+
 def export_qdq_onnx(module: nn.Module, example_input: torch.Tensor, path: str,
                     scheme: Literal["int8", "fp8"] = "int8", per_channel: bool = True,
                     opset: int = 19) -> dict:
@@ -806,7 +810,6 @@ def export_qdq_onnx(module: nn.Module, example_input: torch.Tensor, path: str,
     export for TensorRT, and INT8 is the one checked against onnxruntime. Returns a dict of
     the calibration (act_scales) for the torch-side simulation."""
     import numpy as np
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     if scheme == "fp8" and opset < 19:
@@ -890,16 +893,7 @@ def export_qdq_onnx(module: nn.Module, example_input: torch.Tensor, path: str,
         cur = out
     nodes.append(helper.make_node("Identity", [cur], ["y"]))
     n_last = h.shape[-1]
-    graph = helper.make_graph(
-        nodes, f"qdq_{scheme}",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["M", k0])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["M", n_last])],
-        initializer=inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
-                              producer_name="pi05perf.quant")
-    model.ir_version = min(model.ir_version, 10)  # readable by current onnxruntime / TensorRT parsers
-    onnx.checker.check_model(model)
-    onnx.save(model, path)
+    _save_onnx(nodes, inits, f"qdq_{scheme}", k0, n_last, opset, path)
     return {"path": str(path), "scheme": scheme, "opset": opset, "act_scales": act_scales,
             "per_channel": per_channel}
 
@@ -992,7 +986,6 @@ def export_geglu_qdq_onnx(mlp: nn.Module, example_input: torch.Tensor, path: str
     float32 initializer (`onnx_scale_dtypes`). Returns the calibration for
     `simulate_geglu_qdq`."""
     import numpy as np
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     if scheme == "fp8" and opset < 19:
@@ -1065,16 +1058,7 @@ def export_geglu_qdq_onnx(mlp: nn.Module, example_input: torch.Tensor, path: str
     hdq = qdq("h", "h", act_scales[1])
     w_d = weight("down", down)
     nodes.append(helper.make_node("MatMul", [hdq, w_d], ["y"]))
-    graph = helper.make_graph(
-        nodes, f"geglu_qdq_{scheme}",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["M", width])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["M", width])],
-        initializer=inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
-                              producer_name="pi05perf.quant")
-    model.ir_version = min(model.ir_version, 10)
-    onnx.checker.check_model(model)
-    onnx.save(model, path)
+    _save_onnx(nodes, inits, f"geglu_qdq_{scheme}", width, width, opset, path)
     return {"path": str(path), "scheme": scheme, "opset": opset, "act_scales": act_scales,
             "per_channel": per_channel, "width": width, "hidden": hidden}
 
