@@ -33,6 +33,8 @@ compile_scope = "graph"  # graph (whole prefill compiled, in one CUDA graph, as 
 target_ratio = 0.7  # FP8 full coverage must take at most this share of the bf16 time
 target_cos = 0.998  # with at least this cosine to bf16 (final hidden state and KV cache)
 onnx_tokens = 64  # tokens run through the exported Q/DQ MLP in onnxruntime
+memory_bound_tokens = [16, 128]  # prefill token counts below this device's ridge (the memory-bound test)
+memory_bound_variant = "fp8_channel/full/fast_accum"  # the FP8 variant timed against bf16 there
 
 # %% tags=["hide-input"]
 import importlib.util
@@ -43,7 +45,9 @@ import altair as alt
 import pandas as pd
 import torch
 
-from pi05perf import config, flops, precision_bench as PB, quant as Q, reference, results
+import dataclasses
+
+from pi05perf import ceilings, config, flops, precision as Q, precision_bench as PB, reference, results
 from pi05perf.report import fmt, md, show, side_by_side, start, verdict
 from pi05perf.timing import Timing, spread_overlaps
 
@@ -108,10 +112,8 @@ help" does not follow even on paper: FP8 weights are half the bytes. On this dev
 # %% tags=["hide-input"]
 refs = PB.references(cfg, tokens, run.device, run.dtype)
 var = PB.quantized_prefill_variants(refs, run.repeats, specs, scope=scope)
-cols = ["variant", "kernels", "median_ms", "p25_ms", "p75_ms", "compile_s", "rel_err_vs_fp32",
-        "vs_base_hidden_cos", "vs_base_hidden_rel_err", "vs_base_kv_cos", "vs_base_kv_rel_err",
-        "vs_base_kv_cos_worst_layer", "weight_bytes"]
-show(var[cols])
+show(var[["variant", "kernels", "median_ms", "p25_ms", "p75_ms", "compile_s", "weight_bytes"]])
+show(var[["variant", "rel_err_vs_fp32", "vs_base_hidden_cos", "vs_base_kv_cos", "vs_base_kv_cos_worst_layer"]])
 base = var[var.scheme == "base"].iloc[0] if (var.scheme == "base").any() else None
 timed = var[var.median_ms.notna()].copy()
 if not timed.empty:
@@ -215,10 +217,74 @@ spec{f", {here['tflops']['fp8'] / here['tflops']['bf16']:.1f}× measured here" i
 gets faster too.""")
 
 # %% [markdown]
+# ## FP8 where this device *is* memory-bound
+# At 712 tokens a fast GPU's prefill is compute-bound, so the speed-up above says nothing about
+# "memory-bound". The claim is tested where it is about: the same prefill at token counts below
+# this device's ridge (its peak FLOP/s over its copy bandwidth), and the denoise step's shape
+# (10 action tokens through the action expert's 18 layers: width 1024, MLP 4096; attending to
+# its own 10 tokens only, and with plain RMSNorm instead of adaRMS: the linears are what FP8
+# changes). bf16 and FP8 each take their best path here: every layer compiled once and the whole
+# stack replayed as one CUDA graph, checked against fp32 before timing. The prediction is the
+# roofline's: where both are memory-bound, the ratio of the bytes they must move.
+
+# %% tags=["hide-input"]
+ceil = ceilings.for_run(run)
+ridge = ceil["matmul_bf16_tflops"] * 1e12 / (ceil["copy_gbps"] * 1e9)
+ridge_t = PB.ridge_tokens(config.GEMMA_2B, ceil["copy_gbps"], ceil["matmul_bf16_tflops"])
+expert = dataclasses.replace(config.GEMMA_300M, adaptive_norm=False)
+mb_cfgs = {"prefill": cfg, "denoise step (expert)": expert if run.full else
+           config.tiny_config(config.GEMMA_2B, width=128, num_heads=2, head_dim=64)}
+mb_shapes = {f"prefill, {t} tokens": (mb_cfgs["prefill"], t) for t in memory_bound_tokens}
+mb_shapes[f"denoise step, {config.ACTION_HORIZON_LIBERO} tokens"] = (mb_cfgs["denoise step (expert)"], config.ACTION_HORIZON_LIBERO)
+mb = PB.memory_bound_fp8(mb_shapes, run.device, run.dtype, run.repeats, here, memory_bound_variant,
+                         scope="layer_graph" if run.cuda else "eager")
+show(mb[["case", "bound", "bf16_ms", "fp8_ms", "measured_speedup_ratio", "predicted_speedup_ratio"]])
+if mb.error.notna().any():
+    say("Failed here (recorded, not timed): " + "; ".join(f"{r.case}: `{r.error}`" for r in mb.itertuples() if isinstance(r.error, str)))
+mb_ok = mb[mb.measured_speedup_ratio.notna() & mb.case.str.startswith("prefill")]
+mb_ok = mb_ok[mb_ok.bound == "memory"] if (mb_ok.bound == "memory").any() else mb_ok  # memory-bound rows first
+mb_head = mb_ok.sort_values("tokens").iloc[0] if not mb_ok.empty else None
+say(f"""This device's ridge: {ridge:.0f} FLOP/B (measured peak {ceil['matmul_bf16_tflops']:.0f} TFLOP/s over
+{ceil['copy_gbps']:.0f} GB/s, {ceil['source']}); the {config.GEMMA_2B.depth}-layer prefill reaches it at about
+{ridge_t if ridge_t else 'more than 4096'} tokens, so the prefill at {', '.join(map(str, memory_bound_tokens))} tokens
+{'is' if ridge_t and max(memory_bound_tokens) < ridge_t else 'may not all be'} memory-bound here (the `bound` column, from the floors).
+""" + ("\n\n".join(f"**{r.case}**: FP8 runs {r.measured_speedup_ratio:.2f}× as fast as bf16, the bytes predict "
+                      f"{r.predicted_speedup_ratio:.2f}× ({r.measured_speedup_ratio / r.predicted_speedup_ratio:.0%} of the "
+                      f"predicted gain realised)." for r in mb.itertuples() if r.measured_speedup_ratio == r.measured_speedup_ratio)
+       or "FP8 could not be timed on this device (no FP8 matmul: simulated only), so the memory-bound test waits for a GPU run."))
+
+# %% [markdown]
+# ### Chapter 8's FP8 result: a different path
+# Chapter 8 measured FP8 on the whole pi0.5 call and found it slower than bf16. Its figures,
+# from the committed results, beside this chapter's:
+
+# %% tags=["hide-input"]
+c8 = PB.committed_fp8_pipeline(slug)
+if c8 is None:
+    say("No committed chapter 8 run with an FP8 row exists yet: nothing to reconcile.")
+else:
+    c4_ratio = (full_best.median_ms / base.median_ms) if full_best is not None and base is not None else None
+    show(pd.DataFrame([
+        {"path": f"chapter 8 ({c8['device']}, {c8['commit']}): bf16 `graph`", "prefill_ms": c8["graph_prefill_ms"],
+         "whole_ms": c8["graph_whole_ms"]},
+        {"path": "chapter 8: `fp8_graph`", "prefill_ms": c8["fp8_graph_prefill_ms"], "whole_ms": c8["fp8_graph_whole_ms"]}]))
+    say(f"""Chapter 8's FP8 prefill ({c8['prefix_tokens'] or '?'} tokens) took {c8['fp8_graph_prefill_ms']:.2f} ms against {c8['graph_prefill_ms']:.2f} ms in bf16
+({c8['graph_prefill_ms'] / c8['fp8_graph_prefill_ms']:.2f}× as fast; whole call {c8['fp8_whole_speedup_ratio']:.3f}×), while this
+chapter's FP8 prefill runs {fmt(1 / c4_ratio if c4_ratio else None)}× as fast as bf16. The paths differ: chapter 8's `fp8_graph`
+(`pipeline_bench`) quantizes the *uncompiled* model (per-tensor E4M3, `fp8_tensor`, no fast accumulation) and captures it in
+a CUDA graph beside an uncompiled bf16 graph, so each projection's dynamic activation scale is eager PyTorch: a cast, an abs,
+an amax reduction, a division, a clamp and a cast to E4M3, each a kernel that reads and writes the activations, for each of
+the 18 × 4 projections. The graph removes their launch cost, not their memory passes. Here every variant is compiled, which
+fuses that quantization into the preceding norm or GeGLU. FP8 pays off only with its activation
+quantization fused; chapter 8's result is that of unfused FP8, not of FP8.""")
+
+# %% [markdown]
 # ## TensorRT: the same quantization as an explicit Q/DQ ONNX graph
 # TensorRT reads quantization from QuantizeLinear / DequantizeLinear pairs. The seed's Thor logs
-# read `[DEQUANTIZE] [SCALE] has invalid precision FP8, ignored`: a runtime that drops the scale
-# tensors computes with raw codes (chapter 5 shows what that does). Below, layer 0's MLP of
+# read `[DEQUANTIZE] [SCALE] has invalid precision FP8, ignored`: TensorRT ignored a precision
+# set on a scale input. That alone does not say the scale values were dropped; chapter 5 shows
+# what dropped scales and other misreadings of a quantized weight look like, and how to tell
+# them apart. Below, layer 0's MLP of
 # the same model is written as a Q/DQ graph (FP8 E4M3 weights per output channel, static
 # per-tensor activation scales calibrated on one random input), its scale tensors are checked
 # to be float32, and onnxruntime runs it on fresh input, compared with the torch meaning of
@@ -302,6 +368,13 @@ show(side_by_side([
      "thor_source": "NVIDIA Jetson AI Lab (actions vs PyTorch)",
      "measured": full_acc.vs_base_hidden_cos if full_acc is not None else None},
 ]))
+if mb_head is not None:
+    mb_status = "not held" if mb_head.measured_speedup_ratio > 1.1 else "held" if mb_head.measured_speedup_ratio < 1.02 else "partly held"
+    mb_text = (f"At {int(mb_head.tokens)} tokens ({mb_head.bound}-bound here by the floors) FP8 runs the prefill "
+               f"{mb_head.measured_speedup_ratio:.2f}× as fast as "
+               f"bf16 against {mb_head.predicted_speedup_ratio:.2f}× predicted by the bytes.")
+else:
+    mb_status, mb_text = "not testable here", "The memory-bound test could not be timed on this device."
 # held when the measured gain stays within the FLOP-share bound (plus the timing spread): a small gain, as the seed saw
 full_status = "not testable here" if gain_here is None else ("held" if gain_here <= bound_full * 1.05 else "not held")
 say(f"""**"Full coverage only adds {seed_full:.2f}×" — {verdict(full_status)}.** The Q, K, V and O projections are
@@ -309,11 +382,13 @@ say(f"""**"Full coverage only adds {seed_full:.2f}×" — {verdict(full_status)}
 {bound_full:.3f}×; {'this device measured ' + f'{gain_here:.3f}×' if gain_here is not None else 'nothing could be timed here'}.
 {"The seed's small gain is what the FLOP count predicts, not evidence about memory." if seed_full <= bound_full * 1.05 else "The seed's gain exceeds what the FLOP count allows."}
 
-**"FP8 cannot speed up a memory-bound prefill" — {verdict('not held' if speed_here is not None and speed_here > 1.1 else 'not testable here' if speed_here is None else 'partly held')}.**
-FP8 halves the weight bytes as well as the arithmetic time, so it helps whichever bound applies.
-{f'Here FP8 on every projection makes the compiled prefill {speed_here:.2f}× faster than bf16.' if speed_here is not None else ''}
-On Thor, NVIDIA's own TensorRT FP8 build of pi0.5 (Jetson AI Lab tutorial) runs the whole inference {nv_bf16 / nv_fp8:.1f}× faster
-than PyTorch bf16 (quoted, whole pipeline, not the prefill alone).
+**"FP8 cannot speed up a memory-bound prefill" — {verdict(mb_status)}.** Judged where this device is memory-bound
+(the table above), not at {prefix_tokens} tokens, where it is compute-bound
+({f'there FP8 makes the compiled prefill {speed_here:.2f}× faster, a compute-bound result' if speed_here is not None else 'nothing timed there'}).
+{mb_text}
+*Analytic (Thor's spec, no measurement):* FP8 halves the weight bytes, so even a purely memory-bound Thor prefill has a
+floor {fl_thor.speedup_vs_bf16_floor['fp8']:.2f}× lower in FP8. On Thor, NVIDIA's own TensorRT FP8 build of pi0.5 (Jetson AI Lab
+tutorial) runs the whole inference {nv_bf16 / nv_fp8:.1f}× faster than PyTorch bf16 (quoted, whole pipeline).
 
 **"On Thor FP8 runs, but its scales are ignored: it is really FP16" — {verdict('not testable here')}** (no Thor, no
 TensorRT here). It is consistent with the open TensorRT issue #4590 (FP8/FP4 builder flags silently building
@@ -327,7 +402,12 @@ headline = {f"fp8_{key}_mlp_only_ms": mlp_best.median_ms if mlp_best is not None
             f"fp8_{key}_base_ms": base.median_ms if base is not None else None,
             f"fp8_{key}_full_vs_base_ratio": (full_best.median_ms / base.median_ms
                                               if full_best is not None and base is not None else None),
-            "fp8_full_vs_mlp_only_speedup_ratio": gain_here}
+            "fp8_full_vs_mlp_only_speedup_ratio": gain_here,
+            "fp8_memory_bound_speedup_ratio": float(mb_head.measured_speedup_ratio) if mb_head is not None else None,
+            "fp8_memory_bound_predicted_ratio": float(mb_head.predicted_speedup_ratio) if mb_head is not None else None,
+            "fp8_memory_bound_tokens": int(mb_head.tokens) if mb_head is not None else None,
+            **(ceilings.headline(ceil) if hasattr(ceilings, "headline") else
+               {"floor_peak_bf16_tflops": float(ceil["matmul_bf16_tflops"]), "floor_copy_gbps": float(ceil["copy_gbps"])})}
 if trt_row is not None:
     headline["trt_fp8_mlp_ms"] = trt_row["median_ms"]
 rows = var.assign(table="variants")
@@ -336,4 +416,5 @@ if qdq is not None:
                                            "ort_vs_torch_rel_err": qdq["ort_vs_torch"]["rel_err"],
                                            "ort_vs_fp32_cos": qdq["ort_vs_fp32"]["cos"],
                                            "all_scales_float32": qdq["all_scales_float32"]}])], ignore_index=True)
-results.save(run, headline, pd.concat([rows, floors.assign(table="floors")], ignore_index=True))
+results.save(run, headline, pd.concat([rows, floors.assign(table="floors"), mb.assign(table="memory_bound")],
+                                      ignore_index=True))

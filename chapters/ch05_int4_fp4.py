@@ -17,9 +17,11 @@
 # TensorRT logs read `[DEQUANTIZE] [SCALE] has invalid precision FP4, ignored`. INT8 through
 # `torch._int_mm` ran no faster than bf16 and torchao was slower still (the seed's figures are
 # quoted where they are compared below). This chapter separates the two questions
-# the seed merged: **is 4-bit accurate** (with its scales, and with the scales dropped as
-# that log says), and **would it be fast** (weight-only INT4 and INT8 against bf16, from one
-# token to 2048, and the roofline of the 712-token prefill).
+# the seed merged: **is 4-bit accurate** (with its scales, and under each way a runtime can
+# misread a quantized weight: scales dropped, nibbles or scales in the wrong layout, FP4 codes
+# read as integers), and **would it be fast** (weight-only INT4 and INT8 against bf16, from one
+# token to 2048, through torch's decode kernel and through a prefill-class kernel, and the
+# roofline of the 712-token prefill).
 
 # %% tags=["parameters"]
 profile = "auto"  # auto | smoke | full
@@ -38,7 +40,8 @@ import altair as alt
 import pandas as pd
 import torch
 
-from pi05perf import config, precision_bench as PB, quant as Q, reference, results
+from pi05perf import ceilings, config, precision as Q, precision_bench as PB, reference, results
+from pi05perf.precision import w4a16_triton as W4
 from pi05perf.report import fmt, md, show, side_by_side, start, verdict
 
 say = lambda text: show(md(text))  # noqa: E731  (markdown from computed values, shown where it is built)
@@ -100,25 +103,85 @@ On this device the INT4 weight-only bound is {fh.speedup_vs_bf16_floor[I4]:.2f}�
 in bf16 here).""")
 
 # %% [markdown]
-# ## Accuracy, one layer: what dropping the scales does
-# Layer 0's query projection of the model (its weight and its real input, the normed
-# embeddings of fresh random tokens), quantized and then read the ways a runtime can misread
-# it. `weight_cos` compares the weight the runtime uses with the true one, `out_cos` and
-# `out_rel_err` the layer's output with the exact fp64 product.
+# ## Accuracy, one layer: what misreading a quantized weight does
+# A quantized weight is codes and scales: W ≈ code × scale. A runtime can get either wrong.
+# Dropping the scales (every scale read as 1) multiplies the weights by 1/scale: the
+# direction of each row survives, only where per-group scales differ is it bent, and the
+# magnitude grows by about 1/scale. Reading the codes in the wrong *order* (the two nibbles of
+# a byte swapped, the buffer read in the other major order, channels permuted) gives an
+# unrelated weight of the same size. Reading FP4 E2M1 codes (sign bit and a non-uniform
+# magnitude) as INT4 integers keeps the sign of some values and bends the rest. Layer 0's
+# query projection of the model (its weight and its real input, the normed embeddings of fresh
+# random tokens), quantized and read each of these ways: `weight_cos` compares the weight the
+# runtime uses with the true one, `out_cos` and `out_norm_ratio` the layer's output (direction,
+# magnitude) with the exact fp64 product.
 
 # %% tags=["hide-input"]
 w_q, x_q = PB.first_layer_q_input(cfg, min(tokens, 128), run.device)
 sig = Q.fault_signatures(w_q, x_q, group_size=min(group_size, cfg.width))
-show(sig)
+show(sig[["fault", "weight_cos", "out_cos", "out_norm_ratio", "out_rel_err"]])
 s = sig.set_index("fault")
 dropped = sig[sig.fault.str.contains("dropped")]
-layout = sig[sig.fault.str.contains("swapped|transposed|permuted")]
+layout = sig[sig.fault.str.contains("nibble order swapped|other major order|permuted")]
 say(f"""With its scales dropped, one layer keeps its direction (output cos {dropped.out_cos.min():.3f} to
-{dropped.out_cos.max():.4f}) while its magnitude explodes (relative error {dropped.out_rel_err.min():.0f} to
-{dropped.out_rel_err.max():.1e}): the codes are the weights divided by their scale. A single layer shows **cos ≈ 0**
-only when the codes are read in the wrong *order* (nibbles swapped, weight transposed, channels permuted: cos
-{layout.out_cos.abs().max():.3f} at most, relative error ≈ {layout.out_rel_err.mean():.2f}, i.e. an unrelated output of
-the same size). INT4 with its scales: cos {s.out_cos['int4 asym, correct']:.4f}; NVFP4: {s.out_cos['nvfp4, correct']:.4f}.""")
+{dropped.out_cos.max():.4f}) while its magnitude explodes (norm ratio up to {dropped.out_norm_ratio.max():.1e}): the codes
+are the weights divided by their scale. A single layer shows **cos ≈ 0** only when the codes are read in the wrong
+*order* (nibbles swapped, buffer read in the other major order, channels permuted: |cos| {layout.out_cos.abs().max():.3f} at
+most, norm ratio {layout.out_norm_ratio.min():.2f} to {layout.out_norm_ratio.max():.2f}: an unrelated output of the same size).
+INT4 with its scales: cos {s.out_cos['int4, correct']:.4f}; NVFP4: {s.out_cos['nvfp4, correct']:.4f}.""")
+
+# %% [markdown]
+# ## Each fault's signature at layer, MLP and model level
+# The seed's Torch-TensorRT NVFP4 run was faster than any whole-prefill floor on Thor (figures
+# below), so its cos ≈ 0 was measured on a layer or an MLP. Each fault at three levels,
+# fp32, against the true fp32 computation: one layer (as above), layer 0's MLP with every
+# projection faulted, and the whole prefill with every projection faulted (final hidden state,
+# and the first layer's K/V). cos is the direction, `norm_ratio` the magnitude (faulty / true;
+# not shown for the model, whose final RMSNorm sets the output's size).
+
+# %% tags=["hide-input"]
+refs = PB.references(cfg, tokens, run.device, run.dtype)
+levels = PB.fault_levels(refs, group_size=min(group_size, cfg.width))
+show(levels[["fault", "layer_cos", "layer_norm_ratio", "mlp_cos", "mlp_norm_ratio", "model_cos", "model_first_kv_cos"]])
+lv = levels.set_index("fault")
+near0 = levels[levels.layer_cos.abs() < 0.1]
+drops = levels[levels.fault.str.contains("scales dropped|scale dropped")]
+seed_trt_ms = reference.quoted("fp4test_torch_trt_nvfp4_ms")
+fault_min = float(levels.layer_cos.min())
+near0_mlp = levels[levels.mlp_cos.abs() < 0.1]
+say(f"""The seed's Torch-TensorRT NVFP4 run took {seed_trt_ms:g} ms (quoted); the {prefix_tokens}-token prefill's NVFP4
+weights alone ({ft.weight_gb[F4]:.2f} GB) need at least {ft.memory_ms[F4]:.1f} ms at Thor's quoted bandwidth: the seed timed
+something smaller than the prefill.
+
+**What gives cos ≈ 0 at the level the seed measured.** At one layer, only layout faults do:
+{', '.join(near0.fault)} (layer |cos| ≤ {near0.layer_cos.abs().max():.3f}, MLP |cos| ≤ {near0.mlp_cos.abs().max():.3f}), each
+with the output's size about right (norm ratio {near0.layer_norm_ratio.min():.2f} to {near0.layer_norm_ratio.max():.2f}).
+At MLP level, where the GeGLU multiplies two faulty projections, cos ≈ 0 comes from
+{', '.join(near0_mlp.fault) if not near0_mlp.empty else 'the same faults'} (MLP |cos| ≤
+{near0_mlp.mlp_cos.abs().max() if not near0_mlp.empty else float('nan'):.3f}, norm ratio
+{near0_mlp.mlp_norm_ratio.min() if not near0_mlp.empty else float('nan'):.2f} to
+{near0_mlp.mlp_norm_ratio.max() if not near0_mlp.empty else float('nan'):.2f}).
+Through the whole prefill the layout faults leave the final hidden state at cos {near0.model_cos.min():.2f} to
+{near0.model_cos.max():.2f}: the residual stream still carries the input, and each faulty branch adds noise of about its
+own size (the final norm hides magnitudes, so `model_cos` is the model-level signature).
+Dropped scales keep the direction at layer level (cos {drops.layer_cos.min():.3f} to {drops.layer_cos.max():.3f}) and blow up the
+magnitude (norm ratio {drops.layer_norm_ratio.min():.0f} to {drops.layer_norm_ratio.max():.0e}); they reach cos ≈ 0 only through
+many layers (model cos {drops.model_cos.min():+.3f} to {drops.model_cos.max():+.3f}). E2M1 codes read as integers give a
+|cos| near {lv.layer_cos.filter(like='E2M1').abs().mean():.2f}, and block scales in the wrong layout bend the direction a
+little (cos {lv.layer_cos.filter(like='scales transposed').min():.3f}). The lowest layer-level cosine among the faults tried
+is **{fault_min:+.3f}**.
+
+**How to tell them apart on Thor.** Measure the output's *magnitude* beside its cosine: a layer whose output is
+≈ 1/scale (10² for 4-bit) too large lost its scales; one of the right size pointing elsewhere reads its codes in the
+wrong order. The seed reported cosines only.
+
+**What the log line shows.** `[DEQUANTIZE] [SCALE] has invalid precision FP4, ignored` says TensorRT ignored a
+*precision* set on the scale input of a DequantizeLinear layer (FP4 is not a valid type for a scale; scales are FP8 or
+FP32). It does not say the scale values were dropped: the builder may have kept the scale at its real type, or run
+the layer at another precision (TensorRT issue #4590: FP8/FP4 requests silently building higher-precision engines on
+Thor). Which one happened needs the built engine's layer information (`IEngineInspector`) or the magnitude test above;
+the seed's log alone does not decide between scale dropping and a layout fault, and at layer or MLP level only a
+layout fault or a format misreading, not dropped scales, matches its cos ≈ 0.""")
 
 # %% [markdown]
 # ## Accuracy, the whole prefill: where cos ≈ 0 comes from
@@ -128,7 +191,6 @@ the same size). INT4 with its scales: cos {s.out_cos['int4 asym, correct']:.4f};
 # state and the KV cache, layer by layer.
 
 # %% tags=["hide-input"]
-refs = PB.references(cfg, tokens, run.device, run.dtype)
 schemes = [s2 for s in fault_schemes for s2 in (s, s + Q.NOSCALE)]
 faults, per_layer = PB.fault_injection(refs, schemes, fault_coverage)
 show(faults[["scheme", "coverage", "scales", "kernels", "vs_base_hidden_cos", "vs_base_hidden_rel_err",
@@ -154,9 +216,10 @@ true one. With their scales the same codes give cos {kept.vs_base_hidden_cos.min
 ({'**≥ 0.99: done**' if correct_ok else '**below 0.99 for some scheme**'}); INT4 weight-only group {group_size}:
 cos {i4.vs_base_hidden_cos if i4 is not None else float('nan'):.4f} (final hidden), {i4.vs_base_kv_cos if i4 is not None else float('nan'):.4f} (KV cache).
 
-**What to recognise.** cos ≈ 0 at the model output with the first layer's cache still correlated means the scales
-were lost (the seed's case, and its TensorRT log says as much); cos ≈ 0 already at the first layer means the codes are
-read in the wrong layout. Neither is a property of 4-bit arithmetic, and NVIDIA's NVFP4 build on Thor reaches cos
+**What to recognise.** cos ≈ 0 at the model output with the first layer's cache still correlated (and outputs far too
+large) means the scales were lost; cos ≈ 0 already at one layer or one MLP, with outputs of the right size, means the
+codes are read in the wrong layout (previous section). The seed measured at layer or MLP level, where only the second
+matches. Neither is a property of 4-bit arithmetic, and NVIDIA's NVFP4 build on Thor reaches cos
 {reference.quoted('nvidia_thor_nvfp4_cos')} (quoted). These are random weights: the figures measure the arithmetic, not a
 trained policy's task accuracy.""")
 
@@ -199,6 +262,30 @@ by arithmetic and the kernel has to dequantize every weight again for every tile
 (quantize, multiply, rescale) {rx(i8l_hi)}. FP8 compute (the bare `_scaled_mm` kernel): {rx(f8_hi)}.
 (Times as ratios: below 1 is faster. The seed's {reference.quoted('quantlib_torch_int_mm_speed_ratio')}× for `_int_mm`
 was a *speed* ratio: time ratio {1 / reference.quoted('quantlib_torch_int_mm_speed_ratio'):.2f}.)""")
+
+# %% [markdown]
+# ## A prefill-class INT4 kernel
+# The INT4 figures above come from one kernel, torch's tinygemm (`_weight_int4pack_mm`), which
+# is built for decoding (a few rows of activations): its rate stays flat as the token count
+# grows, so "INT4 loses at the prefill's size" may be a property of that kernel, not of INT4
+# weights. A prefill-class alternative is the standard tiled matmul that unpacks the int4
+# codes, applies their group scale and zero and multiplies bf16 tiles on the tensor cores:
+# `precision.w4a16_triton` (Triton; one K-tile per quantization group). It is checked against
+# the fp32 product with its own dequantized weight on two inputs before it is timed against
+# bf16 cuBLAS on the same shapes, at the prefill's token count.
+
+# %% tags=["hide-input"]
+w4 = W4.w4a16_vs_bf16(shapes, prefix_tokens if run.full else tokens, run.device, run.repeats, group_size=group_size)
+w4_ratio = W4.w4a16_ratio(w4)
+if "median_ms" in w4:
+    show(w4[["gemm", "impl", "median_ms", "p25_ms", "p75_ms", "tflops", "rel_err_vs_dequant"]])
+if w4.error.notna().any():
+    say("Not timed: " + "; ".join(f"{r.gemm}: `{r.error}`" for r in w4.itertuples() if isinstance(r.error, str)))
+say(f"""At {prefix_tokens if run.full else tokens} tokens the Triton W4A16 kernel takes **{rx(w4_ratio)}** the bf16 time over one
+MLP's two matmuls, against tinygemm's {rx(i4_hi)} at {hi} tokens. """ + (
+    "A dequantizing prefill kernel closes most of tinygemm's gap: what stays is the dequantization work per tile, "
+    "since the matmul itself still runs at the bf16 rate." if w4_ratio is not None and i4_hi is not None and w4_ratio < i4_hi
+    else "Where it was not timed (no GPU or no Triton here), only tinygemm's figure stands."))
 
 # %% [markdown]
 # ## The whole prefill with INT4 weights
@@ -280,7 +367,9 @@ if pre_speed:
     measured_txt += f"; measured here the whole prefill runs at {pre_speed:.2f}× the speed of bf16 (eager)"
 if i4_hi:
     measured_txt += (f"{',' if pre_speed else '; measured here'} one MLP's matmuls run at {1 / i4_hi:.2f}× the speed "
-                     f"of bf16 at {hi} tokens")
+                     f"of bf16 at {hi} tokens through tinygemm (a decode kernel)")
+if w4_ratio:
+    measured_txt += f", and through a prefill-class W4A16 kernel (Triton) at {1 / w4_ratio:.2f}× the speed of bf16"
 say(f"""**"INT4 ⇒ {seed_x:.0f}× less weight traffic ⇒ {seed_x:.0f}× faster prefill" — {verdict(premise)}.** Weight-only INT4 removes weight
 bytes, not arithmetic: at {prefix_tokens} tokens the prefill does {prefix_tokens} FLOPs per weight byte in bf16, and
 with the bytes gone the bf16 compute floor remains. Thor's own spec bounds INT4 weight-only at
@@ -290,8 +379,10 @@ Low-bit weights pay off at a few tokens (decode, or the action expert's {config.
 (FP8 {nv8:.0f} ms, FP8+NVFP4 {nv4:.0f} ms for the whole inference, quoted: NVFP4 adds {nv8 / nv4:.2f}× over FP8).
 
 **"INT4/FP4 is unusable on Thor (cos ≈ 0)" — {verdict('partly held' if reproduced else 'not testable here')}.** The
-cos ≈ 0 is exactly what dropping the scales produces ({'reproduced above' if reproduced else 'not reproduced here'}), and the
-seed's TensorRT log says the scales were ignored; with them, the same 4-bit codes give cos
+cos ≈ 0 is what a misread weight produces: dropped scales give it only through many layers
+({'reproduced above' if reproduced else 'not reproduced here'}), a layout fault (nibble order, major order) already at one
+layer or MLP, the level the seed timed. Its log line shows a precision setting ignored, not which of these happened. With
+their scales and layout right, the same 4-bit codes give cos
 {kept.vs_base_hidden_cos.min():.3f} or better here and NVIDIA reaches {reference.quoted('nvidia_thor_nvfp4_cos')} on Thor. It held
 for the seed's toolchain at the time, not for 4-bit arithmetic.
 
@@ -307,10 +398,13 @@ headline = {"int4_correct_scale_cos": i4.vs_base_hidden_cos if i4 is not None el
             f"int4wo_{k712}_vs_bf16_ratio": i4_hi, f"int4wo_tokens{lo}_vs_bf16_ratio": i4_lo,
             f"int8_{k712}_vs_bf16_ratio": i8_hi, f"int8_layer_{k712}_vs_bf16_ratio": i8l_hi,
             f"fp8_kernel_{k712}_vs_bf16_ratio": f8_hi,
-            "int4wo_thor_floor_speedup_ratio": float(ft.speedup_vs_bf16_floor[I4])}
+            "int4wo_thor_floor_speedup_ratio": float(ft.speedup_vs_bf16_floor[I4]),
+            "int4_prefill_kernel_tokens712_vs_bf16_ratio": w4_ratio if run.full and prefix_tokens == 712 else None,
+            "fault_layer_min_cos": fault_min, **ceilings.headline(ceilings.for_run(run))}
 if "base" in pvi.index and "int4wo" in pvi.index:
     headline["int4wo_prefill_vs_bf16_ratio"] = float(pvi.loc["int4wo"].median_ms / pvi.loc["base"].median_ms)
-results.save(run, headline, pd.concat([sig.assign(table="layer_faults"), faults.assign(table="model_faults"),
+results.save(run, headline, pd.concat([sig.assign(table="layer_faults"), levels.assign(table="fault_levels"),
+                                       w4.assign(table="w4a16"), faults.assign(table="model_faults"),
                                        per_layer.assign(table="kv_per_layer"), sweep.assign(table="sweep"),
                                        ratios.assign(table="sweep_ratios"), pv.assign(table="prefill"),
                                        floors.assign(table="floors"), pd.DataFrame(tao_rows).assign(table="torchao")],

@@ -15,28 +15,31 @@
 # SigLIP, runs the Gemma-2B prefill over images + prompt (the K/V cache), then runs the
 # action expert N times (Euler steps of flow matching) over the action chunk, each step
 # reading that cache. This chapter times the whole call and each stage on this device —
-# eager PyTorch, CUDA graphs, `torch.compile` — for 1–3 camera views and 10, 5, 3 or 1
-# steps, every path checked against the float32 model first; puts the seed's Thor
-# breakdown and the published Thor and RTX 4090 figures beside it; and then looks at the
-# seed's action-buffering experiment (replanning every step against buffering a whole
-# chunk) with a closed-loop **simulation** of sync, buffered, ensembled and real-time
-# chunked execution.
+# eager PyTorch, CUDA graphs, `torch.compile` — for 1–3 camera views, 10, 5, 3 or 1 steps,
+# and the token budgets openpi actually computes (three image slots, short prompts), every
+# path checked against the float32 model first. It sets the best call and one denoise step
+# against their floors, shows where the kernels' time goes, tries FP8 through all three
+# stacks, puts the seed's Thor breakdown and the published figures beside it, and then looks
+# at the seed's action-buffering experiment with a toy closed-loop **simulation**.
 
 # %% tags=["parameters"]
 profile = "auto"  # auto | smoke | full
 device = "auto"  # auto | cpu | cuda
 dtype = "auto"  # auto | float32 | bfloat16 | float16
 repeats = 0  # timed repeats of graphed paths; 0 means the profile default
-eager_repeats = 5  # timed repeats of eager paths (tens of ms per call)
+eager_repeats = 9  # timed repeats of eager paths (hundreds of ms per call; host-bound, hence noisy)
 camera_views = [1, 2, 3]  # views timed (256 image tokens each)
 denoise_steps = [10, 5, 3, 1]  # Euler steps timed
 text_tokens = 200  # prompt tokens (pi0.5 max_token_len)
+typical_text_tokens = 48  # a real LIBERO prompt's length: an estimate (config.TYPICAL_PROMPT_TOKENS, chapter 1)
 action_horizon = 10  # actions per chunk (pi05_libero)
 long_horizon = 50  # the pi0.5 default horizon, timed at the headline views and steps
 headline_views = 2  # the configuration of the headline figures
 headline_steps = 10
 variants = ["eager", "eager_fused", "graph_denoise", "graph_no_precompute", "graph", "compile", "compile_graph"]
 compile_mode = "default"  # default | max-autotune-no-cudagraphs
+fp8_variants = ["fp8_all_compile_graph", "fp8_all_graph"]  # FP8 in all three stacks: the first that runs; [] = off
+profile_runs = 3  # profiled calls of the best path for the kernel timeline
 target_ms = 12.0  # performance target of the headline configuration on the H100
 sim_episodes = 0  # simulated episodes per seed and setting; 0 means the profile default
 sim_seeds = 3  # independent simulation seeds, pooled
@@ -49,47 +52,53 @@ import altair as alt
 import pandas as pd
 import torch
 
-from pi05perf import ceilings, config, control_sim, flops, pipeline_bench as pb, reference, results
+from pi05perf import ceilings, config, control_sim, flops, pipeline_bench, reference, results
 from pi05perf.charts import PALETTE, SERIES_COLORS
-from pi05perf.report import fmt, headlines_everywhere, md, show, start, verdict
+from pi05perf.report import headlines_everywhere, md, show, start, verdict
 
 run = start("ch07_pipeline", profile=profile, device=device, dtype=dtype, repeats=repeats,
             eager_repeats=eager_repeats, camera_views=camera_views, denoise_steps=denoise_steps,
-            text_tokens=text_tokens, action_horizon=action_horizon, long_horizon=long_horizon,
-            headline_views=headline_views, headline_steps=headline_steps, variants=variants,
-            compile_mode=compile_mode, target_ms=target_ms, sim_episodes=sim_episodes, sim_seeds=sim_seeds,
-            sim_k=sim_k)
+            text_tokens=text_tokens, typical_text_tokens=typical_text_tokens, action_horizon=action_horizon,
+            long_horizon=long_horizon, headline_views=headline_views, headline_steps=headline_steps,
+            variants=variants, compile_mode=compile_mode, fp8_variants=fp8_variants, profile_runs=profile_runs, target_ms=target_ms,
+            sim_episodes=sim_episodes, sim_seeds=sim_seeds, sim_k=sim_k)
 if compile_mode not in ("default", "max-autotune-no-cudagraphs"):
     raise ValueError(f"compile_mode={compile_mode!r}: allowed default | max-autotune-no-cudagraphs")
-unknown = [v for v in variants if v not in pb.VARIANTS]
+unknown = [v for v in variants + fp8_variants if v not in pipeline_bench.VARIANTS]
 if unknown:
-    raise ValueError(f"variants {unknown} unknown; allowed: {', '.join(pb.VARIANTS)}")
+    raise ValueError(f"variants {unknown} unknown; allowed: {', '.join(pipeline_bench.VARIANTS)}")
 if headline_views not in camera_views or headline_steps not in denoise_steps:
     raise ValueError("headline_views and headline_steps must be among camera_views and denoise_steps")
-arch = pb.arch(run.full)
+arch = pipeline_bench.arch(run.full)
 text = text_tokens if run.full else min(text_tokens, 8)
+typical = typical_text_tokens if run.full else min(text, 4)
 if not run.cuda:  # tiny CPU models gain nothing from threads, and spinning threads of parallel jobs collide
     torch.set_num_threads(1)
 dev_name = results.device_name(run.device)
-chosen = [v for v in variants if v in pb.available_variants(run.device)]
+chosen = [v for v in variants if v in pipeline_bench.available_variants(run.device)]
 if not run.full:  # compiling on a CPU would take most of the smoke budget; tests cover the plumbing
     chosen = [v for v in chosen if not v.startswith("compile")]
 if chosen != variants:
     print(f"on {dev_name} ({run.profile}): timing {chosen}; CUDA graphs need a GPU, compile runs in the full profile")
-bench = pb.PipelineBench(arch, run.device, run.dtype, run.repeats, denoise_steps,
-                         eager_repeats=min(eager_repeats, run.repeats), compile_mode=compile_mode)
-H = pb.Shape(headline_views, text, headline_steps, action_horizon)
+bench = pipeline_bench.PipelineBench(arch, run.device, run.dtype, run.repeats, denoise_steps,
+                                     eager_repeats=min(eager_repeats, run.repeats), compile_mode=compile_mode)
+headline_shape = pipeline_bench.Shape(headline_views, text, headline_steps, action_horizon)
+ceil = ceilings.for_run(run)
+hw_here = config.Hardware(f"{dev_name} (measured)", ceil["copy_gbps"], ceil["matmul_bf16_tflops"],
+                          ceil.get("matmul_fp8_tflops"), ceil["source"])
+section_s: dict[str, float] = {}  # wall time of each measured section: the chapter's device cost
 print(f"model: SigLIP {arch.vision.name} x{arch.vision.depth}, LLM {arch.llm.name} x{arch.llm.depth}, "
       f"expert {arch.expert.name} x{arch.expert.depth}; {arch.tokens_per_image} tokens per image; "
-      f"headline: {H.describe(arch)}")
+      f"headline: {headline_shape.describe(arch)}")
 
 # %% [markdown]
 # ## The headline configuration, every path
 # By default two camera views, 200 prompt tokens (a 712-token prefix), 10 Euler steps over a 10-action
-# chunk, bf16. Each path is first run on two fresh random inputs and compared with the float32
-# model (TF32 off): the actions, the actions' displacement from the noise (what the network
-# adds), the prefix embeddings and the last layer's K cache; then it is timed on a third input
-# (median and interquartile range). Paths:
+# chunk, bf16: the seed's configuration, kept as the headline so that every figure compares with the
+# seed's (the token budgets openpi computes are timed further down). Each path is first run on two fresh
+# random inputs and compared with the float32 model (TF32 off): the actions, the actions' displacement from
+# the noise (what the network adds), the prefix embeddings and the last layer's K cache; then it is timed on
+# a third input (median and interquartile range). Paths:
 #
 # | path | what it changes |
 # |---|---|
@@ -101,126 +110,113 @@ print(f"model: SigLIP {arch.vision.name} x{arch.vision.depth}, LLM {arch.llm.nam
 # | compile | eager_fused, every transformer block `torch.compile`d (once per block kind) |
 # | compile_graph | compile, in one CUDA graph for the whole call |
 #
-# Precomputed time conditioning: with a fixed schedule the timestep of step i is a constant,
-# so the time MLP and the scale/shift/gate of every adaRMSNorm are constants too. Computing
-# them once removes, per step, the reads of 37 modulation weights.
+# A path without a CUDA graph launches every kernel from Python: its time is **host overhead**
+# (the CPU issuing hundreds of small kernels), not what the GPU needs, and it is labelled so and kept
+# out of every GPU comparison. Precomputed time conditioning: with a fixed schedule the timestep of step
+# i is a constant, so the time MLP and the scale/shift/gate of every adaRMSNorm are constants too.
 
 # %% tags=["hide-input"]
-mb = pb.modulation_bytes(arch)
-failed: dict[str, str] = {}
-
-
-def attempt(v: str, stages, sh: pb.Shape) -> list[dict]:
-    """Measure a path that may not run on this stack (a compile or capture error) without
-    losing the chapter: the failure is reported below. A wrong result still stops it."""
-    if v in failed:
-        return []
-    try:
-        return bench.measure_many(v, stages, sh)
-    except AssertionError:
-        raise
-    except Exception as e:  # noqa: BLE001 - reported in the page, never hidden
-        failed[v] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:400]
-        print(f"!! {v} could not run: {failed[v]}")
-        return []
-
-
+mod_bytes = pipeline_bench.modulation_bytes(arch)
 rows = []
 t_compile = None
+t0 = time.perf_counter()
 for v in chosen:
     staged_variants = ("eager", "graph", "compile_graph") if "graph" in chosen else ("eager", "eager_fused")
-    stages = pb.STAGES if v in staged_variants else ("whole",)
-    t0 = time.perf_counter()
-    rows += bench.measure_many(v, stages, H) if v in ("eager", "eager_fused", "graph") else attempt(v, stages, H)
+    stages = pipeline_bench.STAGES if v in staged_variants else ("whole",)
+    t1 = time.perf_counter()
+    rows += bench.attempt(v, stages, headline_shape)  # a failure is recorded and shown, never timed
     if v == "compile":
-        t_compile = time.perf_counter() - t0
-n_compiled = bench.compile_graphs
+        t_compile = time.perf_counter() - t1
+section_s["headline paths"] = time.perf_counter() - t0
 head = pd.DataFrame(rows)
-show(head[["variant", "stage", "median_ms", "p25_ms", "p75_ms", "max_rel_err"]
-          + [c for c in head.columns if c.startswith("rel_err_")]])
-if failed:
-    show(md("**Paths that could not run here** (not timed, not in any comparison): "
-            + "; ".join(f"`{k}` — {v}" for k, v in failed.items())))
-md(f"""Per denoise step the expert reads {fmt(mb['expert_step_weight_bytes'], 'B')} of weights, of which
-{fmt(mb['precomputable_bytes'], 'B')} ({100 * mb['precomputable_bytes'] / mb['expert_step_weight_bytes']:.0f}%) are the time
+head["timing"] = head.variant.map(pipeline_bench.path_kind)
+show(head[["variant", "stage", "timing", "median_ms", "p25_ms", "p75_ms", "max_rel_err"]])
+if failures := bench.new_failures():
+    show(md(failures))
+md(f"""Per denoise step the expert reads {mod_bytes['expert_step_weight_bytes'] / 1e6:.0f} MB of weights, of which
+{mod_bytes['precomputable_bytes'] / 1e6:.0f} MB ({100 * mod_bytes['precomputable_bytes'] / mod_bytes['expert_step_weight_bytes']:.0f}%) are the time
 MLP and the adaRMS modulations that a fixed schedule makes constant."""
    + (f" The `compile` measurements (compilation included) took {t_compile:.0f} s of wall time and built "
-      f"{n_compiled} graphs (one per block kind: SigLIP, LLM, expert)." if t_compile else ""))
+      f"{bench.compile_graphs} graphs (one per block kind: SigLIP, LLM, expert)." if t_compile else ""))
 
 # %% tags=["hide-input"]
-whole = head[head.stage == "whole"].sort_values("median_ms")
-alt.Chart(whole).mark_bar().encode(
+whole_rows = head[head.stage == "whole"].sort_values("median_ms")
+alt.Chart(whole_rows).mark_bar().encode(
     x=alt.X("median_ms:Q", title="ms per inference (median)"), y=alt.Y("variant:N", sort="x", title=None),
-    tooltip=["variant", "median_ms", "p25_ms", "p75_ms", "max_rel_err"]
-).properties(title=f"Whole inference, {H.views} views, {H.steps} steps, on {dev_name}") + \
-    alt.Chart(whole).mark_rule(color="black").encode(x="p25_ms:Q", x2="p75_ms:Q", y=alt.Y("variant:N", sort="x"))
+    color=alt.Color("timing:N", title=None),
+    tooltip=["variant", "timing", "median_ms", "p25_ms", "p75_ms", "max_rel_err"]
+).properties(title=f"Whole inference, {headline_shape.views} views, {headline_shape.steps} steps, on {dev_name}") + \
+    alt.Chart(whole_rows).mark_rule(color="black").encode(x="p25_ms:Q", x2="p75_ms:Q", y=alt.Y("variant:N", sort="x"))
 
 # %% tags=["hide-input"]
-by = whole.set_index("variant")
-best_h = pb.best(head)
-eager_h = by.loc["eager"]
+by_variant = whole_rows.set_index("variant")
+best_h = pipeline_bench.best(head)
 staged = head[head.stage != "whole"].pivot_table(index="variant", columns="stage", values="median_ms")
-parts = [f"**{best_h.variant}** is fastest at **{best_h.median_ms:.2f} ms** "
-         f"(IQR {best_h.p25_ms:.2f}–{best_h.p75_ms:.2f}), {eager_h.median_ms / best_h.median_ms:.1f}× faster than "
-         f"eager ({eager_h.median_ms:.1f} ms); its largest relative error against fp32 is {best_h.max_rel_err:.1e}."]
-if {"graph", "graph_no_precompute"} <= set(by.index):
-    g, n = by.loc["graph"], by.loc["graph_no_precompute"]
-    noise = not (g.p75_ms < n.p25_ms or n.p75_ms < g.p25_ms)
-    parts.append(f"Precomputing the time conditioning takes the one-graph call from {n.median_ms:.2f} to "
-                 f"{g.median_ms:.2f} ms" + (" — within the noise." if noise else "."))
-if {"eager_fused", "graph"} <= set(by.index):
-    parts.append(f"The CUDA graph alone removes {by.loc['eager_fused'].median_ms - by.loc['graph'].median_ms:.1f} ms "
-                 f"of launch gaps from eager_fused ({by.loc['eager_fused'].median_ms:.1f} → {by.loc['graph'].median_ms:.2f} ms).")
+gpu_paths = [v for v in staged.index if pipeline_bench.path_kind(v).startswith("GPU")]
+stage_best = staged.loc[gpu_paths or list(staged.index)].min()  # each stage's fastest GPU-timed path
+parts = [f"**{best_h.variant}** is fastest at **{best_h.median_ms:.2f} ms** (IQR {best_h.p25_ms:.2f}–{best_h.p75_ms:.2f}); "
+         f"its largest relative error against fp32 is {best_h.max_rel_err:.1e}."]
+for eager_v, graph_v_ in (("compile", "compile_graph"), ("eager_fused", "graph")):  # same model, with/without graph
+    if {eager_v, graph_v_} <= set(by_variant.index):
+        mid, lo, hi = pipeline_bench.speedup(by_variant.loc[eager_v], by_variant.loc[graph_v_])
+        parts.append(f"One CUDA graph around the same model takes `{eager_v}` from {by_variant.loc[eager_v].median_ms:.1f} "
+                     f"to {by_variant.loc[graph_v_].median_ms:.2f} ms ({mid:.1f}×, {lo:.1f}–{hi:.1f}× over the interquartile "
+                     f"ranges): that is host overhead removed, not a GPU speed-up.")
+if {"graph", "graph_no_precompute"} <= set(by_variant.index):
+    table_row, no_table_row = by_variant.loc["graph"], by_variant.loc["graph_no_precompute"]
+    noise = not (table_row.p75_ms < no_table_row.p25_ms or no_table_row.p75_ms < table_row.p25_ms)
+    parts.append(f"Precomputing the time conditioning takes the one-graph call from {no_table_row.median_ms:.2f} to "
+                 f"{table_row.median_ms:.2f} ms" + (" — within the noise." if noise else "."))
 if "denoise" in staged.columns and best_h.variant in staged.index:
-    st = staged.loc[best_h.variant]
-    parts.append(f"Stage by stage ({best_h.variant}, each stage graphed or run alone): vision {st.vision:.2f} ms, "
-                 f"prefill {st.prefill:.2f} ms, denoise {st.denoise:.2f} ms.")
+    best_stages = staged.loc[best_h.variant]
+    parts.append(f"Stage by stage ({best_h.variant}, each stage graphed or run alone): vision {best_stages.vision:.2f} ms, "
+                 f"prefill {best_stages.prefill:.2f} ms, denoise {best_stages.denoise:.2f} ms.")
 md(" ".join(parts))
 
 # %% [markdown]
 # ## Views and steps: latency and rate
-# Every configuration of 1–3 views and 10, 5, 3 or 1 Euler steps as one CUDA graph; eager
-# PyTorch (tens of milliseconds per call) at the headline views and at the headline steps;
-# each checked against fp32 first. `torch.compile` runs only at the headline views: another
-# number of views is another shape and another compilation (minutes on the full model), while
-# the number of steps only changes how often the compiled expert block runs. "Rate" is
-# inferences per second of a loop that waits for each inference: 1000 / latency.
+# Every configuration of 1–3 views and 10, 5, 3 or 1 Euler steps as one CUDA graph, each checked
+# against fp32 first (eager paths are timed at the headline only: their time is host overhead).
+# `torch.compile` runs only at the headline views: another number of views is another shape and
+# another compilation, while the number of steps only changes how often the compiled expert block
+# runs. "Rate" is inferences per second of a loop that waits for each inference: 1000 / latency.
 
 # %% tags=["hide-input"]
 grid_rows = []
-graph_v = "graph" if "graph" in chosen else None
-comp_v = "compile_graph" if "compile_graph" in chosen else ("compile" if "compile" in chosen else None)
-for V in camera_views:
-    for N in denoise_steps:
-        sh = pb.Shape(V, text, N, action_horizon)
-        if sh == H:
+graph_v = "graph" if "graph" in set(head.variant) else None  # paths that ran at the headline
+comp_v = "compile_graph" if "compile_graph" in set(head.variant) else None
+stage_v = graph_v or "eager_fused"
+t0 = time.perf_counter()
+for n_views in camera_views:
+    for n_steps in denoise_steps:
+        shape = pipeline_bench.Shape(n_views, text, n_steps, action_horizon)
+        if shape == headline_shape:
             continue
-        eager_here = V == headline_views or N == headline_steps  # eager is slow to time: a cross of the grid
-        todo = (["eager"] if eager_here else []) + ([graph_v] if graph_v else ["eager_fused"])
-        for v in todo:
-            grid_rows.append(bench.measure(v, "whole", sh))
-        if comp_v and V == headline_views:
-            grid_rows += attempt(comp_v, ("whole",), sh)
-        stage_v = graph_v or "eager_fused"
-        for s in (("vision", "prefill", "denoise") if N == denoise_steps[0] and V != headline_views else ("denoise",)):
-            grid_rows.append(bench.measure(stage_v, s, sh))
-long = pb.Shape(headline_views, text, headline_steps, long_horizon)
-for v in ["eager", graph_v or "eager_fused"]:
-    grid_rows.append(bench.measure(v, "whole", long))
-grid_rows.append(bench.measure(graph_v or "eager_fused", "denoise", long))
+        new_views = n_steps == denoise_steps[0] and n_views != headline_views
+        stages = ("whole", "vision", "prefill", "denoise") if new_views else (
+            ("whole", "denoise") if n_views == headline_views else ("whole",))  # denoise per step: headline views
+        grid_rows += bench.attempt(stage_v, stages, shape)
+        if comp_v and n_views == headline_views:
+            grid_rows += bench.attempt(comp_v, ("whole",), shape)
+long_shape = pipeline_bench.Shape(headline_views, text, headline_steps, long_horizon)
+grid_rows += bench.attempt(stage_v, ("whole", "denoise"), long_shape)
+section_s["views x steps grid"] = time.perf_counter() - t0
+if failures := bench.new_failures():
+    show(md(failures))
 if bench.compile_graphs > 3:  # slower to build, still correct: said in the page, not fatal
     show(md(f"**Note:** the regional compile built {bench.compile_graphs} graphs where 3 (one per block kind) were "
-            f"expected ({n_compiled} at the headline configuration): something in the blocks is recompiling."))
+            f"expected: something in the blocks is recompiling."))
 allrows = pd.concat([head, pd.DataFrame(grid_rows)], ignore_index=True)
 allrows["rate_hz"] = 1e3 / allrows.median_ms
-W = allrows[(allrows.stage == "whole") & (allrows.horizon == action_horizon)]
-rate = W.pivot_table(index=["views", "steps"], columns="variant", values="median_ms")
+graphed = allrows[allrows.variant.map(pipeline_bench.path_kind).str.startswith("GPU")] if graph_v else allrows
+whole_grid = graphed[(graphed.stage == "whole") & (graphed.horizon == action_horizon) & (graphed.text_tokens == text)]
+rate = whole_grid.pivot_table(index=["views", "steps"], columns="variant", values="median_ms")
 rate["best_ms"] = rate.min(axis=1)
 rate["best_hz"] = 1e3 / rate.best_ms
-show(rate.round(3))
+show(rate.reset_index())
 
 # %% tags=["hide-input"]
-chart_df = W.assign(config=W.views.astype(str) + " views")
+chart_df = whole_grid.assign(config=whole_grid.views.astype(str) + " views")
 alt.Chart(chart_df).mark_line(point=True).encode(
     x=alt.X("steps:O", title="Euler steps", sort="descending"), y=alt.Y("median_ms:Q", title="ms per inference"),
     color=alt.Color("variant:N"), column=alt.Column("config:N", title=None),
@@ -228,10 +224,10 @@ alt.Chart(chart_df).mark_line(point=True).encode(
 ).properties(width=200, title=f"Whole inference on {dev_name} (measured)")
 
 # %% tags=["hide-input"]
-stage_v = graph_v or "eager_fused"
-S = allrows[(allrows.variant == stage_v) & (allrows.stage != "whole") & (allrows.horizon == action_horizon)]
-vis_pre = S[S.stage.isin(["vision", "prefill"])].groupby(["views", "stage"], as_index=False).median_ms.min()
-den = S[S.stage == "denoise"][["views", "steps", "median_ms"]]
+stage_rows = allrows[(allrows.variant == stage_v) & (allrows.stage != "whole") & (allrows.horizon == action_horizon)
+                     & (allrows.text_tokens == text)]
+vis_pre = stage_rows[stage_rows.stage.isin(["vision", "prefill"])].groupby(["views", "stage"], as_index=False).median_ms.min()
+den = stage_rows[stage_rows.stage == "denoise"][["views", "steps", "median_ms"]]
 stack = pd.concat([vis_pre.merge(den[["views", "steps"]], on="views"), den.assign(stage="denoise")], ignore_index=True)
 alt.Chart(stack).mark_bar().encode(
     x=alt.X("median_ms:Q", title="ms (stages timed one by one)"),
@@ -240,19 +236,62 @@ alt.Chart(stack).mark_bar().encode(
 ).properties(height=90, title=f"Where the time goes: {stage_v} on {dev_name}")
 
 # %% tags=["hide-input"]
-lrow = allrows[(allrows.horizon == long_horizon) & (allrows.stage == "whole")].set_index("variant")
-hrow = W[(W.views == headline_views) & (W.steps == headline_steps)].set_index("variant")
-lv = graph_v or "eager_fused"
-s1 = rate.loc[(headline_views, min(denoise_steps))]
-dstep = S[(S.stage == "denoise") & (S.views == headline_views)].set_index("steps").median_ms
-md(f"""With one Euler step instead of {headline_steps} the best call takes **{s1.best_ms:.2f} ms**
-({s1.best_hz:.0f} inferences/s) against {rate.loc[(headline_views, headline_steps)].best_ms:.2f} ms.
-The denoise stage ({lv}) costs {dstep.get(headline_steps, float('nan')):.2f} ms at {headline_steps} steps and
-{dstep.get(min(denoise_steps), float('nan')):.2f} ms at {min(denoise_steps)}: about
-{(dstep.get(headline_steps, float('nan')) - dstep.get(min(denoise_steps), float('nan'))) / (headline_steps - min(denoise_steps)):.3f} ms per step.
+nan = float("nan")
+long_ms = allrows[(allrows.horizon == long_horizon) & (allrows.stage == "whole")].set_index("variant").median_ms
+head_ms = whole_grid[(whole_grid.views == headline_views) & (whole_grid.steps == headline_steps)].set_index("variant").median_ms
+one_step_ms = rate.best_ms.get((headline_views, min(denoise_steps)), nan)
+den_ms = stage_rows[(stage_rows.stage == "denoise") & (stage_rows.views == headline_views)].set_index("steps").median_ms
+den_hi, den_lo = den_ms.get(headline_steps, nan), den_ms.get(min(denoise_steps), nan)
+md(f"""With one Euler step instead of {headline_steps} the best call takes **{one_step_ms:.2f} ms**
+({1e3 / one_step_ms:.0f} inferences/s) against {rate.best_ms.get((headline_views, headline_steps), nan):.2f} ms.
+The denoise stage ({stage_v}) costs {den_hi:.2f} ms at {headline_steps} steps and {den_lo:.2f} ms at {min(denoise_steps)}: about
+{(den_hi - den_lo) / (headline_steps - min(denoise_steps)):.3f} ms per step.
 The pi0.5 default horizon of {long_horizon} actions instead of {action_horizon} costs
-{lrow.loc[lv].median_ms:.2f} ms against {hrow.loc[lv].median_ms:.2f} ms ({lv}): the expert's weights are read
+{long_ms.get(stage_v, nan):.2f} ms against {head_ms.get(stage_v, nan):.2f} ms ({stage_v}): the expert's weights are read
 once per step whatever the horizon, so more action tokens are nearly free.""")
+
+# %% [markdown]
+# ## The token budget openpi computes
+# The headline counts two views and a 200-token prompt (712 prefix tokens), as the seed did. openpi's
+# LIBERO policy fills **three** image slots — the third (a right-wrist camera LIBERO lacks) is zeros,
+# masked out of attention, but still encoded and carried through the prefill: 968 prefix tokens. And a
+# real prompt is far shorter than the 200-token pad (openpi computes the padded positions anyway). The
+# typical length used here is an **estimate** (`config.TYPICAL_PROMPT_TOKENS`, see chapter 1): pi0.5's LIBERO
+# prompt is "Task: ⟨instruction⟩, State: ⟨8 integers 0–255⟩;\nAction: ", a few dozen Gemma tokens. Each
+# configuration is timed once, with the headline's best path, checked against fp32 first; a masked slot
+# costs the same work as a real one here (the model applies no mask: dense attention does the same work).
+
+# %% tags=["hide-input"]
+budget_v = best_h.variant
+slot_counts = sorted({headline_views, config.OPENPI_LIBERO_IMAGE_SLOTS})
+budget_shapes = [pipeline_bench.Shape(slots, txt, headline_steps, action_horizon)
+                 for slots in slot_counts for txt in dict.fromkeys((text, typical))]
+t0 = time.perf_counter()
+budget_rows = []
+for shape in budget_shapes:
+    if shape == headline_shape:
+        budget_rows.append(by_variant.loc[budget_v].to_dict() | {"variant": budget_v})
+    else:
+        budget_rows += bench.attempt(budget_v, ("whole",), shape)
+section_s["token budgets"] = time.perf_counter() - t0
+if failures := bench.new_failures():
+    show(md(failures))
+budget = pd.DataFrame(budget_rows)
+if run.full and len(budget):
+    counted = flops.budget_table([config.TokenBudget(int(r.views), int(r.text_tokens), action_horizon)
+                                  for r in budget.itertuples()], headline_steps, hardware=hw_here)
+    budget = budget.assign(call_flops=counted.call_flops.to_numpy(), call_floor_ms=counted.call_floor_ms.to_numpy())
+    budget["x_floor_ratio"] = budget.median_ms / budget.call_floor_ms
+show(budget[[c for c in ("views", "text_tokens", "prefix_tokens", "call_flops", "median_ms", "call_floor_ms",
+                         "x_floor_ratio") if c in budget.columns]])
+budget_ms = {(int(r.views), int(r.text_tokens)): float(r.median_ms) for r in budget.itertuples()}
+openpi_ms = budget_ms.get((config.OPENPI_LIBERO_IMAGE_SLOTS, text))
+trimmed_ms = budget_ms.get((headline_views, typical))
+md(f"""Timed with `{budget_v}`: the headline's {headline_views} views and {text} text tokens take {best_h.median_ms:.2f} ms"""
+   + (f"; openpi's {config.OPENPI_LIBERO_IMAGE_SLOTS} slots {openpi_ms:.2f} ms ({openpi_ms / best_h.median_ms:.2f}×)" if openpi_ms else "")
+   + (f"; a {typical}-token prompt instead of the pad {trimmed_ms:.2f} ms ({trimmed_ms / best_h.median_ms:.2f}×)" if trimmed_ms else "")
+   + f""". The headline stays at the seed's configuration ({headline_views} views, {text} tokens) for comparability;
+what openpi runs on LIBERO costs the {config.OPENPI_LIBERO_IMAGE_SLOTS}-slot row, what a padding-trimming engine runs the short-prompt rows.""")
 
 # %% [markdown]
 # ## Beside the seed and the published figures
@@ -262,42 +301,41 @@ once per step whatever the horizon, so more action tokens are nearly free.""")
 # not a like-for-like race.
 
 # %% tags=["hide-input"]
-q = reference.quoted
-best_v = rate.best_ms
-ours_stages = staged.min()  # each stage's fastest checked path (as in the headline figures)
+quoted = reference.quoted
+best_by_views = rate.best_ms
+ours_stages = stage_best  # each stage's fastest GPU-timed path (as in the headline figures)
 anchors = pd.DataFrame([
     {"source": "seed (baseline, LIBERO run)", "kind": "Thor (quoted)", "platform": "Jetson AGX Thor",
-     "configuration": "bf16, 2 views, 10 steps", "vision_ms": q("pipeline_baseline_vision_ms"),
-     "prefill_ms": q("pipeline_baseline_kv_ms"), "denoise_ms": q("pipeline_baseline_denoise_ms"),
-     "total_ms": q("pipeline_baseline_total_ms")},
+     "configuration": "bf16, 2 views, 10 steps", "vision_ms": quoted("pipeline_baseline_vision_ms"),
+     "prefill_ms": quoted("pipeline_baseline_kv_ms"), "denoise_ms": quoted("pipeline_baseline_denoise_ms"),
+     "total_ms": quoted("pipeline_baseline_total_ms")},
     {"source": "TurboPi CHANGELOG", "kind": "Thor (quoted)", "platform": "Jetson AGX Thor",
-     "configuration": "Torch-TRT FP8, 10 steps", "vision_ms": q("turbopi_trt_fp8_10step_vision_ms"),
-     "prefill_ms": q("turbopi_trt_fp8_10step_prefix_ms"), "denoise_ms": q("turbopi_trt_fp8_10step_denoise_ms"),
-     "total_ms": q("turbopi_trt_fp8_10step_total_ms")},
+     "configuration": "Torch-TRT FP8, 10 steps", "vision_ms": quoted("turbopi_trt_fp8_10step_vision_ms"),
+     "prefill_ms": quoted("turbopi_trt_fp8_10step_prefix_ms"), "denoise_ms": quoted("turbopi_trt_fp8_10step_denoise_ms"),
+     "total_ms": quoted("turbopi_trt_fp8_10step_total_ms")},
     {"source": "NVIDIA Jetson AI Lab", "kind": "Thor (quoted)", "platform": "Jetson AGX Thor",
-     "configuration": "PyTorch bf16 + torch.compile", "total_ms": q("nvidia_thor_pytorch_bf16_compile_ms")},
+     "configuration": "PyTorch bf16 + torch.compile", "total_ms": quoted("nvidia_thor_pytorch_bf16_compile_ms")},
     {"source": "NVIDIA Jetson AI Lab", "kind": "Thor (quoted)", "platform": "Jetson AGX Thor",
-     "configuration": "TensorRT FP8", "total_ms": q("nvidia_thor_trt_fp8_ms")},
+     "configuration": "TensorRT FP8", "total_ms": quoted("nvidia_thor_trt_fp8_ms")},
     {"source": "NVIDIA Jetson AI Lab", "kind": "Thor (quoted)", "platform": "Jetson AGX Thor",
-     "configuration": "TensorRT FP8 + NVFP4", "total_ms": q("nvidia_thor_trt_fp8_nvfp4_ms")},
+     "configuration": "TensorRT FP8 + NVFP4", "total_ms": quoted("nvidia_thor_trt_fp8_nvfp4_ms")},
     {"source": "FlashRT", "kind": "Thor (quoted)", "platform": "Jetson AGX Thor",
-     "configuration": "FP8, 2 views, 10 steps", "vision_ms": q("flashrt_siglip_ms"),
-     "prefill_ms": q("flashrt_prefix_ms"), "denoise_ms": q("flashrt_denoise_ms"), "total_ms": q("flashrt_fp8_2view_ms")},
+     "configuration": "FP8, 2 views, 10 steps", "vision_ms": quoted("flashrt_siglip_ms"),
+     "prefill_ms": quoted("flashrt_prefix_ms"), "denoise_ms": quoted("flashrt_denoise_ms"), "total_ms": quoted("flashrt_fp8_2view_ms")},
     {"source": "Dexmal realtime-vla", "kind": "RTX 4090 (quoted)", "platform": "RTX 4090",
-     "configuration": "Triton kernels, 2 views, 10 steps", "total_ms": q("dexmal_rtx4090_2view_ms")},
+     "configuration": "Triton kernels, 2 views, 10 steps", "total_ms": quoted("dexmal_rtx4090_2view_ms")},
     {"source": f"this chapter: total {best_h.variant}, stages their fastest path", "kind": "this device (measured)",
      "platform": dev_name,
-     "configuration": f"{run.dtype}".removeprefix("torch.") + f", {H.views} views, {H.steps} steps",
+     "configuration": f"{run.dtype}".removeprefix("torch.") + f", {headline_shape.views} views, {headline_shape.steps} steps",
      "vision_ms": ours_stages.get("vision"), "prefill_ms": ours_stages.get("prefill"),
      "denoise_ms": ours_stages.get("denoise"), "total_ms": best_h.median_ms},
 ])
-anchors["rate_hz"] = 1e3 / anchors.total_ms
-show(anchors)
+show(anchors[["source", "kind", "configuration", "vision_ms", "prefill_ms", "denoise_ms", "total_ms"]])
 by_views = pd.DataFrame(
-    [{"views": v, "series": "Thor (quoted)", "source": "FlashRT FP8", "ms": q(f"flashrt_fp8_{v}view_ms")} for v in (1, 2, 3)]
-    + [{"views": v, "series": "RTX 4090 (quoted)", "source": "Dexmal", "ms": q(f"dexmal_rtx4090_{v}view_ms")} for v in (1, 2, 3)]
+    [{"views": v, "series": "Thor (quoted)", "source": "FlashRT FP8", "ms": quoted(f"flashrt_fp8_{v}view_ms")} for v in (1, 2, 3)]
+    + [{"views": v, "series": "RTX 4090 (quoted)", "source": "Dexmal", "ms": quoted(f"dexmal_rtx4090_{v}view_ms")} for v in (1, 2, 3)]
     + [{"views": v, "series": "this device (measured)", "source": f"best path, {dev_name}",
-        "ms": best_v.loc[(v, headline_steps)]} for v in camera_views])
+        "ms": best_by_views.get((v, headline_steps))} for v in camera_views])
 colors = alt.Scale(domain=["Thor (quoted)", "RTX 4090 (quoted)", "this device (measured)"],
                    range=[SERIES_COLORS["Thor (quoted)"], PALETTE[4], SERIES_COLORS["this device (measured)"]])
 alt.Chart(by_views).mark_line(point=True).encode(
@@ -306,184 +344,305 @@ alt.Chart(by_views).mark_line(point=True).encode(
 ).properties(title="Latency against views: quoted anchors and this device")
 
 # %% [markdown]
-# ## The target
+# ## The floor, and how far the best call is from it
+# A stage's floor is its FLOPs over the measured bf16 matmul peak or its unavoidable bytes over the
+# measured copy bandwidth, whichever is larger. The bytes are those no implementation can skip: weights
+# read once (the expert's once per denoise step, adaRMS modulations included), the K/V cache written by
+# the prefix and read by every denoise step, each stage's input and output (`flops.pipeline_cost`). The
+# call's floor is the sum of its stages' floors; a denoise step's floor is that of one step.
 
 # %% tags=["hide-input"]
 best_ms = float(best_h.median_ms)
-on_h100 = "H100" in dev_name
-if on_h100:
-    status = "met" if best_ms <= target_ms else "not met"
-    show(md(f"""Target: the headline configuration ({H.views} views, {text} prompt tokens, {H.steps} steps, horizon
-{H.horizon}, bf16, outputs checked) in at most {target_ms:g} ms on the H100. Measured: **{best_ms:.2f} ms**
-({best_h.variant}; IQR {best_h.p25_ms:.2f}–{best_h.p75_ms:.2f}) — **target {status}**."""))
+floors_ok = run.full and "denoise" in stage_best.index
+if floors_ok:
+    budget_h = config.TokenBudget(num_images=headline_views, text_tokens=text, action_horizon=action_horizon)
+    gap = flops.pipeline_cost(budget_h, headline_steps, hardware=hw_here)
+    gap["measured_ms"] = gap.stage.map({"vision": stage_best.get("vision"), "prefix": stage_best.get("prefill"),
+                                        "denoise": stage_best.get("denoise")})
+    gap["x_floor_ratio"] = gap.measured_ms / gap.floor_ms
+    show(gap[["stage", "calls", "flops", "floor_bytes", "floor_ms", "measured_ms", "x_floor_ratio"]])
+    call_floor_ms = float(gap.floor_ms.sum())
+    step_floor_ms = float(flops.pipeline_cost(budget_h, 1, hardware=hw_here).set_index("stage").floor_ms["denoise"])
+    step_best_ms = float(stage_best["denoise"]) / headline_steps
+    worst = gap.loc[(gap.measured_ms - gap.floor_ms).idxmax()]
+    show(md(f"""The call's floor on this device is **{call_floor_ms:.2f} ms** (peak {hw_here.bf16_tflops:.0f} TFLOP/s,
+{hw_here.bandwidth_gbps:.0f} GB/s; {hw_here.source}); the best call takes {best_ms:.2f} ms, {best_ms / call_floor_ms:.1f}× that.
+The largest excess is the **{worst.stage}** stage, {worst.measured_ms:.2f} ms against {worst.floor_ms:.2f} ms
+({worst.x_floor_ratio:.1f}×). One denoise step (the best denoise stage over its {headline_steps} steps, fixed costs of the stage
+included) takes {step_best_ms:.3f} ms against a floor of {step_floor_ms:.3f} ms: {headline_shape.horizon} action tokens make every
+GEMM there an M = {headline_shape.horizon} weight-streaming product."""))
 else:
-    show(md(f"""The performance target ({target_ms:g} ms for the headline configuration) is defined for an H100; this run
-is on {dev_name}{" in the smoke profile (tiny model): its times say nothing about any GPU" if not run.full else ""},
-so it is not judged here."""))
+    show(md("The floors need the full-size model (full profile)."))
 
 # %% [markdown]
-# ## What stands between the best path and the target
-# Each stage's fastest checked time against its roofline on this device: FLOPs over the
-# measured bf16 matmul peak or bytes (every op through memory) over the measured bandwidth.
+# ## Where the kernels' time goes
+# A profiler trace (`torch.profiler`, CUDA kernels only) of the best path: the whole call, and its
+# denoise stage alone to count kernels per step. Kernels are grouped by what they do — GEMM
+# (cuBLAS/CUTLASS/Triton matmuls), attention, elementwise/fused (norms, RoPE, GeGLU, residuals; inductor's
+# fused kernels) and other — and each class of a denoise step is set against its own floor (GEMMs: their
+# weights once or their FLOPs; attention: the K/V cache read; the rest could stay on chip: floor 0).
 
 # %% tags=["hide-input"]
-if run.full:
-    hw_here = ceilings.this_device(run)
-    budget = config.TokenBudget(num_images=H.views, text_tokens=text, action_horizon=H.horizon)
-    gap = flops.pipeline_cost(budget, H.steps, hardware=hw_here)
-    gap["measured_ms"] = gap.stage.map({"vision": ours_stages.get("vision"), "prefix": ours_stages.get("prefill"),
-                                        "denoise": ours_stages.get("denoise")})
-    gap["x_roofline"] = gap.measured_ms / gap.roofline_ms
-    gap["excess_ms"] = gap.measured_ms - gap.roofline_ms
-    show(gap[["stage", "calls", "flops", "bytes", "compute_ms", "memory_ms", "roofline_ms", "measured_ms",
-              "x_roofline", "excess_ms"]])
-    worst = gap.loc[gap.excess_ms.idxmax()]
-    show(md(f"""The largest excess is the **{worst.stage}** stage: {worst.measured_ms:.2f} ms measured against a roofline of
-{worst.roofline_ms:.2f} ms ({worst.x_roofline:.1f}×). The stages' rooflines add up to {gap.roofline_ms.sum():.2f} ms; the
-measured stages to {gap.measured_ms.sum():.2f} ms. Per denoise step the expert's work is {H.horizon} action tokens:
-every GEMM there has M = {H.horizon} rows, a chain of small weight-streaming kernels; the excess is what those
-kernels cost above their byte floor."""))
+kernel_error = None
+whole_kernels = step_kernels = None
+if run.cuda and floors_ok:  # the class floors need the full model
+    t0 = time.perf_counter()
+    den_v = best_h.variant if best_h.variant in staged.index else stage_v
+    try:
+        whole_kernels = bench.kernels(best_h.variant, "whole", headline_shape, profile_runs)
+        step_kernels = bench.kernels(den_v, "denoise", headline_shape, profile_runs)
+    except Exception as e:  # noqa: BLE001 - a profiler or check failure is reported, the chapter goes on
+        whole_kernels = step_kernels = None
+        kernel_error = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
+    section_s["kernel timeline"] = time.perf_counter() - t0
+if whole_kernels is not None and step_kernels is not None:
+    by_kind = whole_kernels.groupby("kind").agg(kernels_count=("count", "sum"), time_ms=("total_ms", "sum"))
+    by_kind["share_pct"] = 100 * by_kind.time_ms / by_kind.time_ms.sum()
+    show(by_kind.reset_index())
+    class_floor = flops.denoise_step_class_floors(budget_h, hw_here)
+    per_step = step_kernels.groupby("kind").agg(kernels_count=("count", "sum"), time_ms=("total_ms", "sum")) / headline_steps
+    per_step = per_step.reindex(pipeline_bench.KERNEL_CLASSES, fill_value=0.0)
+    per_step["floor_ms"] = [class_floor[k] for k in per_step.index]
+    per_step["x_floor_ratio"] = per_step.time_ms / per_step.floor_ms.where(per_step.floor_ms > 0)
+    show(per_step.reset_index().rename(columns={"kind": "kernel class (per denoise step)"}))
+    kernels_per_step = float(per_step.kernels_count.sum())
+    show(md(f"""The best call (`{best_h.variant}`) runs {whole_kernels['count'].sum():.0f} kernels, {whole_kernels.total_ms.sum():.2f} ms
+of kernel time against {best_ms:.2f} ms measured (the rest is gaps between kernels). One denoise step (`{den_v}`) is
+**{kernels_per_step:.0f} kernels** and {per_step.time_ms.sum():.3f} ms of kernel time: GEMMs {per_step.time_ms['GEMM']:.3f} ms against
+their floor of {per_step.floor_ms['GEMM']:.3f} ms, attention {per_step.time_ms['attention']:.3f} ms against {per_step.floor_ms['attention']:.4f} ms,
+and {per_step.time_ms['elementwise/fused'] + per_step.time_ms['other']:.3f} ms in elementwise and other kernels whose traffic a
+fused implementation would keep on chip."""))
 else:
-    show(md("The stage-by-stage roofline comparison needs the full-size model (full profile)."))
+    show(md("No kernel timeline in this run: " + (kernel_error or "it needs a CUDA GPU and the full profile.")))
+    kernels_per_step = None
 
+# %% [markdown]
+# ## FP8 through the whole call
+# Every projection of SigLIP, the LLM and the expert in FP8 (per-tensor E4M3 weights, dynamic per-tensor
+# activation scales, `pi05perf.quant`), compiled and in one CUDA graph like the best bf16 path (the uncompiled
+# graph if compiling fails). FP8 is a different numeric format, so it is held to a looser check (relative L2
+# error of every output ≤ 0.1 against fp32) and its actions' cosine to the fp32 model is reported.
+
+# %% tags=["hide-input"]
+fp8_candidates = [v for v in fp8_variants if v in pipeline_bench.available_variants(run.device, fp8=True)
+                  and (run.full or "compile" not in v)]
+fp8_row = None
+t0 = time.perf_counter()
+for v in fp8_candidates:
+    got = bench.attempt(v, ("whole",), headline_shape)  # a failed check is a result: shown, not fatal
+    if got:
+        fp8_row = pd.Series(got[0])
+        break
+section_s["fp8"] = time.perf_counter() - t0
+fp8_failed = {v: bench.failed[v] for v in fp8_candidates if v in bench.failed}
+bench.new_failures()  # FP8's own failures are shown just below
+if fp8_row is not None:
+    bf16_twin = fp8_row.variant.removeprefix("fp8_all_")  # the same path in bf16
+    twin = (f", {fp8_row.median_ms / by_variant.loc[bf16_twin].median_ms:.2f}× its bf16 twin `{bf16_twin}`"
+            if bf16_twin in by_variant.index and bf16_twin != best_h.variant else "")
+    show(md(f"""`{fp8_row.variant}`: **{fp8_row.median_ms:.2f} ms** (IQR {fp8_row.p25_ms:.2f}–{fp8_row.p75_ms:.2f}) against
+{best_ms:.2f} ms for the best bf16 path ({fp8_row.median_ms / best_ms:.2f}×{twin}); the actions' cosine to fp32 is
+{fp8_row.cos_actions:.5f} (their displacement from the noise: {fp8_row.cos_displacement:.5f}), the largest relative error
+{fp8_row.max_rel_err:.2e}."""))
+if fp8_failed or fp8_row is None:
+    show(md("**FP8 whole call:** " + ("; ".join(f"`{k}` — {v}" for k, v in fp8_failed.items()) if fp8_failed
+                                     else "not run here (switched off, or no FP8 matmuls on this device).")))
+
+# %% [markdown]
+# ## The targets
+# Issue 12's targets for this configuration on the H200: the whole call within 1.5× its floor and at most
+# 10 ms; one denoise step within 2× its floor; the prefill within 1.25× its floor (here the prefill stage as
+# this chapter times it, graphed alone); FP8 through the whole call at most 0.7× the bf16 best with the
+# actions' cosine to fp32 at least 0.998. Each is computed from this run's figures.
+
+# %% tags=["hide-input"]
+if floors_ok:
+    checks = [("whole call ≤ 1.5 × its floor", best_ms, 1.5 * call_floor_ms),
+              ("whole call ≤ 10 ms", best_ms, 10.0),
+              ("denoise step ≤ 2 × its floor", step_best_ms, 2 * step_floor_ms),
+              (f"{budget_h.prefix_tokens}-token prefill ≤ 1.25 × its floor", float(stage_best["prefill"]),
+               1.25 * float(gap.set_index("stage").floor_ms["prefix"]))]
+    if fp8_row is not None:
+        checks.append(("FP8 call ≤ 0.7 × bf16 best", float(fp8_row.median_ms), 0.7 * best_ms))
+    targets = pd.DataFrame(checks, columns=["target", "measured_ms", "limit_ms"])
+    targets["met"] = (targets.measured_ms <= targets.limit_ms).map({True: "met", False: "not met"})
+    if fp8_row is not None:
+        targets.loc[len(targets)] = ["FP8 actions' cosine ≥ 0.998", float("nan"), float("nan"),
+                                     "met" if fp8_row.cos_actions >= 0.998 else "not met"]
+    show(targets)
+    on_h200 = "H200" in dev_name
+    show(md(f"""{(targets.met == 'met').sum()} of {len(targets)} targets met on {dev_name}"""
+            + ("." if on_h200 else " (the targets are defined for the H200: read them as orientation here).")))
+else:
+    targets = pd.DataFrame()
+    show(md("The targets are judged on the full-size model only."))
+if "H100" in dev_name:
+    show(md(f"""The earlier H100 target — the headline configuration in at most {target_ms:g} ms — is
+**{'met' if best_ms <= target_ms else 'not met'}** ({best_ms:.2f} ms, `{best_h.variant}`)."""))
 # %% [markdown]
 # ## Action buffering: the seed's experiment, and a simulation
 # The seed ran LIBERO replanning at every step and with a whole chunk of buffered actions per
-# inference (success counts below), and concluded that a VLA needs a fresh
-# observation at every step and that no form of latency hiding can work. Two published facts
-# sit badly with that: openpi's own LIBERO evaluation of pi0.5 executes half of every chunk
-# open loop (figures below), and Real-Time Chunking (RTC) executes chunks asynchronously with
-# inference delays of several hundred milliseconds.
+# inference (success counts below), and concluded that a VLA needs a fresh observation at every
+# step and that no form of latency hiding can work. Two published facts sit badly with that:
+# openpi's own LIBERO evaluation of pi0.5 executes half of every chunk open loop (figures below),
+# and Real-Time Chunking (RTC) executes chunks asynchronously with inference delays of several
+# hundred milliseconds.
 #
-# What follows is a **simulation**, not LIBERO and not a robot (`pi05perf.control_sim`): a
-# point steered to a goal under random pushes, a policy whose chunks get noisier along the
-# chunk, and four ways to execute them — `sync` (infer, wait, execute one action), `naive`
-# (infer, wait, execute k actions: the seed's buffering), `ensemble` (ACT's temporal
-# ensembling, a query every k steps) and `rtc` (real-time chunking: no waiting, the actions
-# that run during inference are frozen). The world runs on the wall clock at 20 Hz, so
-# latency costs time — except at latency 0, which is how LIBERO's simulator behaves: it waits
-# for the policy, so the seed's success at a few hertz says nothing about real-time control.
+# What follows is a **simulation**, not LIBERO and not a robot (`pi05perf.control_sim`): a point
+# steered to a goal under random pushes, a policy whose chunks get noisier along the chunk (an
+# invented error-growth rate), and four ways to execute them — `sync` (infer, wait, execute one
+# action), `naive` (infer, wait, execute k actions: the seed's buffering), `ensemble` (ACT's
+# temporal ensembling, a query every k steps) and `rtc` (real-time chunking: no waiting, the actions
+# that run during inference are frozen). It runs on two clocks. **Frozen**: the world waits for every
+# inference, as LIBERO's simulator does — latency then has no effect at all, which is how the seed's
+# sync loop could succeed at a few hertz. **Wall**: the world moves during inference (5 ms resolution),
+# as a robot's does; a blocking loop waits its latency in milliseconds, while the asynchronous
+# strategies' 20 Hz controller can switch chunks only on a 50 ms boundary.
+#
+# **What it can show:** which mechanisms exist — waiting costs control rate, open-loop execution costs
+# accuracy, asynchrony trades one for the other — and that their balance moves with latency. **What it
+# cannot show:** how pi0.5 behaves on LIBERO or a robot, which strategy wins there, or why the seed's
+# buffered run failed. Its success rates are properties of invented parameters.
 
 # %% tags=["hide-input"]
+quoted = reference.quoted
 episodes = sim_episodes or (300 if run.full else 30)
 seeds = list(range(sim_seeds if run.full else 1))
-seed_lat = q("pipeline_baseline_total_ms")
-nv_lat = q("nvidia_thor_trt_fp8_nvfp4_ms")
-latencies = {0.0: "0 ms (clock frozen, as in LIBERO)",
-             round(best_ms, 3): f"{best_ms:.1f} ms (this device, measured)",
-             nv_lat: f"{nv_lat:g} ms (Thor TRT FP8+NVFP4, quoted)",
-             seed_lat: f"{seed_lat:g} ms (Thor, the seed, quoted)"}
+seed_lat = quoted("pipeline_baseline_total_ms")
+nv_lat = quoted("nvidia_thor_trt_fp8_nvfp4_ms")
+latencies = {0.0: "0 ms", round(best_ms, 3): f"{best_ms:.1f} ms (this device, measured)",
+             nv_lat: f"{nv_lat:g} ms (Thor TRT FP8+NVFP4, quoted)", seed_lat: f"{seed_lat:g} ms (Thor, the seed, quoted)"}
+frozen_label = f"clock frozen (as LIBERO), {seed_lat:g} ms"
 t0 = time.perf_counter()
-sim = control_sim.sweep(control_sim.STRATEGIES, sim_k, list(latencies), episodes, seeds)
+sim = pd.concat([control_sim.sweep(control_sim.STRATEGIES, sim_k, list(latencies), episodes, seeds, clock="wall"),
+                 control_sim.sweep(control_sim.STRATEGIES, sim_k, [seed_lat], episodes, seeds, clock="frozen")],
+                ignore_index=True)
 sim_s = time.perf_counter() - t0
 pooled = sim[sim.pooled].copy()
-pooled["latency"] = pooled.latency_ms.map(latencies)
-pooled["success (Wilson 95%)"] = [f"{r.success_pct:.0f}% [{r.ci_low_pct:.0f}–{r.ci_high_pct:.0f}]"
-                                  for r in pooled.itertuples()]
+pooled["setting"] = [frozen_label if c == "frozen" else "wall clock, " + latencies[lat]
+                     for c, lat in zip(pooled.clock, pooled.latency_ms)]
+pooled["success"] = [control_sim.success_text(r) for r in pooled.itertuples()]
+settings = [frozen_label] + ["wall clock, " + lab for lab in latencies.values()]
 once = pooled[(pooled.strategy != "sync") | (pooled.k == min(sim_k))]  # sync ignores k: one row
-show(once.pivot_table(index=["strategy", "k"], columns="latency", values="success (Wilson 95%)", aggfunc="first")[
-    list(latencies.values())])
-show(once.pivot_table(index=["strategy", "k"], columns="latency", values="control_rate_hz", aggfunc="first")[
-    list(latencies.values())].round(1))
-steps_of = {lab: control_sim.latency_steps(lat) for lat, lab in latencies.items()}
-print(f"{len(sim[~sim.pooled])} simulations of {episodes} episodes in {sim_s:.1f} s; latency in whole "
-      f"{control_sim.SimConfig().control_period_ms:g} ms control periods: {steps_of}")
+show(once.pivot_table(index=["strategy", "k"], columns="setting", values="success", aggfunc="first")[settings].reset_index())
+sync_rows = once[once.strategy == "sync"].set_index("setting").loc[settings]
+show(sync_rows.reset_index()[["setting", "latency_ms", "wait_ms", "control_rate_hz", "success"]].rename(
+    columns={"setting": "sync loop"}))
+print(f"{len(sim[~sim.pooled])} simulations of {episodes} episodes in {sim_s:.1f} s")
 
 # %% tags=["hide-input"]
-order = list(latencies.values())
 base = alt.Chart(pooled).encode(
     x=alt.X("k:O", title="k: actions per chunk executed (naive) / query period (ensemble, rtc)"),
     color=alt.Color("strategy:N", title=None))
 (base.mark_line(point=True).encode(y=alt.Y("success_pct:Q", title="success (%), Wilson 95% CI"),
-                                    tooltip=["strategy", "k", "k_effective", "latency", "success_pct", "ci_low_pct",
+                                    tooltip=["strategy", "k", "k_effective", "setting", "success_pct", "ci_low_pct",
                                              "ci_high_pct", "control_rate_hz"])
  + base.mark_errorbar().encode(y="ci_low_pct:Q", y2="ci_high_pct:Q")
- ).properties(width=170, height=200).facet(column=alt.Column("latency:N", sort=order, title=None)).properties(
-    title="Simulation (not LIBERO): success against k and inference latency")
+ ).properties(width=150, height=200).facet(column=alt.Column("setting:N", sort=settings, title=None)).properties(
+    title="Simulation (not LIBERO): success against k, clock and inference latency")
 
 # %% tags=["hide-input"]
 base.mark_line(point=True).encode(y=alt.Y("control_rate_hz:Q", title="executed actions per second"),
-                                  tooltip=["strategy", "k", "latency", "control_rate_hz"]
-                                  ).properties(width=170, height=160).facet(
-    column=alt.Column("latency:N", sort=order, title=None)).properties(
+                                  tooltip=["strategy", "k", "setting", "control_rate_hz"]
+                                  ).properties(width=150, height=160).facet(
+    column=alt.Column("setting:N", sort=settings, title=None)).properties(
     title="Simulation: control rate against k and latency (20 Hz = never waiting)")
 
 # %% tags=["hide-input"]
-def cell(strategy: str, k: int, lat: float) -> pd.Series:
-    return pooled[(pooled.strategy == strategy) & (pooled.k == k) & (pooled.latency_ms == lat)].iloc[0]
+def sim_row(strategy: str, k: int, setting: str) -> pd.Series:
+    """The pooled simulation row of one strategy, k and setting."""
+    return pooled[(pooled.strategy == strategy) & (pooled.k == k) & (pooled.setting == setting)].iloc[0]
 
 
 kmax = max(sim_k)
-sync_s, naive_s, rtc_s = cell("sync", kmax, seed_lat), cell("naive", kmax, seed_lat), cell("rtc", kmax, seed_lat)
-sync_0, naive_0 = cell("sync", kmax, 0.0), cell("naive", kmax, 0.0)
-k5 = 5 if 5 in sim_k else kmax
-naive5_0 = cell("naive", k5, 0.0)
-b_lo, b_hi = control_sim.wilson_interval(int(q("pipeline_baseline_successes_count")), int(q("pipeline_baseline_episodes_count")))
-p_lo, p_hi = control_sim.wilson_interval(int(q("pipeline_buffered_successes_count")), int(q("pipeline_buffered_episodes_count")))
-ci = lambda r: f"{r.success_pct:.0f}% [{r.ci_low_pct:.0f}–{r.ci_high_pct:.0f}]"
+seed_setting = "wall clock, " + latencies[seed_lat]
+sync_seed, naive_seed, rtc_seed = (sim_row(s, kmax, seed_setting) for s in ("sync", "naive", "rtc"))
+sync_frozen, naive_frozen = sim_row("sync", kmax, frozen_label), sim_row("naive", kmax, frozen_label)
+k_half = 5 if 5 in sim_k else kmax
+naive_half_frozen = sim_row("naive", k_half, frozen_label)
+seed_ok, seed_n = int(quoted("pipeline_baseline_successes_count")), int(quoted("pipeline_baseline_episodes_count"))
+buf_ok, buf_n = int(quoted("pipeline_buffered_successes_count")), int(quoted("pipeline_buffered_episodes_count"))
+b_lo, b_hi = control_sim.wilson_interval(seed_ok, seed_n)
+p_lo, p_hi = control_sim.wilson_interval(buf_ok, buf_n)
+text_of = control_sim.success_text
 show(pd.DataFrame([
-    {"what": "seed, LIBERO, replan every step", "kind": "Thor (quoted)", "success": f"{q('pipeline_baseline_successes_count'):.0f}/{q('pipeline_baseline_episodes_count'):.0f}",
-     "wilson_95_pct": f"{100 * b_lo:.0f}–{100 * b_hi:.0f}", "rate_hz": q("pipeline_baseline_effective_hz")},
-    {"what": "seed, LIBERO, 10 buffered actions", "kind": "Thor (quoted)", "success": f"{q('pipeline_buffered_successes_count'):.0f}/{q('pipeline_buffered_episodes_count'):.0f}",
-     "wilson_95_pct": f"{100 * p_lo:.0f}–{100 * p_hi:.0f}", "rate_hz": q("pipeline_buffered_effective_hz")},
-    {"what": f"openpi, LIBERO, pi0.5, executes {q('openpi_libero_replan_steps'):.0f} of {q('openpi_pi05_libero_action_horizon'):.0f} actions",
-     "kind": "published (quoted)", "success": f"{q('openpi_pi05_libero_average_pct'):.2f}% (average of 4 suites)",
-     "wilson_95_pct": "-", "rate_hz": None},
-    {"what": f"simulation, sync, {seed_lat:g} ms", "kind": "simulation", "success": ci(sync_s), "wilson_95_pct": "in success",
-     "rate_hz": sync_s.control_rate_hz},
-    {"what": f"simulation, naive k={kmax}, {seed_lat:g} ms", "kind": "simulation", "success": ci(naive_s),
-     "wilson_95_pct": "in success", "rate_hz": naive_s.control_rate_hz},
-    {"what": f"simulation, rtc k={kmax} (runs every {rtc_s.k_effective}), {seed_lat:g} ms", "kind": "simulation",
-     "success": ci(rtc_s), "wilson_95_pct": "in success", "rate_hz": rtc_s.control_rate_hz},
-    {"what": "simulation, sync, clock frozen", "kind": "simulation", "success": ci(sync_0), "wilson_95_pct": "in success",
-     "rate_hz": sync_0.control_rate_hz},
-    {"what": f"simulation, naive k={kmax}, clock frozen", "kind": "simulation", "success": ci(naive_0),
-     "wilson_95_pct": "in success", "rate_hz": naive_0.control_rate_hz},
+    {"what": "seed, LIBERO (clock frozen), replan every step", "kind": "Thor (quoted)", "success": f"{seed_ok}/{seed_n}",
+     "wilson_95": f"{100 * b_lo:.0f}–{100 * b_hi:.0f}%", "rate_hz": quoted("pipeline_baseline_effective_hz")},
+    {"what": "seed, LIBERO (clock frozen), 10 buffered actions", "kind": "Thor (quoted)", "success": f"{buf_ok}/{buf_n}",
+     "wilson_95": f"{100 * p_lo:.0f}–{100 * p_hi:.0f}%", "rate_hz": quoted("pipeline_buffered_effective_hz")},
+    {"what": f"openpi, LIBERO, pi0.5, executes {quoted('openpi_libero_replan_steps'):.0f} of {quoted('openpi_pi05_libero_action_horizon'):.0f} actions",
+     "kind": "published (quoted)", "success": f"{quoted('openpi_pi05_libero_average_pct'):.2f}% (average of 4 suites)",
+     "wilson_95": "-", "rate_hz": None},
+    {"what": "simulation, sync, clock frozen", "kind": "simulation", "success": text_of(sync_frozen), "wilson_95": "in success",
+     "rate_hz": sync_frozen.control_rate_hz},
+    {"what": f"simulation, naive k={kmax}, clock frozen", "kind": "simulation", "success": text_of(naive_frozen),
+     "wilson_95": "in success", "rate_hz": naive_frozen.control_rate_hz},
+    {"what": f"simulation, sync, wall clock, {seed_lat:g} ms", "kind": "simulation", "success": text_of(sync_seed),
+     "wilson_95": "in success", "rate_hz": sync_seed.control_rate_hz},
+    {"what": f"simulation, rtc k={kmax} (runs every {rtc_seed.k_effective}), wall clock, {seed_lat:g} ms",
+     "kind": "simulation", "success": text_of(rtc_seed), "wilson_95": "in success", "rate_hz": rtc_seed.control_rate_hz},
 ]))
 
 # %% tags=["hide-input"]
-overlap = lambda a, b: not (a.ci_high_pct < b.ci_low_pct or b.ci_high_pct < a.ci_low_pct)
-frozen = ("is indistinguishable from" if overlap(sync_0, naive_0) else
-          ("beats" if sync_0.success_pct > naive_0.success_pct else "loses to"))
-realtime = ("indistinguishable from" if overlap(sync_s, naive_s) else
-            ("better than" if sync_s.success_pct > naive_s.success_pct else "worse than"))
-md(f"""**What the seed measured.** {q('pipeline_baseline_successes_count'):.0f}/{q('pipeline_baseline_episodes_count'):.0f} against {q('pipeline_buffered_successes_count'):.0f}/{q('pipeline_buffered_episodes_count'):.0f} is a real difference even at nine episodes (Wilson 95%
-intervals {100 * b_lo:.0f}–{100 * b_hi:.0f}% and {100 * p_lo:.0f}–{100 * p_hi:.0f}%): *their* buffered loop failed.
-It does not follow that buffering fails: openpi's own pi0.5 LIBERO evaluation executes
-{q('openpi_libero_replan_steps'):.0f} actions per {q('openpi_pi05_libero_action_horizon'):.0f}-action chunk and reports
-{q('openpi_pi05_libero_average_pct'):.1f}% on average. A chunk executed to its last action (the seed: all of them) is
-the most open-loop choice there is, and a 0% rate has other candidate causes the seed does not rule out (a chunk
-indexed or normalised wrongly, a buffer not cleared at reset).
+def compare_word(a: pd.Series, b: pd.Series, same: str, better: str, worse: str) -> str:
+    """How row a stands against row b when their Wilson intervals are taken seriously."""
+    return same if control_sim.intervals_overlap(a, b) else (better if a.success_pct > b.success_pct else worse)
 
-**What the simulation shows** ({episodes} episodes × {len(seeds)} seed(s) per setting). With the clock frozen, as in
-LIBERO, sync ({ci(sync_0)}) {frozen} naive k={kmax} ({ci(naive_0)}); executing {k5} per chunk gives {ci(naive5_0)}.
-On the wall clock at the seed's {seed_lat:g} ms, sync is {realtime} naive k={kmax} ({ci(sync_s)} against {ci(naive_s)}):
-waiting for every inference leaves {sync_s.control_rate_hz:.1f} actions per second. RTC never waits
-({rtc_s.control_rate_hz:.1f} actions/s) and reaches {ci(rtc_s)}.
 
-**What it cannot tell.** Everything hinges on how fast a chunk's error grows along the chunk — an invented parameter
-here, a property of the trained policy on a real task. The simulation says which mechanisms exist (staleness, waiting,
-asynchrony) and that "buffering fails" is not a law; it cannot say how pi0.5 behaves on LIBERO or a robot, nor why the
-seed measured {q('pipeline_buffered_successes_count'):.0f}/{q('pipeline_buffered_episodes_count'):.0f}. The seed's blanket verdict —
-{verdict('not held' if q('openpi_pi05_libero_average_pct') >= 90 else 'partly held')} as a general claim — needs the experiment
-repeated with openpi's replan-5 setting and with RTC before any conclusion about VLAs in general.""")
+frozen_cmp = compare_word(sync_frozen, naive_frozen, "is indistinguishable from", "beats", "loses to")
+wall_cmp = compare_word(sync_seed, naive_seed, "indistinguishable from", "better than", "worse than")
+md(f"""**What the seed measured.** {seed_ok}/{seed_n} against {buf_ok}/{buf_n} is a real difference even at nine episodes
+(Wilson 95% intervals {100 * b_lo:.0f}–{100 * b_hi:.0f}% and {100 * p_lo:.0f}–{100 * p_hi:.0f}%): *their* buffered loop failed,
+on a simulator whose clock waits for the policy. It does not follow that buffering fails: openpi's own pi0.5 LIBERO
+evaluation executes {quoted('openpi_libero_replan_steps'):.0f} actions per {quoted('openpi_pi05_libero_action_horizon'):.0f}-action chunk and
+reports {quoted('openpi_pi05_libero_average_pct'):.1f}% on average. A 0% rate has other candidate causes the seed does not rule out
+(a chunk indexed or normalised wrongly, a buffer not cleared at reset).
+
+**What the simulation measured** ({episodes} episodes × {len(seeds)} seed(s) per setting). Clock frozen, as in LIBERO:
+sync ({text_of(sync_frozen)}) {frozen_cmp} naive k={kmax} ({text_of(naive_frozen)}); executing {k_half} per chunk gives
+{text_of(naive_half_frozen)}; latency plays no part. Wall clock at the seed's {seed_lat:g} ms: sync waits
+{sync_seed.wait_ms:.0f} ms per action and executes {sync_seed.control_rate_hz:.1f} actions per second; it is {wall_cmp}
+naive k={kmax} ({text_of(sync_seed)} against {text_of(naive_seed)}); RTC never waits ({rtc_seed.control_rate_hz:.1f} actions/s)
+and reaches {text_of(rtc_seed)}. These are mechanisms in a toy with an invented error-growth rate: they show that
+"buffering fails" is not a law and that a frozen clock hides what latency costs; they say nothing about which strategy wins
+for pi0.5 on LIBERO or a robot. The seed's blanket verdict — {verdict('not held' if quoted('openpi_pi05_libero_average_pct') >= 90 else 'partly held')}
+as a general claim, on openpi's published replan-5 result — needs the LIBERO experiment repeated with replan 5 and with RTC
+before any conclusion about VLAs in general.""")
 
 # %% tags=["hide-input"]
-step1 = rate.loc[(headline_views, min(denoise_steps))]
-V_, N_, N1 = headline_views, headline_steps, min(denoise_steps)
+n_views, n_steps, one = headline_views, headline_steps, min(denoise_steps)
 headline = {
-    f"vision_{V_}view_ms": float(staged["vision"].min()),
-    "prefix_prefill_ms": float(staged["prefill"].min()),
-    f"denoise_steps{N_}_ms": float(staged["denoise"].min()),
-    f"pipeline_{V_}view_steps{N_}_best_ms": best_ms,
-    f"pipeline_{V_}view_steps{N_}_hz": 1e3 / best_ms,
-    f"pipeline_{V_}view_steps{N1}_best_ms": float(step1.best_ms),
-    "sim_sync_success_pct": float(sync_s.success_pct),
-    f"sim_naive_k{kmax}_success_pct": float(naive_s.success_pct),
-    f"sim_rtc_k{kmax}_success_pct": float(rtc_s.success_pct),
+    f"vision_{n_views}view_ms": float(stage_best["vision"]),
+    "prefix_prefill_ms": float(stage_best["prefill"]),
+    f"denoise_steps{n_steps}_ms": float(stage_best["denoise"]),
+    f"pipeline_{n_views}view_steps{n_steps}_best_ms": best_ms,
+    f"pipeline_{n_views}view_steps{n_steps}_hz": 1e3 / best_ms,
+    f"pipeline_{n_views}view_steps{one}_best_ms": float(rate.best_ms.get((n_views, one), float("nan"))),
+    "sim_sync_success_pct": float(sync_seed.success_pct),
+    "sim_sync_frozen_success_pct": float(sync_frozen.success_pct),
+    f"sim_naive_k{kmax}_success_pct": float(naive_seed.success_pct),
+    f"sim_rtc_k{kmax}_success_pct": float(rtc_seed.success_pct),
+    **ceilings.headline(ceil),
 }
+for (slots, txt), ms in budget_ms.items():
+    if (slots, txt) != (n_views, text):
+        headline[f"pipeline_{slots}{'view' if slots == n_views else 'slot'}_text{txt}_ms"] = ms
+if floors_ok:
+    headline.update({f"pipeline_{n_views}view_steps{n_steps}_floor_ms": call_floor_ms, "denoise_step_floor_ms": step_floor_ms,
+                     "denoise_step_best_ms": step_best_ms,
+                     f"pipeline_{n_views}view_steps{n_steps}_x_floor_ratio": best_ms / call_floor_ms})
+if kernels_per_step is not None:
+    headline["denoise_step_kernels_count"] = kernels_per_step
+    headline["pipeline_kernels_count"] = float(whole_kernels["count"].sum())
+if fp8_row is not None:
+    headline[f"pipeline_fp8_{n_views}view_steps{n_steps}_ms"] = float(fp8_row.median_ms)
+    headline["pipeline_fp8_action_cos"] = float(fp8_row.cos_actions)
+tables = {"budget": budget, "targets": targets}
+if whole_kernels is not None:
+    tables.update(kernels_whole=whole_kernels, kernels_denoise=step_kernels)
 results.save(run, headline, pd.concat([allrows.assign(table="latency"), pooled.assign(table="simulation"),
-                                       anchors.assign(table="anchors")], ignore_index=True))
+                                       anchors.assign(table="anchors")], ignore_index=True), tables=tables)
+print("device-side wall time per section (s):", {k: round(v, 1) for k, v in section_s.items()})
 
 # %% [markdown]
 # ## This chapter on every device

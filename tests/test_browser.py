@@ -1,6 +1,10 @@
-"""The built book, opened offline in headless Chromium: every altair chart is drawn.
+"""The built sites, opened offline in headless Chromium at 1400 px: every altair chart is drawn,
+tables are for people, nothing is wider than the content column, no glyph is missing.
 
-Site: $BOOK_HTML (default /work/main/_build/html). Browser: Debian's chromium at
+Sites (relative to this repository): the published book, $BOOK_HTML (default _build/html),
+and the smoke site, $SMOKE_HTML (default _build/smoke/_build/html). A published chapter page
+names at its top a GPU with committed results (skipped, saying so, while no device has
+committed notebooks yet). Browser: Debian's chromium at
 /usr/bin/chromium (`make browser-deps` installs it; never `playwright install`).
 Every request that is not file:, data: or blob: is aborted and counts as a failure,
 so a page passes only if it works with no network at all.
@@ -17,7 +21,10 @@ from typing import Any, Iterator
 
 import pytest
 
-BOOK_HTML = Path(os.environ.get("BOOK_HTML", "/work/main/_build/html"))
+ROOT = Path(__file__).resolve().parents[1]
+BOOK_HTML = Path(os.environ.get("BOOK_HTML", ROOT / "_build" / "html"))
+SMOKE_HTML = Path(os.environ.get("SMOKE_HTML", ROOT / "_build" / "smoke" / "_build" / "html"))
+VIEWPORT = {"width": 1400, "height": 900}
 CHROMIUM = "/usr/bin/chromium"
 LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
@@ -46,6 +53,42 @@ SETTLED_JS = """() => [...document.querySelectorAll('div[id^="altair-viz-"]')].e
   return r.width > 0 && r.height > 0;
 })"""
 # A chart shown as text (its repr, or altair's "<VegaLite 6 object>" placeholder) was never drawn.
+# Layout and text of one page: what a reader would see as broken.
+LAYOUT_JS = r"""() => {
+  const main = document.querySelector('main') || document.body;
+  const article = document.querySelector('article.bd-article') || main;
+  const col = article.getBoundingClientRect();
+  const wide = [];
+  for (const e of article.querySelectorAll('.cell_output *, table, pre, img, svg')) {
+    const r = e.getBoundingClientRect();
+    if (r.width > 0 && r.right > col.right + 2 && !e.closest('.vega-embed details, .vega-actions'))
+      wide.push(`${e.tagName.toLowerCase()}.${e.className && e.className.baseVal === undefined ? e.className : ''}`
+                + ` ${Math.round(r.width)}px wide, right edge ${Math.round(r.right)} > ${Math.round(col.right)}`);
+    if (wide.length > 5) break;
+  }
+  const tables = [...article.querySelectorAll('.cell_output table')].map(t => t.innerText).join(' | ');
+  const run = document.querySelector('.pi05-run');
+  const banner = document.querySelector('.pi05-banner-missing, .pi05-banner-failed');
+  // a glyph is missing when the character draws exactly like a character no font has
+  const font = getComputedStyle(main).fontFamily;
+  const cv = document.createElement('canvas'); cv.width = 40; cv.height = 40;
+  const cx = cv.getContext('2d', {willReadFrequently: true});
+  const draw = ch => { cx.clearRect(0, 0, 40, 40); cx.font = `24px ${font}`; cx.fillText(ch, 4, 30);
+                       return cx.getImageData(0, 0, 40, 40).data.join(','); };
+  const tofu = draw(String.fromCodePoint(0x10FFFD));
+  const text = article.innerText;
+  const chars = [...new Set([...text].filter(c => c.codePointAt(0) > 0x7E && !/\s/.test(c)
+                                               && !/[㐀-鿿　-〿＀-￯]/.test(c)))];
+  const missing = chars.filter(c => draw(c) === tofu).map(c => `U+${c.codePointAt(0).toString(16)} ${c}`);
+  const untranslated = [...article.querySelectorAll('h1, h2, h3, p, td, th, li')]
+    .filter(e => /[一-鿿]/.test(e.innerText) && !/[A-Za-z]{3,}/.test(e.innerText.replace(/[一-鿿]/g, '')))
+    .map(e => e.innerText.slice(0, 60));
+  return {wide, tables, missing, untranslated,
+          run: run ? {device: run.dataset.device, profile: run.dataset.profile} : null,
+          banner: banner ? banner.innerText.slice(0, 200) : null};
+}"""
+TABLE_NOISE = re.compile(r"\bNaN\b|\bNone\b|\d[eE]\+\d|rows ×")
+EMOJI = re.compile("[\U0001F300-\U0001FAFF\u2600-\u27BF\u2B50\u2B55\u23F3\u2705\u274C]")
 TEXT_FALLBACK_JS = r"""() => [...document.querySelectorAll('.cell_output pre')]
   .filter(e => /^\s*(alt\.\w*Chart\(\.\.\.\)|<VegaLite \d+ object>)/.test(e.textContent)).length"""
 
@@ -84,6 +127,7 @@ class PageReport:
     charts_drawn: int = 0
     network: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    layout: dict[str, Any] = field(default_factory=dict)
 
 
 def check_page(browser: Any, path: Path, screenshot_dir: Path | None = None) -> PageReport:
@@ -91,7 +135,7 @@ def check_page(browser: Any, path: Path, screenshot_dir: Path | None = None) -> 
     html = path.read_text(encoding="utf-8", errors="replace")
     source_ids = CHART_DIV.findall(html)
     rep = PageReport(str(path), charts_in_source=len(source_ids))
-    context = browser.new_context(service_workers="block", viewport={"width": 1280, "height": 900})
+    context = browser.new_context(service_workers="block", viewport=VIEWPORT)
 
     def route(r: Any) -> None:
         if r.request.url.startswith(LOCAL_SCHEMES):
@@ -122,6 +166,7 @@ def check_page(browser: Any, path: Path, screenshot_dir: Path | None = None) -> 
             screenshot_dir.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(screenshot_dir / (path.stem + ".png")), full_page=True)
         fallbacks = page.evaluate(TEXT_FALLBACK_JS)
+        rep.layout = page.evaluate(LAYOUT_JS)
     finally:
         context.close()
 
@@ -139,6 +184,17 @@ def check_page(browser: Any, path: Path, screenshot_dir: Path | None = None) -> 
                             "call pi05perf.charts.use_offline_renderer() in the chapter")
     if rep.network:
         rep.problems.append(f"network requests (all aborted): {sorted(set(rep.network))}")
+    lay = rep.layout
+    if lay.get("wide"):
+        rep.problems.append(f"wider than the content column at {VIEWPORT['width']} px: {lay['wide']}")
+    if noise := sorted(set(TABLE_NOISE.findall(lay.get("tables", "")))):
+        rep.problems.append(f"raw values in tables: {noise}")
+    if lay.get("missing"):
+        rep.problems.append(f"characters without a glyph in the page's fonts: {lay['missing']}")
+    if emoji := sorted(set(EMOJI.findall(html))):
+        rep.problems.append(f"emoji (empty boxes without an emoji font): {emoji}")
+    if lay.get("untranslated"):
+        rep.problems.append(f"Chinese text without its English translation beside it: {lay['untranslated']}")
     return rep
 
 
@@ -164,37 +220,61 @@ def _need(browser: Any) -> Any:
     return browser
 
 
-PAGES = site_pages()
-PAGE_IDS = [str(p.relative_to(BOOK_HTML)) for p in PAGES]
+SITES = {"published": BOOK_HTML, "smoke": SMOKE_HTML}
+CASES = [(site, p) for site, root in SITES.items() for p in site_pages(root)]
+CASES = CASES or [(site, None) for site in SITES]
+CASE_IDS = [f"{site}:{p.relative_to(SITES[site]) if p else 'no-site'}" for site, p in CASES]
 
 
-def _page_or_fail(page: Path | None) -> Path:
+def _page_or_fail(site: str, page: Path | None) -> Path:
     if page is None:
-        pytest.fail(f"no built site at {BOOK_HTML} (set BOOK_HTML, or build the book first)",
+        pytest.fail(f"no built {site} site at {SITES[site]} (build it first: `make test` builds both)",
                     pytrace=False)
     return page
 
 
-@pytest.mark.parametrize("page", PAGES or [None], ids=PAGE_IDS or ["no-site"])
-def test_no_remote_assets(page: Path | None) -> None:
-    html = _page_or_fail(page).read_text(encoding="utf-8", errors="replace")
+def committed_gpus() -> set[str]:
+    """Device names with committed executed notebooks (what a published page may present)."""
+    from pi05perf.book import committed_devices
+
+    return {d["device"] for d in committed_devices()}
+
+
+@pytest.mark.parametrize("site, page", CASES, ids=CASE_IDS)
+def test_no_remote_assets(site: str, page: Path | None) -> None:
+    html = _page_or_fail(site, page).read_text(encoding="utf-8", errors="replace")
     assert remote_assets(html) == [], "page loads scripts/styles from the network"
 
 
-@pytest.mark.parametrize("page", PAGES or [None], ids=PAGE_IDS or ["no-site"])
-def test_page_renders_offline(browser: Any, page: Path | None) -> None:
-    path = _page_or_fail(page)
+@pytest.mark.parametrize("site, page", CASES, ids=CASE_IDS)
+def test_page_renders_offline(browser: Any, site: str, page: Path | None) -> None:
+    path = _page_or_fail(site, page)
     html = path.read_text(encoding="utf-8", errors="replace")
     if m := META_REFRESH.search(html):  # jupyter-book's index.html redirect stub
         target = (path.parent / m.group(1).split("#")[0]).resolve()
         assert target.is_file(), f"redirect to missing page {m.group(1)}"
         return
     shots = os.environ.get("BROWSER_SCREENSHOTS")
-    rep = check_page(_need(browser), path, Path(shots) if shots else None)
+    rep = check_page(_need(browser), path, Path(shots) / site if shots else None)
     if any("THEBE_JS_URL" in p for p in rep.problems):
         rep.problems.append("hint: drop sphinx_thebe from the extensions in _config.yml "
                             "(sphinx-thebe 0.3.1 + Sphinx 7.4 emit its config script twice)")
+    if path.parent.name == "chapters" or path.name == "intro.html":
+        run = rep.layout.get("run")
+        if site == "published":
+            gpus = committed_gpus()
+            if not gpus:
+                assert rep.layout.get("banner"), "no committed notebooks, yet the page has no banner saying so"
+            elif run is None:
+                rep.problems.append(f"no run named at the top (banner: {rep.layout.get('banner')})")
+            elif run["profile"] != "full" or run["device"] not in gpus:
+                rep.problems.append(f"presents {run}, not a full run of a GPU with committed results {gpus}")
+        elif run is None and not rep.layout.get("banner"):
+            rep.problems.append("smoke page says nothing about the run at its top")
     assert rep.problems == [], "\n".join(rep.problems)
+    if site == "published" and path.parent.name == "chapters" and not committed_gpus():
+        pytest.skip("no device has committed notebooks (data/notebooks/<device>/) yet: the published pages "
+                    "show that banner; the check of the device at the top waits for a GPU run")
 
 
 # ---- self-check: the checker passes an offline chart and fails a CDN-only one ----

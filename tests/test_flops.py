@@ -135,3 +135,28 @@ def test_cli_bad_arguments(args, needle):
     assert needle in r.stderr
     if needle == "--model":
         assert "gemma_2b" in r.stderr and "siglip_so400m" in r.stderr
+
+
+def test_floor_bytes_of_a_denoise_step_are_expert_weights_plus_kv_read():
+    from pi05perf.config import Hardware
+
+    b = TokenBudget(num_images=2, text_tokens=200)
+    hw = Hardware("test", 1000.0, 100.0, None, "test")
+    one, ten = (fl.pipeline_cost(b, n, hardware=hw).set_index("stage").loc["denoise"] for n in (1, 10))
+    cfg = GEMMA_300M
+    kv_read = cfg.depth * 2 * b.prefix_tokens * cfg.kv_dim * 2
+    assert one.floor_bytes >= one.weight_bytes + kv_read  # weights once per step, the cache read
+    assert one.floor_bytes < one.weight_bytes + kv_read + 1e6  # plus small inputs and outputs only
+    assert ten.floor_bytes == 10 * one.floor_bytes
+    assert one.floor_ms == pytest.approx(max(one.compute_ms, one.floor_bytes / 1e9))
+    assert one.floor_ms <= one.roofline_ms
+
+
+def test_budget_table_grows_with_slots_and_text():
+    from pi05perf.config import Hardware
+
+    hw = Hardware("test", 1000.0, 100.0, None, "test")
+    t = fl.budget_table([TokenBudget(2, 48), TokenBudget(2, 200), TokenBudget(3, 200)], hardware=hw)
+    assert list(t.prefix_tokens) == [560, 712, 968]
+    assert t.call_flops.is_monotonic_increasing and t.call_floor_ms.is_monotonic_increasing
+    assert (t.call_flops == t.vision_flops + t.prefix_flops + t.denoise_flops).all()

@@ -37,4 +37,12 @@ def test_auto_resolves_per_device():
     else:
         assert (run.profile, run.dtype, run.device.type) == ("smoke", torch.float32, "cpu")
     assert run.repeats > 0
-    assert resolve("ch01_flops", profile="full", device="cpu", repeats=7).repeats == 7
+    assert resolve("ch01_flops", profile="smoke", device="cpu", repeats=7).repeats == 7
+
+
+def test_full_on_cpu_is_refused_naming_the_parameter(monkeypatch):
+    monkeypatch.delenv("PI05PERF_ALLOW_FULL_ON_CPU", raising=False)
+    with pytest.raises(ParameterError, match=r"parameter profile='full'.*PI05PERF_ALLOW_FULL_ON_CPU"):
+        resolve("ch01_flops", profile="full", device="cpu")
+    monkeypatch.setenv("PI05PERF_ALLOW_FULL_ON_CPU", "1")
+    assert resolve("ch01_flops", profile="full", device="cpu").full

@@ -173,3 +173,87 @@ def test_modulation_bytes_of_the_full_model():
     assert 0.2 < share < 0.35
     W = 1024
     assert mb["precomputable_bytes"] == 2 * ((2 * 18 + 1) * (3 * W * W + 3 * W) + 2 * (W * W + W))
+
+
+def test_fp8_through_all_stacks_moves_every_stage_and_reports_the_actions_cosine(bench):
+    from pi05perf.quant import QuantLinear
+
+    m = bench.model("fp8_all")
+    for stack in (m.vision, m.llm, m.expert):
+        assert any(isinstance(mod, QuantLinear) for mod in stack.modules())
+    assert not any(isinstance(mod, QuantLinear) for mod in bench.model("fast").modules())  # a copy, not in place
+    x = bench.ref.inputs("whole", SHAPE, 7)
+    ref = bench.ref.outputs("whole", SHAPE, x)
+    with torch.no_grad():
+        out = bench.pipeline("fp8_all_graph", SHAPE.steps)(*x)
+    errs = pb.compare("whole", out, ref, x)
+    assert 0 < errs["rel_err_prefix"] < pb.FP8_TOLERANCE  # vision is in FP8 too
+    assert 0.9 < errs["cos_actions"] < 1.0
+
+
+def test_attempt_records_a_failure_and_skips_the_variant_afterwards(bench):
+    calls = []
+    bench.log = calls.append
+    try:
+        assert bench.attempt("graph", ("whole",), SHAPE) == []  # CUDA graphs on a CPU: RuntimeError
+        assert "CUDA" in bench.failed["graph"] and calls
+        n = len(calls)
+        assert bench.attempt("graph", ("whole",), SHAPE) == [] and len(calls) == n  # not retried
+        assert len(bench.attempt("eager_fused", ("denoise",), SHAPE)) == 1
+    finally:
+        bench.failed.clear()
+        bench.log = lambda *a: None
+
+
+def test_attempt_strict_lets_a_wrong_result_stop_the_run(bench):
+    w = bench.model("fast").expert.layers[0].mlp.down_proj.weight
+    saved = w.clone()
+    try:
+        with torch.no_grad():
+            w.mul_(3.0)
+        with pytest.raises(AssertionError):
+            bench.attempt("eager_fused", ("denoise",), SHAPE, strict=True)
+        assert bench.attempt("eager_fused", ("denoise",), SHAPE) == []  # not strict: recorded
+        assert "check against fp32" in bench.failed["eager_fused"]
+    finally:
+        with torch.no_grad():
+            w.copy_(saved)
+        bench.failed.clear()
+
+
+@pytest.mark.parametrize("name,kind", [
+    ("sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n_tilesize128x128x64_warpgroupsize1x1x1", "GEMM"),
+    ("nvjet_tst_128x64_64x8_1x2_h_bz_splitK_TNT", "GEMM"),
+    ("triton_tem_fused_mm_0", "GEMM"),
+    ("void pytorch_flash::flash_fwd_kernel<Flash_fwd_kernel_traits<256, 64>>", "attention"),
+    ("fmha_cutlassF_bf16_aligned_64x64_rf_sm80", "attention"),
+    ("triton_poi_fused_add_mul_rsqrt_0", "elementwise/fused"),
+    ("triton_red_fused_mean_pow_1", "elementwise/fused"),
+    ("triton_poi_fused_addmm_gelu_mul_2", "elementwise/fused"),  # an epilogue named after its matmul
+    ("void at::native::vectorized_elementwise_kernel<4, at::native::CUDAFunctor_add<c10::BFloat16>>", "elementwise/fused"),
+    ("void at::native::(anonymous namespace)::something_odd<float>", "other"),
+])
+def test_kernels_are_classified_by_name(name, kind):
+    assert pb.classify_kernel(name) == kind
+    assert kind in pb.KERNEL_CLASSES
+
+
+def test_speedup_spread_and_path_kind():
+    slow = pd.Series({"median_ms": 100.0, "p25_ms": 90.0, "p75_ms": 120.0})
+    fast = pd.Series({"median_ms": 10.0, "p25_ms": 9.5, "p75_ms": 10.5})
+    mid, lo, hi = pb.speedup(slow, fast)
+    assert (mid, lo, hi) == pytest.approx((10.0, 90 / 10.5, 120 / 9.5))
+    assert lo < mid < hi
+    assert pb.path_kind("eager").startswith("host") and pb.path_kind("compile").startswith("host")
+    assert pb.path_kind("compile_graph").startswith("GPU") and pb.path_kind("graph").startswith("GPU")
+
+
+def test_kernel_table_of_a_cpu_call_groups_every_op(bench):
+    # on a CPU the profiler's rows are CPU ops: the same plumbing the GPU timeline uses
+    x = bench.ref.inputs("denoise", SHAPE, 3)
+    pipe = bench.pipeline("eager_fused", SHAPE.steps)
+    with torch.no_grad():
+        t = pb.kernel_table(lambda: pipe.denoise(*x), "cpu", runs=1)
+    assert {"kernel", "kind", "count", "total_ms"} <= set(t.columns)
+    assert set(t.kind) <= set(pb.KERNEL_CLASSES) and (t.total_ms > 0).all()
+    assert t.total_ms.is_monotonic_decreasing

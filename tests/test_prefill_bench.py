@@ -68,11 +68,53 @@ def test_a_wrong_variant_is_refused_before_timing(monkeypatch):
                                        tolerance=1e-4, log=lambda *_: None)
 
 
-def test_layer_ops_and_sweep_tables():
+def test_layer_ops_table():
     ops = prefill_bench.time_layer_ops(TINY, 16, torch.device("cpu"), torch.float32, 2)
     assert {"q_proj", "down_proj", "attention (QKᵀ + AV)"} <= set(ops.op) and (ops.tflops > 0).all()
-    sweep = prefill_bench.layer_token_sweep(TINY, [4, 8], torch.device("cpu"), torch.float32, 2, [config.THOR_SPEC])
-    assert len(sweep) == 4 and set(sweep.series) == {"this device (measured)", f"floor: {config.THOR_SPEC.name}"}
+
+
+def test_sweep_on_cpu_falls_back_to_the_eager_layer_labelled_host_overhead():
+    sweep = prefill_bench.layer_token_sweep(TINY, [4, 8], torch.device("cpu"), torch.float32, 2, [config.THOR_SPEC],
+                                            tolerance=1e-4)
+    assert set(sweep.series) == {"1 layer, eager (host overhead)", f"floor: {config.THOR_SPEC.name}"}
+    eager = sweep[sweep.series.str.startswith("1 layer")]
+    assert (eager.error == "").all() and (eager.rel_err_vs_fp32 < 1e-4).all() and (eager.per_layer_ms > 0).all()
+
+
+def test_sweep_records_a_graph_that_cannot_be_captured_instead_of_raising():
+    sweep = prefill_bench.layer_token_sweep(TINY, [4], torch.device("cpu"), torch.float32, 1, [], tolerance=1e-4,
+                                            graph=True, log=lambda *_: None)
+    graphed = sweep[sweep.series.str.contains("CUDA graph")]
+    assert set(graphed.layers) == {1, TINY.depth}
+    assert (graphed.error != "").all() and graphed.median_ms.isna().all()
+    assert (sweep[sweep.series.str.contains("eager")].error == "").all()
+
+
+def test_kernel_tile_read_from_cublas_and_nvjet_names():
+    assert prefill_bench.kernel_tile("sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n_tilesize128x256x64_warpgroup") == (128, 256)
+    assert prefill_bench.kernel_tile("nvjet_tst_192x128_64x4_2x1_v_bz_coopA_TNT") == (192, 128)
+    assert prefill_bench.kernel_tile("triton_poi_fused_mul_0") is None
+
+
+def test_matmul_sweep_names_the_kernel_and_counts_tiles_both_ways():
+    mm = prefill_bench.matmul_sweep({"down": (24, 16, 64)}, torch.device("cpu"), torch.float32, 1, splits=(1, 2))
+    assert list(mm.layout) == ["linear (W[N,K], x@W.T)", "row-major (W[K,N], x@W)", "split-K 2"]
+    assert mm.kernel.str.startswith("aten::").all() and (~mm.tile_named).all()
+    tiles = mm.set_index("layout").tiles
+    assert tiles["split-K 2"] == 2 * tiles["linear (W[N,K], x@W.T)"]
+
+
+def test_thor_down_proj_is_2_4_waves_and_loses_a_fifth():
+    w = prefill_bench.waves(712, 2048, sms=20)
+    assert w["tiles"] == 48 and w["waves"] == pytest.approx(2.4) and w["sm_utilisation"] == pytest.approx(0.8)
+
+
+def test_component_floors_cover_every_profiled_group():
+    floors = prefill_bench.component_floors(config.GEMMA_2B, 712, peak_tflops=800.0, copy_gbps=4000.0)
+    assert set(floors) == {"qkvo_proj", "gate_up_proj", "down_proj", "attention", "elementwise"}
+    # gate and up are two GEMMs of down_proj's FLOPs each: twice its compute floor
+    assert floors["gate_up_proj"] == pytest.approx(2 * floors["down_proj"])
+    assert all(v > 0 for v in floors.values())
 
 
 def test_timing_reports_median_and_spread():

@@ -118,3 +118,19 @@ def test_unknown_key_raises_with_suggestions() -> None:
     assert "kv_prefill_standalone_ms" in str(err.value)
     with pytest.raises(KeyError):
         quote("no_such_key_anywhere")
+
+
+def test_every_chinese_text_carries_its_english_translation():
+    """A reader without CJK fonts (or Chinese) still reads every seed heading and quote."""
+    import csv
+    import re
+    from pathlib import Path
+
+    han = re.compile(r"[\u4e00-\u9fff]+")
+    bad = []
+    for path in sorted((Path(__file__).resolve().parents[1] / "data" / "reference").glob("*.csv")):
+        for row in csv.DictReader(path.open(encoding="utf-8")):
+            for column, text in row.items():
+                if text and han.search(text) and not re.search(r"[A-Za-z]{3,}", han.sub("", text)):
+                    bad.append(f"{path.name} {row.get('key')} {column}: {text}")
+    assert not bad, "\n".join(bad)

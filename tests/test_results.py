@@ -11,6 +11,8 @@ from pi05perf.params import resolve
 def store(tmp_path, monkeypatch):
     monkeypatch.setattr(results, "DATA_RESULTS", tmp_path / "data")
     monkeypatch.setattr(results, "BUILD_RESULTS", tmp_path / "build")
+    monkeypatch.setenv("PI05PERF_ALLOW_FULL_ON_CPU", "1")  # a "full" run without a GPU, for the store only
+    monkeypatch.delenv("REPORT_DEVICE", raising=False)
     return tmp_path
 
 
@@ -51,3 +53,35 @@ def test_headlines_merge_committed_and_this_build(store):
     df = results.headlines()
     assert sorted(df.source) == ["committed", "this build"]
     assert results.measured("ch01_flops", "a_ms") == 1.0
+
+
+def test_tokens_and_count_are_units(store):
+    run = resolve("ch01_flops", profile="full", device="cpu")
+    path = results.save(run, {"fp8_memory_bound_tokens": 1, "thor_anchors_count": 5})
+    assert json.loads(path.read_text())["headline"]["thor_anchors_count"] == 5
+
+
+def test_named_tables_round_trip_beside_rows(store):
+    import pandas as pd
+
+    run = resolve("ch01_flops", profile="full", device="cpu")
+    sweep = pd.DataFrame({"tokens": [1, 712], "median_ms": [0.5, float("nan")]})
+    results.save(run, {"a_ms": 1.0}, rows=[{"x": 1}], tables={"sweep": sweep})
+    back = results.table("ch01_flops", "sweep", "cpu")
+    assert list(back.tokens) == [1, 712] and back.median_ms.isna().tolist() == [False, True]
+    assert results.table("ch01_flops", "absent", "cpu") is None
+    assert results.load_all("ch01_flops")[0]["rows"] == [{"x": 1}]
+
+
+def test_report_device_is_the_newest_unless_asked(store, monkeypatch):
+    import datetime as dt
+
+    for slug, day in (("old-gpu", "2026-01-01"), ("new-gpu", "2026-06-01")):
+        monkeypatch.setattr(results, "device_name", lambda d, s=slug: s)
+        monkeypatch.setattr(results._dt, "datetime", type("D", (dt.datetime,), {
+            "now": classmethod(lambda cls, tz=None, d=day: dt.datetime.fromisoformat(d + "T00:00:00+00:00"))}))
+        results.save(resolve("ch01_flops", profile="full", device="cpu"), {"a_ms": 1.0})
+    assert [d["slug"] for d in results.devices()] == ["new-gpu", "old-gpu"]
+    assert results.report_device() == "new-gpu"
+    monkeypatch.setenv("REPORT_DEVICE", "old-gpu")
+    assert results.report_device() == "old-gpu"

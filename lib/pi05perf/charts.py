@@ -136,3 +136,51 @@ def use_offline_renderer(max_rows: int | None = 20_000) -> None:
     else:  # pragma: no cover - altair 5.4
         alt.themes.register(THEME_NAME, _theme)
         alt.themes.enable(THEME_NAME)
+
+
+def place_labels(df: Any, x: str, y: str, text: str, *, x_log: bool = False, y_log: bool = False,
+                 width: int = 640, height: int = 320, font_px: int = 11) -> Any:
+    """Positions for point labels that do not overlap: returns `df` with `label_x`, `label_y`.
+
+    Each label starts just right of its point; a label whose box would overlap one already
+    placed moves down (or up) by whole lines until it is free. Positions are computed in pixels
+    on the chart's scales (from the data extent, log where asked) and returned in data units,
+    so the label layer uses the same x/y encodings as the points."""
+    import numpy as np
+
+    out = df.copy()
+    xs, ys = out[x].astype(float).to_numpy(), out[y].astype(float).to_numpy()
+    tx = (lambda v: np.log10(np.clip(v, 1e-300, None))) if x_log else (lambda v: v)
+    ty = (lambda v: np.log10(np.clip(v, 1e-300, None))) if y_log else (lambda v: v)
+    fx, fy = tx(xs), ty(ys)
+    spanx = (np.nanmax(fx) - np.nanmin(fx)) or 1.0
+    spany = (np.nanmax(fy) - np.nanmin(fy)) or 1.0
+    px = (fx - np.nanmin(fx)) / spanx * width
+    py = (np.nanmax(fy) - fy) / spany * height  # pixels down from the top
+    line = font_px + 2
+    boxes: list[tuple[float, float, float, float]] = []
+    dy_px = np.zeros(len(out))
+    for i in np.argsort(px):
+        w = 0.6 * font_px * len(str(out[text].iloc[i])) + 8
+        for k in range(0, 40):
+            dy = line * ((k + 1) // 2) * (1 if k % 2 else -1)  # 0, +1, -1, +2, -2 lines
+            box = (px[i] + 6, py[i] + dy - line / 2, px[i] + 6 + w, py[i] + dy + line / 2)
+            if not any(b[0] < box[2] and box[0] < b[2] and b[1] < box[3] and box[1] < b[3] for b in boxes):
+                break
+        boxes.append(box)
+        dy_px[i] = dy
+    label_f = fy - dy_px / height * spany  # back to data units (pixels grow downwards)
+    out["label_x"] = xs
+    out["label_y"] = 10 ** label_f if y_log else label_f
+    return out
+
+
+def point_labels(df: Any, x: str, y: str, text: str, *, x_scale: Any = alt.Undefined,
+                 y_scale: Any = alt.Undefined, width: int = 640, height: int = 320, font_px: int = 11) -> alt.Chart:
+    """A text layer labelling the points of (x, y) without overlaps (see `place_labels`);
+    layer it over the points: `points + point_labels(df, "intensity", "tflops", "op", ...)`."""
+    is_log = lambda s: getattr(s, "type", None) == "log"  # noqa: E731
+    placed = place_labels(df, x, y, text, x_log=is_log(x_scale), y_log=is_log(y_scale), width=width,
+                          height=height, font_px=font_px)
+    return alt.Chart(placed[["label_x", "label_y", text]]).mark_text(align="left", dx=6, fontSize=font_px).encode(
+        x=alt.X("label_x:Q", scale=x_scale), y=alt.Y("label_y:Q", scale=y_scale), text=f"{text}:N")

@@ -53,6 +53,18 @@ MAX_TEXT_TOKENS = 200  # pi0.5's max_token_len
 ACTION_DIM = 32
 ACTION_HORIZON_LIBERO = 10  # pi05_libero
 ACTION_HORIZON_DEFAULT = 50
+#: openpi's LIBERO policy (`libero_policy.LiberoInputs`) fills three image slots -- base,
+#: left wrist and a right wrist that LIBERO lacks: zeros, masked out of attention, but still
+#: encoded by SigLIP and carried through the prefill -- so openpi computes 3 x 256 + 200 = 968
+#: prefix tokens where the seed (and this book's headline) count two views.
+OPENPI_LIBERO_IMAGE_SLOTS = 3
+#: An ESTIMATE (nothing is tokenized here) of a real pi0.5 LIBERO prompt's length before padding
+#: to max_token_len: openpi's pi0.5 format is "Task: <instruction>, State: <8 state values as
+#: integers 0-255>;\nAction: " -- an instruction of ~10-15 words (~12-18 Gemma tokens), 8
+#: numbers of 1-3 digits, which Gemma's tokenizer splits digit by digit (~3 tokens each with the
+#: space), and ~10 tokens of format and BOS: about 40-55 tokens. openpi computes the 200 padded
+#: positions anyway (masked, not skipped); an engine that trims the padding computes ~48.
+TYPICAL_PROMPT_TOKENS = 48
 
 
 @dataclass(frozen=True)

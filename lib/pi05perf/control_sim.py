@@ -30,8 +30,24 @@ forward from the observed position (it cannot know future disturbances), plus
 Gaussian noise whose standard deviation grows along the chunk,
 ``action_noise + error_growth * i`` for entry ``i``. That growth is the one
 modelling assumption everything hinges on: predictions far from the observation
-are worse. The chunk only becomes available ``latency_steps = ceil(latency_ms /
-control_period_ms)`` control periods after ``s``; one inference runs at a time.
+are worse. One inference runs at a time.
+
+Time
+----
+The world is stepped in ticks of ``control_period_ms / ticks_per_period`` (5 ms by
+default), so latencies below one control period are resolved: a blocking loop
+waits ``ceil(latency_ms / tick)`` ticks for its chunk and then executes each action
+for one control period, so ``sync`` cycles in ``latency + period`` (22 ms and 49 ms
+give 72 and 99 ms cycles). The asynchronous strategies run on a fixed 20 Hz
+controller that can switch to a new chunk only at a control-period boundary, so
+for them latency counts in whole periods, ``latency_steps = ceil(latency_ms /
+control_period_ms)`` (22 ms and 49 ms both mean "one period late" -- a property
+of the controller, not a rounding of the simulator).
+
+``clock="wall"`` (default): the world moves while the policy thinks.
+``clock="frozen"``: the world waits for every inference -- what LIBERO's
+simulator does, stepping only when an action is sent -- so latency has no effect
+at all (every strategy behaves as at 0 ms).
 
 Strategies (``k`` = actions executed per chunk)
 ------------------------------------------------
@@ -60,6 +76,7 @@ If the buffer does run dry (``d > H / 2``, or ``d >= H``) the robot holds still.
 
 What the simulation can tell
 ----------------------------
+Only mechanisms, in a toy whose parameters are invented.
 How staleness (open-loop execution of old predictions), latency (the observation
 is ``d`` steps old when its actions run) and blocking (a synchronous loop runs at
 ``1 / (latency + dt)``) trade off, *given* that chunk error grows along the
@@ -67,14 +84,12 @@ horizon at the chosen rate -- and that a blanket "buffering fails" needs steep
 error growth, while "buffering that blocks" and "buffering that overlaps
 inference with execution" (RTC) behave very differently.
 
-With the defaults the trade-off is visible in both directions: blocking every
-step (``sync``) is fine at zero latency but at 180 ms runs at 4 Hz and runs out
-of time; blocking chunks (``naive``) lose a little at ``k = 10`` from open-loop
-error and recover most of the speed; ``rtc`` never blocks but every action it
-executes was predicted at least ``d`` steps ahead, so with steep
-``error_growth`` it can do worse than blocking ``naive`` (a blocked robot stands
-still, so its fresh chunk starts from where it was observed). Which effect wins
-depends on the time budget, the disturbances and ``error_growth``.
+The mechanisms pull in opposite directions: blocking (``sync``, ``naive``) costs
+control rate in proportion to latency; open-loop execution costs accuracy in
+proportion to ``error_growth`` and ``k``; ``rtc`` never blocks, but every action it
+executes was predicted at least ``d`` periods ahead. Which effect wins depends on
+the time budget, the disturbances and ``error_growth`` -- the chapter reports
+what comes out; the tests check only the mechanics.
 
 What it cannot tell
 -------------------
@@ -94,6 +109,7 @@ latency).
 """
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -108,6 +124,8 @@ __all__ = [
     "SimConfig",
     "SimResult",
     "latency_steps",
+    "latency_ticks",
+    "CLOCKS",
     "simulate",
     "sweep",
     "pool_over_seeds",
@@ -119,10 +137,9 @@ __all__ = [
 class SimConfig:
     """Task and policy knobs. Lengths in metres, speeds in m/s, times as noted.
 
-    The defaults make the mechanisms visible at the latencies the book discusses
-    (0, ~50 and ~180 ms): chunk error that doubles the per-step noise every
-    index (``error_growth``) makes 10-step open-loop execution fail often, while
-    a synchronous loop at 180 ms (4 Hz) is too slow to finish reliably in 10 s.
+    The defaults are invented, chosen only so that waiting and open-loop error both
+    matter at the latencies the book discusses (0 to ~180 ms); ``error_growth`` is
+    the parameter every outcome hinges on.
     """
 
     horizon: int = 10  #: actions per chunk (pi05_libero uses 10)
@@ -138,12 +155,15 @@ class SimConfig:
     action_noise: float = 0.01  #: noise std of chunk entry 0 (m/s)
     error_growth: float = 0.02  #: added noise std per chunk index (m/s per entry)
     ensemble_m: float = 0.01  #: ACT's temporal-ensembling decay (ACT's default)
+    ticks_per_period: int = 10  #: time resolution of the world: 5 ms ticks at 20 Hz
 
     def __post_init__(self) -> None:
         if self.horizon < 1:
             raise ValueError("horizon must be >= 1")
         if self.control_period_ms <= 0:
             raise ValueError("control_period_ms must be > 0")
+        if self.ticks_per_period < 1:
+            raise ValueError("ticks_per_period must be >= 1")
         if self.episode_steps < 1 or self.dwell_steps < 1:
             raise ValueError("episode_steps and dwell_steps must be >= 1")
         lo, hi = self.start_distance
@@ -162,6 +182,11 @@ class SimConfig:
         """Control period in seconds."""
         return self.control_period_ms / 1000.0
 
+    @property
+    def tick_ms(self) -> float:
+        """The world's time step in ms."""
+        return self.control_period_ms / self.ticks_per_period
+
     def noise_std(self) -> np.ndarray:
         """Noise std of each chunk entry, shape ``(horizon,)``."""
         return self.action_noise + self.error_growth * np.arange(self.horizon)
@@ -174,8 +199,10 @@ class SimResult:
     strategy: str
     k: int  #: the k asked for
     k_effective: int  #: actions per chunk / query period actually used (see module doc)
-    latency_ms: float
-    latency_steps: int  #: latency rounded up to whole control periods
+    latency_ms: float  #: the inference latency asked for
+    latency_steps: int  #: control periods the asynchronous controller is late (0 if frozen)
+    wait_ms: float  #: what a blocking loop waits per query: latency in whole ticks (0 if frozen)
+    clock: str  #: "wall" (the world moves during inference) or "frozen" (it waits, as LIBERO)
     seed: int
     successes: int
     episodes: int
@@ -215,6 +242,16 @@ def latency_steps(latency_ms: float, config: SimConfig | None = None) -> int:
     if latency_ms < 0 or not math.isfinite(latency_ms):
         raise ValueError(f"latency_ms must be finite and >= 0, got {latency_ms}")
     return int(math.ceil(latency_ms / cfg.control_period_ms - 1e-9))
+
+
+def latency_ticks(latency_ms: float, config: SimConfig | None = None) -> int:
+    """Inference latency in the world's ticks, rounded up (0 ms -> 0)."""
+    cfg = config or SimConfig()
+    latency_steps(latency_ms, cfg)  # validates
+    return int(math.ceil(latency_ms / cfg.tick_ms - 1e-9))
+
+
+CLOCKS: tuple[str, ...] = ("wall", "frozen")
 
 
 def _check_strategy(strategy: str) -> None:
@@ -262,133 +299,176 @@ def _plan(x_obs: np.ndarray, frozen: np.ndarray | None, noise: np.ndarray,
     return chunk
 
 
+@functools.lru_cache(maxsize=8)
 def _world(seed: int, episodes: int, cfg: SimConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Start positions ``(E, 2)`` and disturbance impulses ``(T, E, 2)``."""
+    """Start positions ``(E, 2)`` and disturbance impulses per tick ``(T * n, E, 2)``, read-only:
+    the same world for every strategy, k and latency of a seed (cached, it is most of the cost)."""
     rng = np.random.default_rng([seed, 0])
     lo, hi = cfg.start_distance
     r = rng.uniform(lo, hi, size=episodes)
     th = rng.uniform(0, 2 * np.pi, size=episodes)
     x0 = np.stack([r * np.cos(th), r * np.sin(th)], axis=1)
-    p = min(1.0, cfg.disturbance_rate_hz * cfg.dt)
-    hit = rng.random((episodes, cfg.episode_steps)) < p
-    phi = rng.uniform(0, 2 * np.pi, size=(episodes, cfg.episode_steps))
+    ticks = cfg.episode_steps * cfg.ticks_per_period
+    p = min(1.0, cfg.disturbance_rate_hz * cfg.tick_ms / 1000.0)  # Poisson process, per tick
+    hit = rng.random((episodes, ticks)) < p
+    phi = rng.uniform(0, 2 * np.pi, size=(episodes, ticks))
     kick = cfg.disturbance_scale * hit[..., None] * np.stack([np.cos(phi), np.sin(phi)], axis=-1)
-    return x0, np.ascontiguousarray(kick.transpose(1, 0, 2))
+    kick = np.ascontiguousarray(kick.transpose(1, 0, 2))
+    x0.flags.writeable = kick.flags.writeable = False
+    return x0, kick
 
 
-def _query_noise(seed: int, step: int, episodes: int, cfg: SimConfig) -> np.ndarray:
-    """Policy noise of a query issued at wall-clock ``step`` (common to strategies)."""
-    return np.random.default_rng([seed, 1, step]).standard_normal((episodes, cfg.horizon, 2))
+def _query_noise(seed: int, tick: int, episodes: int, cfg: SimConfig) -> np.ndarray:
+    """Policy noise of a query issued at wall-clock ``tick`` (common to strategies)."""
+    return np.random.default_rng([seed, 1, tick]).standard_normal((episodes, cfg.horizon, 2))
 
 
 def simulate(strategy: str, k: int, latency_ms: float, episodes: int, seed: int,
-             config: SimConfig | None = None) -> SimResult:
+             config: SimConfig | None = None, clock: str = "wall") -> SimResult:
     """Run ``episodes`` episodes of one strategy and return the tally.
 
     ``k`` is the number of actions executed per chunk (ignored by ``sync``; for
     ``ensemble`` and ``rtc`` the query period, clipped as the module doc says).
-    ``latency_ms`` is the inference latency, rounded up to control periods.
-    Raises ``ValueError`` for an unknown strategy or ``k`` outside ``1..horizon``.
+    ``latency_ms`` is the inference latency (see "Time" in the module doc); with
+    ``clock="frozen"`` the world waits for it, so it has no effect.
+    Raises ``ValueError`` for an unknown strategy or clock, or ``k`` outside ``1..horizon``.
     """
     _check_strategy(strategy)
+    if clock not in CLOCKS:
+        raise ValueError(f"clock must be one of {CLOCKS}, got {clock!r}")
     cfg = config or SimConfig()
-    h, dt, T = cfg.horizon, cfg.dt, cfg.episode_steps
+    h, n, T = cfg.horizon, cfg.ticks_per_period, cfg.episode_steps
     if not 1 <= int(k) <= h:
         raise ValueError(f"k must be in 1..horizon={h}, got {k}")
     if episodes < 1:
         raise ValueError("episodes must be >= 1")
     k = int(k)
-    d = latency_steps(latency_ms, cfg)
+    frozen = clock == "frozen"
+    d = 0 if frozen else latency_steps(latency_ms, cfg)  # async: control periods late
+    wait = 0 if frozen else latency_ticks(latency_ms, cfg)  # blocking: ticks waited
     k_eff = _k_effective(strategy, k, d, h)
     blocking = strategy in ("sync", "naive")
+    tick_s = cfg.tick_ms / 1000.0
 
     x, kicks = _world(seed, episodes, cfg)
-    E = episodes
-    # Action buffer indexed by wall-clock step (schedule is common to all episodes).
+    E, n_ticks = episodes, T * n
+    # asynchronous strategies: action buffer indexed by control period
     buf = np.zeros((T + h + d + 1, E, 2))
     valid = np.zeros(T + h + d + 1, dtype=bool)
-    ens: list[tuple[int, np.ndarray]] = []  # (query step, chunk) for ensembling
+    ens: list[tuple[int, np.ndarray]] = []  # (query period, chunk) for ensembling
     ens_w = np.exp(-cfg.ensemble_m * np.arange(h + 1))
+    # blocking strategies: the chunk being executed, from tick `run_from`, `run_len` actions
+    chunk_now, run_from, run_len = None, 0, 0
 
     active = np.ones(E, dtype=bool)
     dwell = np.zeros(E, dtype=np.int64)
-    end_step = np.full(E, T - 1)
+    end_tick = np.full(E, n_ticks - 1)
     final_err = np.zeros(E)
     success = np.zeros(E, dtype=bool)
-    executed = np.zeros(T, dtype=bool)
-    queried = np.zeros(T, dtype=bool)
-    next_query = 0
+    executed = np.zeros(n_ticks, dtype=bool)
+    queried = np.zeros(n_ticks, dtype=bool)
+    next_query = 0  # in ticks (blocking) or periods (asynchronous)
+    step = np.zeros((E, 2))  # motion per tick of the current action
 
-    for t in range(T):
-        # 1) issue a query on the observation x_t (results land at t + d)
-        if t == next_query:
-            queried[t] = True
-            noise = _query_noise(seed, t, E, cfg)
-            if blocking:
-                chunk = _plan(x, None, noise, cfg)
-                kk = 1 if strategy == "sync" else k
-                a0 = t + d  # the robot holds still until the result arrives
-                buf[a0:a0 + kk] = chunk[:, :kk].transpose(1, 0, 2)
-                valid[a0:a0 + kk] = True
-                next_query = t + d + kk
-            elif strategy == "rtc":
-                f = min(d, h)
-                frozen = np.where(valid[t:t + f, None, None], buf[t:t + f], 0.0).transpose(1, 0, 2)
-                chunk = _plan(x, frozen, noise, cfg)
-                if f < h:
-                    buf[t + f:t + h] = chunk[:, f:].transpose(1, 0, 2)
-                    valid[t + f:t + h] = True
-                valid[t + h:] = False
-                next_query = t + k_eff
-            else:  # ensemble: the policy is not latency-aware
-                chunk = _plan(x, None, noise, cfg)
-                ens.append((t, chunk))
-                next_query = t + k_eff
-        # 2) the action for step t
-        if strategy == "ensemble":
-            ens = [(s, c) for (s, c) in ens if s + h > t]
-            arrived = [(s, c) for (s, c) in ens if s + d <= t]  # oldest first
-            if arrived:
-                w = ens_w[:len(arrived)]
-                a = sum(wj * c[:, t - s] for wj, (s, c) in zip(w, arrived)) / w.sum()
-                executed[t] = True
+    # The world is advanced one segment at a time: a stretch of ticks with one commanded action
+    # (or none), at most a control period long. Within it, motion is linear and the pushes add up,
+    # so every tick's position comes from one cumulative sum -- the same ticks, fewer Python steps.
+    steps_up = np.arange(1, n + 1, dtype=float)[:, None, None]
+    dwell_ticks = cfg.dwell_steps * n
+    tau = 0
+    while tau < n_ticks:
+        if blocking:
+            if tau == next_query:  # query on x now, hold still until the chunk arrives
+                queried[tau] = True
+                chunk_now = _plan(x, None, _query_noise(seed, tau, E, cfg), cfg)
+                run_from, run_len = tau + wait, (1 if strategy == "sync" else k)
+                next_query = run_from + run_len * n
+            if tau < run_from:  # waiting for the inference
+                moving, seg_end = False, run_from
             else:
-                a = None
-        else:
-            a = buf[t] if valid[t] else None
-            executed[t] = bool(valid[t])
-        # 3) world step: commanded motion (if any) plus disturbances, for live episodes
-        step = kicks[t].copy()
-        if a is not None:
-            step += dt * _clip_speed(a, cfg.max_speed)
-        x = x + step * active[:, None]
-        # 4) success bookkeeping
-        err = np.sqrt(np.einsum("ei,ei->e", x, x))
-        dwell = np.where(err < cfg.tolerance, dwell + 1, 0)
-        done_now = active & (dwell >= cfg.dwell_steps)
+                j = (tau - run_from) // n
+                moving, seg_end = True, run_from + (j + 1) * n
+                step = tick_s * _clip_speed(chunk_now[:, j], cfg.max_speed)
+            seg_end = min(seg_end, next_query, n_ticks)
+        else:  # asynchronous: decisions on control-period boundaries only
+            t = tau // n
+            if t == next_query:
+                queried[tau] = True
+                noise = _query_noise(seed, tau, E, cfg)
+                if strategy == "rtc":
+                    f = min(d, h)
+                    held = np.where(valid[t:t + f, None, None], buf[t:t + f], 0.0).transpose(1, 0, 2)
+                    chunk = _plan(x, held, noise, cfg)
+                    if f < h:
+                        buf[t + f:t + h] = chunk[:, f:].transpose(1, 0, 2)
+                        valid[t + f:t + h] = True
+                    valid[t + h:] = False
+                else:  # ensemble: the policy is not latency-aware
+                    ens.append((t, _plan(x, None, noise, cfg)))
+                next_query = t + k_eff
+            a = None
+            if strategy == "ensemble":
+                ens = [(s, c) for (s, c) in ens if s + h > t]
+                arrived = [(s, c) for (s, c) in ens if s + d <= t]  # oldest first
+                if arrived:
+                    w = ens_w[:len(arrived)]
+                    a = sum(wj * c[:, t - s] for wj, (s, c) in zip(w, arrived)) / w.sum()
+            elif valid[t]:
+                a = buf[t]
+            moving = a is not None
+            if moving:
+                step = tick_s * _clip_speed(a, cfg.max_speed)
+            seg_end = min(tau + n, n_ticks)
+        L = seg_end - tau
+        executed[tau:seg_end] = moving
+        disp = np.cumsum(kicks[tau:seg_end], axis=0)  # (L, E, 2)
+        if moving:
+            disp += steps_up[:L] * step[None]
+        X = x[None] + disp * active[None, :, None]
+        err = np.sqrt(np.einsum("lei,lei->le", X, X))
+        # consecutive ticks inside the radius, carried over from the previous segment
+        idx = np.arange(L)[:, None]
+        last_out = np.maximum.accumulate(np.where(err < cfg.tolerance, -1, idx), axis=0)
+        run = np.where(last_out >= 0, idx - last_out, dwell[None] + idx + 1)
+        reached = (run >= dwell_ticks) & active[None]
+        done_now = reached.any(axis=0)
         if done_now.any():
+            first = reached.argmax(axis=0)[done_now]
             success |= done_now
-            end_step[done_now] = t
-            final_err[done_now] = err[done_now]
+            end_tick[done_now] = tau + first
+            final_err[done_now] = err[first, np.flatnonzero(done_now)]
             active &= ~done_now
-            if not active.any():
-                break
+        dwell = run[-1]
+        x = X[-1]
+        if not active.any():
+            break
+        tau = seg_end
     final_err[active] = np.sqrt(np.einsum("ei,ei->e", x[active], x[active]))
 
-    ticks = end_step + 1  # wall-clock control periods each episode lasted
-    n_exec = np.cumsum(executed)[end_step]
-    n_query = np.cumsum(queried)[end_step]
+    ticks = end_tick + 1  # wall-clock ticks each episode lasted
+    n_exec = np.cumsum(executed)[end_tick] / n  # in actions (control periods of motion)
+    n_query = np.cumsum(queried)[end_tick]
     s = int(success.sum())
     lo, hi = wilson_interval(s, E)
     return SimResult(
         strategy=strategy, k=k, k_effective=k_eff, latency_ms=float(latency_ms),
-        latency_steps=d, seed=int(seed), successes=s, episodes=E,
-        success_pct=100.0 * s / E, ci_low_pct=100.0 * lo, ci_high_pct=100.0 * hi,
-        control_rate_hz=float(n_exec.sum() / (ticks.sum() * dt)),
+        latency_steps=d, wait_ms=wait * cfg.tick_ms, clock=clock, seed=int(seed), successes=s,
+        episodes=E, success_pct=100.0 * s / E, ci_low_pct=100.0 * lo, ci_high_pct=100.0 * hi,
+        control_rate_hz=float(n_exec.sum() / (ticks.sum() * tick_s)),
         inferences_per_episode=float(n_query.mean()),
         mean_final_error=float(final_err.mean()),
-        mean_time_to_success_s=float(ticks[success].mean() * dt) if s else float("nan"),
+        mean_time_to_success_s=float(ticks[success].mean() * tick_s) if s else float("nan"),
     )
+
+
+def success_text(row) -> str:
+    """'62% [57-67]': a pooled row's success with its Wilson 95 % interval."""
+    return f"{row.success_pct:.0f}% [{row.ci_low_pct:.0f}–{row.ci_high_pct:.0f}]"
+
+
+def intervals_overlap(a, b) -> bool:
+    """True when two rows' Wilson intervals overlap: the simulation cannot tell them apart."""
+    return not (a.ci_high_pct < b.ci_low_pct or b.ci_high_pct < a.ci_low_pct)
 
 
 _POOL_SUM = ("successes", "episodes")
@@ -398,7 +478,7 @@ _POOL_MEAN = ("control_rate_hz", "inferences_per_episode", "mean_final_error")
 def pool_over_seeds(per_seed: pd.DataFrame) -> pd.DataFrame:
     """Pool per-seed rows of :func:`sweep`: successes and episodes are summed and the
     Wilson interval recomputed; rates and errors are episode-weighted means."""
-    keys = ["strategy", "k", "k_effective", "latency_ms", "latency_steps"]
+    keys = ["strategy", "k", "k_effective", "clock", "latency_ms", "latency_steps", "wait_ms"]
     rows = []
     for key, g in per_seed.groupby(keys, sort=False):
         row = dict(zip(keys, key))
@@ -423,12 +503,13 @@ def pool_over_seeds(per_seed: pd.DataFrame) -> pd.DataFrame:
 
 def sweep(strategies: Iterable[str] = STRATEGIES, ks: Iterable[int] = (1, 2, 5, 10),
           latencies_ms: Iterable[float] = (0.0, 50.0, 180.0), episodes: int = 200,
-          seeds: Sequence[int] = (0, 1, 2), config: SimConfig | None = None) -> pd.DataFrame:
-    """Every combination, one tidy row per (strategy, k, latency_ms, seed) with
+          seeds: Sequence[int] = (0, 1, 2), config: SimConfig | None = None,
+          clock: str = "wall") -> pd.DataFrame:
+    """Every combination on one clock, one tidy row per (strategy, k, latency_ms, seed) with
     ``pooled == False``, followed by one row per (strategy, k, latency_ms) pooled
     over seeds (``pooled == True``, ``seed`` is <NA>, ``n_seeds`` set).
 
-    Columns: strategy, k, k_effective, latency_ms, latency_steps, seed, n_seeds,
+    Columns: strategy, k, k_effective, clock, latency_ms, latency_steps, wait_ms, seed, n_seeds,
     successes, episodes, success_pct, ci_low_pct, ci_high_pct, control_rate_hz,
     inferences_per_episode, mean_final_error, mean_time_to_success_s, pooled.
     ``sync`` ignores k: its rows repeat for each k so that plots can facet by k.
@@ -445,7 +526,7 @@ def sweep(strategies: Iterable[str] = STRATEGIES, ks: Iterable[int] = (1, 2, 5, 
                 for sd in seeds:
                     ck = (st, 1 if st == "sync" else k, lat, sd)
                     if ck not in cache:
-                        cache[ck] = simulate(st, ck[1], lat, episodes, sd, cfg)
+                        cache[ck] = simulate(st, ck[1], lat, episodes, sd, cfg, clock)
                     r = cache[ck].as_dict()
                     r["k"] = int(k)
                     rows.append(r)
@@ -454,7 +535,7 @@ def sweep(strategies: Iterable[str] = STRATEGIES, ks: Iterable[int] = (1, 2, 5, 
     per_seed["pooled"] = False
     per_seed["seed"] = per_seed["seed"].astype("Int64")
     pooled = pool_over_seeds(per_seed)
-    cols = ["strategy", "k", "k_effective", "latency_ms", "latency_steps", "seed", "n_seeds",
+    cols = ["strategy", "k", "k_effective", "clock", "latency_ms", "latency_steps", "wait_ms", "seed", "n_seeds",
             "successes", "episodes", "success_pct", "ci_low_pct", "ci_high_pct",
             "control_rate_hz", "inferences_per_episode", "mean_final_error",
             "mean_time_to_success_s", "pooled"]

@@ -188,7 +188,11 @@ def pipeline_cost(budget: TokenBudget = TokenBudget(), num_steps: int = 10, dtyp
     LLM over images + text, K/V written; the text embedding rows read count as weights) and
     denoise (num_steps expert calls over the action tokens attending to prefix + horizon, incl.
     time MLP, action_in_proj and action_out_proj; weights re-read every step).
-    With `hardware`, adds compute_ms, memory_ms and roofline_ms (bf16 ceilings)."""
+    With `hardware`, adds compute_ms, memory_ms and roofline_ms (bf16 ceilings, every op's
+    bytes through memory) and floor_ms: the larger of compute_ms and floor_bytes over the
+    bandwidth, where floor_bytes are the fewest bytes any implementation moves -- weights once
+    per call (the expert's once per step), the K/V cache written by the prefix and read by
+    every denoise step, each stage's input and output (`stack_cost`'s min_bytes)."""
     b, H, We = dtype_bytes, budget.action_horizon, expert_cfg.width
     vision = stack_cost(vision_cfg, budget.image_tokens // max(budget.num_images, 1), None, b,
                         batch * budget.num_images, True, fused=fused, out_dim=llm_cfg.width)
@@ -200,6 +204,10 @@ def pipeline_cost(budget: TokenBudget = TokenBudget(), num_steps: int = 10, dtyp
              _linear("action_out_proj", batch * H, action_dim, We, b, True)]
     for a in ("flops", "weight_bytes", "act_bytes", "kv_bytes"):
         step[a] += _sum(extra, a)
+    prefix["min_bytes"] += budget.text_tokens * llm_cfg.width * b * batch
+    # a denoise step reads the whole prefix K/V cache of every layer (K and V, kv heads)
+    kv_read = expert_cfg.depth * 2 * batch * budget.prefix_tokens * expert_cfg.kv_dim * b
+    step["min_bytes"] += _sum(extra, "weight_bytes") + kv_read
     rows = []
     for stage, cost, calls, tokens in (("vision", vision, 1, budget.image_tokens),
                                        ("prefix", prefix, 1, budget.prefix_tokens),
@@ -207,11 +215,51 @@ def pipeline_cost(budget: TokenBudget = TokenBudget(), num_steps: int = 10, dtyp
         row = {"stage": stage, "calls": calls, "tokens": tokens}
         row.update({a: calls * cost[a] for a in ("flops", "weight_bytes", "act_bytes", "kv_bytes")})
         row["bytes"] = row["weight_bytes"] + row["act_bytes"] + row["kv_bytes"]
+        row["floor_bytes"] = calls * cost["min_bytes"]
         row["intensity"] = arithmetic_intensity(row["flops"], row["bytes"])
         if hardware is not None:
             row["compute_ms"] = row["flops"] / (hardware.bf16_tflops * 1e12) * 1e3
             row["memory_ms"] = row["bytes"] / (hardware.bandwidth_gbps * 1e9) * 1e3
             row["roofline_ms"] = max(row["compute_ms"], row["memory_ms"])
+            row["floor_ms"] = max(row["compute_ms"], row["floor_bytes"] / (hardware.bandwidth_gbps * 1e9) * 1e3)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def denoise_step_class_floors(budget: TokenBudget, hardware: Hardware, expert_cfg: TransformerConfig = GEMMA_300M,
+                              action_dim: int = ACTION_DIM, dtype_bytes: int = 2) -> dict[str, float]:
+    """Floor (ms) of one denoise step per kernel class, each op at the larger of its FLOPs over the
+    peak and its unavoidable bytes over the bandwidth: GEMM (every projection, the adaRMS
+    modulations, time MLP and action projections: weights once), attention (the prefix K/V cache
+    read), elementwise/fused and other 0 (their traffic can stay on chip). The classes' floors add
+    up to a little more than the step's floor, which takes one max over the whole step."""
+    b, H, We = dtype_bytes, budget.action_horizon, expert_cfg.width
+    peak, bw = hardware.bf16_tflops * 1e12, hardware.bandwidth_gbps * 1e9
+    layer = layer_ops(expert_cfg, H, budget.prefix_tokens + H, b)
+    gemms = [o for o in layer if o.flops and o.weight_bytes] * expert_cfg.depth
+    gemms += [o for o in stem_ops(expert_cfg, H, b) if o.flops] + [
+        _linear("time_mlp_in", 1, We, We, b, True), _linear("time_mlp_out", 1, We, We, b, True),
+        _linear("action_in_proj", H, We, action_dim, b, True), _linear("action_out_proj", H, action_dim, We, b, True)]
+    gemm_ms = sum(max(o.flops / peak, o.weight_bytes / bw) for o in gemms) * 1e3
+    attn_flops = expert_cfg.depth * sum(o.flops for o in layer if o.name.startswith("attn_"))
+    kv_read = expert_cfg.depth * 2 * budget.prefix_tokens * expert_cfg.kv_dim * b
+    attn_ms = max(attn_flops / peak, kv_read / bw) * 1e3
+    return {"GEMM": gemm_ms, "attention": attn_ms, "elementwise/fused": 0.0, "other": 0.0}
+
+
+def budget_table(configs: list[TokenBudget], num_steps: int = 10, hardware: Hardware | None = None,
+                 **kw) -> pd.DataFrame:
+    """One row per token budget: image slots, text tokens, prefix tokens, each stage's FLOPs and
+    the whole call's FLOPs, floor bytes and (with `hardware`) floor_ms -- `pipeline_cost` summed."""
+    rows = []
+    for b in configs:
+        cost = pipeline_cost(b, num_steps, hardware=hardware, **kw).set_index("stage")
+        row = {"image_slots": b.num_images, "text_tokens": b.text_tokens, "prefix_tokens": b.prefix_tokens,
+               "vision_flops": int(cost.flops["vision"]), "prefix_flops": int(cost.flops["prefix"]),
+               "denoise_flops": int(cost.flops["denoise"]), "call_flops": int(cost.flops.sum()),
+               "call_floor_bytes": int(cost.floor_bytes.sum())}
+        if hardware is not None:
+            row["call_floor_ms"] = float(cost.floor_ms.sum())
         rows.append(row)
     return pd.DataFrame(rows)
 

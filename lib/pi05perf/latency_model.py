@@ -1,5 +1,12 @@
-"""A latency model of the pi0.5 pipeline, fitted on the unmodified model's measurements, and a
-roofline projection to Jetson Thor.
+"""A latency model of the pi0.5 pipeline, fitted on the unmodified model's measurements, and
+the floor arithmetic of the fewest bytes and FLOPs.
+
+The curve model below only RESCALES one device's measured stages (steps and layers of a
+CUDA-graph replay, token counts inside the measured range): it checks that the roads' costs
+add up on that device and says nothing about another. The model that is tested across
+devices and on Thor's published figures is the per-kernel model (`kernel_model`, fitted in
+`thor_fit`). `seed_efficiency` and `thor_projection` below are circular (calibrated on the
+seed's own prefill) and kept only for pages that still quote them.
 
 The model (`fit`, `LatencyModel.predict`)
 -----------------------------------------

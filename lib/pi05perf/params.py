@@ -6,6 +6,7 @@ raises `ParameterError` naming the parameter and the allowed values.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import torch
 PROFILES = ("auto", "smoke", "full")
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = {"auto": None, "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+ALLOW_FULL_ON_CPU = "PI05PERF_ALLOW_FULL_ON_CPU"
 CHAPTERS_DIR = Path(__file__).resolve().parents[2] / "chapters"
 
 
@@ -82,6 +84,10 @@ def resolve(chapter: str, profile: str = "auto", device: str = "auto", dtype: st
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                        ("cpu" if device == "auto" else device))
     prof = profile if profile != "auto" else ("full" if dev.type == "cuda" else "smoke")
+    if prof == "full" and dev.type != "cuda" and os.environ.get(ALLOW_FULL_ON_CPU) != "1":
+        # the real model sizes on a CPU: over 40 minutes at ~16 GB, and no figure the book can use
+        _fail("profile", profile, f"auto|smoke on a CPU (full runs the real models here for 40+ minutes at ~16 GB "
+                                  f"RSS; to insist, set {ALLOW_FULL_ON_CPU}=1)")
     dt = DTYPES[dtype] or (torch.bfloat16 if dev.type == "cuda" else torch.float32)
     reps = repeats or (50 if prof == "full" else 3)
     requested = {"profile": profile, "device": device, "dtype": dtype, "repeats": repeats, **sizes}

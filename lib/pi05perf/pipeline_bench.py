@@ -27,6 +27,8 @@ compile                     eager_fused with every transformer block torch.compi
 compile_graph               compile + one CUDA graph for the whole call
 fp8_graph                   graph with the LLM's projections in FP8 (`pi05perf.quant`,
                             per-tensor E4M3, dynamic activation scales)
+fp8_all_graph               graph with every projection of SigLIP, the LLM and the expert in FP8
+fp8_all_compile_graph       fp8_all_graph with every block compiled (as compile_graph)
 ==========================  ==============================================================
 
 Precomputed time conditioning (`TimeTable`). With a fixed Euler schedule the timestep of
@@ -74,6 +76,8 @@ VARIANTS: dict[str, tuple[str, str | None]] = {
     "compile": ("compiled", None),
     "compile_graph": ("compiled", "all"),
     "fp8_graph": ("fp8", "all"),
+    "fp8_all_graph": ("fp8_all", "all"),
+    "fp8_all_compile_graph": ("fp8_all_compiled", "all"),
 }
 GRAPH_VARIANTS = tuple(v for v, (_, g) in VARIANTS.items() if g)
 #: FP8 (per-tensor E4M3 weights and activations) is a different numeric format, not a
@@ -278,6 +282,14 @@ def compile_blocks(model: Pi05, mode: str = "default", backend: str = "inductor"
     torch.compile'd with fullgraph=True (a graph break raises) and dynamic=False. Blocks of
     one kind share their compiled code (parameters are graph inputs), so one configuration
     compiles three graphs, whatever the depth; a new shape compiles new ones."""
+    import torch._dynamo
+
+    # LLM and expert share GemmaBlock.forward: each (block kind, shape) is one cache entry, and
+    # a few token budgets exceed dynamo's default limit of 8 -- past it, blocks silently run eager
+    for name in ("recompile_limit", "cache_size_limit"):
+        if hasattr(torch._dynamo.config, name):
+            setattr(torch._dynamo.config, name, max(64, getattr(torch._dynamo.config, name)))
+            break
     opts: dict[str, Any] = {"backend": backend, "fullgraph": True, "dynamic": False}
     if backend == "inductor":
         opts["mode"] = mode
@@ -353,6 +365,8 @@ def compare(stage: str, out: Any, ref: Any, inputs: Sequence[torch.Tensor]) -> d
     errs = {f"rel_err_{k}": relative_error(o[k], r[k]) for k in r}
     key = "displacement" if "displacement" in r else next(iter(r))
     errs["cos_" + key] = cosine(o[key], r[key])
+    if "actions" in r:
+        errs["cos_actions"] = cosine(o["actions"], r["actions"])
     return errs
 
 
@@ -379,6 +393,9 @@ class PipelineBench:
         self._tables: dict[str, TimeTable] = {}
         self._refs: dict[tuple, list] = {}
         self.compile_graphs = 0
+        self.failed: dict[str, str] = {}  #: variant -> the error that stopped it (`attempt`)
+        self._reported: set[str] = set()
+        self.last_callable: Callable[..., Any] | None = None
 
     # -- models
     def model(self, kind: str) -> Pi05:
@@ -399,6 +416,17 @@ class PipelineBench:
 
             m = shared_copy(self.model("fast"))
             quantize_model(m.llm, "fp8_tensor", FULL_COVERAGE, backend=self.fp8_backend)
+            self._tables[kind] = self._tables["fast"]
+        elif kind == "fp8_all":  # every projection of the three stacks (not the stems, not the time MLP)
+            from .quant import FULL_COVERAGE, quantize_model
+
+            m = shared_copy(self.model("fast"))
+            for stack in (m.vision, m.llm, m.expert):
+                quantize_model(stack, "fp8_tensor", lambda n: FULL_COVERAGE(n) or n.rsplit(".", 1)[-1] in ("fc1", "fc2"),
+                               backend=self.fp8_backend)
+            self._tables[kind] = self._tables["fast"]
+        elif kind == "fp8_all_compiled":
+            m = compile_blocks(shared_copy(self.model("fp8_all")), self.compile_mode, self.compile_backend)
             self._tables[kind] = self._tables["fast"]
         else:
             raise ValueError(f"unknown model kind {kind!r}")
@@ -479,6 +507,7 @@ class PipelineBench:
                                  + ", ".join(f"{k[8:]} {v:.3e}" for k, v in bad.items()))
         if VARIANTS[variant][0] == "compiled":
             self.compile_graphs += compiled_graph_count() - before
+        self.last_callable = fn  # what `kernel_table` profiles
         x = cast(self.ref.inputs(stage, shape, 9_999))
         reps = repeats or (self.repeats if VARIANTS[variant][1] else self.eager_repeats)
         with torch.no_grad():
@@ -502,6 +531,81 @@ class PipelineBench:
     def measure_many(self, variant: str, stages: Sequence[str], shape: Shape, **kw) -> list[dict[str, Any]]:
         return [self.measure(variant, s, shape, **kw) for s in stages]
 
+    def new_failures(self) -> str | None:
+        """Markdown listing the failures not yet reported (None if there are none)."""
+        new = {k: v for k, v in self.failed.items() if k not in self._reported}
+        self._reported |= set(new)
+        if not new:
+            return None
+        return ("**Paths that could not run here** (not timed, not in any comparison): "
+                + "; ".join(f"`{k}` — {v}" for k, v in new.items()))
+
+    def kernels(self, variant: str, stage: str, shape: Shape, runs: int = 3) -> pd.DataFrame:
+        """`kernel_table` of one (variant, stage, shape) on a fresh random input, after the same
+        check `measure` makes (a path that fails it is never profiled)."""
+        self.measure(variant, stage, shape, repeats=1)
+        fn, x = self.last_callable, self._caster(stage)(self.ref.inputs(stage, shape, 9_998))
+        with torch.no_grad():
+            return kernel_table(lambda: fn(*x), self.device, runs)
+
+    def attempt(self, variant: str, stages: Sequence[str], shape: Shape, *, strict: bool = False,
+                **kw) -> list[dict[str, Any]]:
+        """`measure_many` for a path that may not run on this stack (a compile, capture or FP8
+        error, or -- unless `strict` -- a failed check): the error is kept in `failed[variant]`
+        for the page and later attempts of that variant are skipped. With `strict`, a wrong
+        result (AssertionError) still stops the chapter."""
+        if variant in self.failed:
+            return []
+        try:
+            return self.measure_many(variant, stages, shape, **kw)
+        except AssertionError as e:
+            if strict:
+                raise
+            self.failed[variant] = f"failed its check against fp32: {str(e).splitlines()[0]}"[:400]
+        except Exception as e:  # noqa: BLE001 - reported in the page, never hidden
+            self.failed[variant] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:400]
+        self.log(f"!! {variant} could not run: {self.failed[variant]}")
+        return []
+
+
+# ----------------------------------------------------------------------------- kernel timeline
+KERNEL_CLASSES = ("GEMM", "attention", "elementwise/fused", "other")
+_ATTENTION = ("flash", "fmha", "attention", "attn", "sdpa", "softmax")
+_GEMM = ("gemm", "xmma", "cutlass", "nvjet", "cublas", "matmul", "mm_", "_mm", "splitk", "gemv", "scaled_mm")
+_ELEMENTWISE = ("triton_poi", "triton_red", "triton_per", "elementwise", "vectorized", "reduce", "norm",
+                "gelu", "copy", "fill", "cat", "index", "mul", "add", "rope", "where", "pow", "mean", "rsqrt")
+
+
+def classify_kernel(name: str) -> str:
+    """GEMM, attention, elementwise/fused or other, from a CUDA kernel's name (cuBLAS/CUTLASS
+    GEMMs, flash/efficient attention, inductor's triton_poi/red/per fused kernels and ATen's
+    elementwise and reduction kernels). Attention is tested first: flash kernels contain "mm"."""
+    n = name.lower()
+    if any(k in n for k in _ATTENTION):
+        return "attention"
+    if n.startswith(("triton_poi", "triton_red", "triton_per")):  # inductor's pointwise/reduction kernels,
+        return "elementwise/fused"                                # even when named after a fused addmm
+    if any(k in n for k in _GEMM) or n.startswith(("sm90_", "sm80_", "sm100_", "ampere_", "hopper_")):
+        return "GEMM"
+    if any(k in n for k in _ELEMENTWISE):
+        return "elementwise/fused"
+    return "other"
+
+
+def kernel_table(fn: Callable[[], Any], device: torch.device | str, runs: int = 3) -> pd.DataFrame:
+    """Per kernel of one call of `fn` (`profiling.kernel_profile`, averaged over `runs` profiled
+    calls after one warm-up): kernel, kind (`classify_kernel`: under CUDA-graph replay the
+    launching ops are gone, so kernels are told apart by name), count and total_ms per call."""
+    from .profiling import kernel_profile
+
+    prof = kernel_profile(fn, device, runs, classify=lambda kernel, ops: classify_kernel(kernel))
+    out = pd.DataFrame({"kernel": prof.kernel, "kind": prof.group, "count": prof.calls_per_run,
+                        "total_ms": prof.total_ms})
+    out = out[~out.kernel.str.lower().str.startswith(("memcpy", "memset"))]  # input copies into the graph
+    if out.empty:  # e.g. a profiler that does not trace kernels inside CUDA-graph replays
+        raise RuntimeError("the profiler saw no kernels in the profiled calls")
+    return out.sort_values("total_ms", ascending=False, ignore_index=True)
+
 
 def available_variants(device: torch.device, fp8: bool = False) -> list[str]:
     """Variants that can run on `device`: CUDA graphs need CUDA; fp8_graph needs FP8 matmuls."""
@@ -518,6 +622,22 @@ def best(rows: pd.DataFrame, stage: str = "whole") -> pd.Series:
     """The fastest checked row of `stage` (rows that reached the table passed their check)."""
     sub = rows[rows.stage == stage]
     return sub.loc[sub.median_ms.idxmin()]
+
+
+def speedup(slow: pd.Series, fast: pd.Series) -> tuple[float, float, float]:
+    """Ratio of two timed rows' medians (slow / fast) and its spread: the ratio of the
+    interquartile bounds that make it smallest and largest."""
+    return (float(slow.median_ms / fast.median_ms), float(slow.p25_ms / fast.p75_ms),
+            float(slow.p75_ms / fast.p25_ms))
+
+
+def path_kind(variant: str) -> str:
+    """What a path's timing measures: a path without a CUDA graph launches every kernel from
+    Python, so its time is host overhead, not GPU behaviour, and stays out of GPU verdicts."""
+    graphed = VARIANTS[variant][1]
+    if graphed == "denoise":
+        return "partly host overhead (vision, prefill eager)"
+    return "GPU (CUDA graph)" if graphed else "host overhead (eager launches)"
 
 
 def modulation_bytes(a: Arch, dtype_bytes: int = 2) -> dict[str, int]:

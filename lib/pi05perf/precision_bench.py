@@ -1,22 +1,25 @@
 """Low-precision benchmarks behind chapters 4 (FP8, TensorRT), 5 (INT4/FP4) and 6 (Triton).
 
-Built on `prefill_bench` and `quant`: every fast path is first checked against the float32
+Built on `prefill_bench` and `precision`: every fast path is first checked against the float32
 model (TF32 off) on fresh random inputs, then timed (medians and IQR, `timing.time_fn`).
 
 * `quantized_prefill_variants`: the 18-layer prefill with some projections quantized (FP8,
   INT8, INT4, ...), eager or compiled, checked, timed, and its accuracy measured against the
   unquantized model: final hidden state and the whole KV cache.
-* `fault_injection`: the same models with every quantization scale dropped (the runtime
-  fault behind the seed's cos ~ 0), accuracy only, layer by layer.
+* `fault_injection`: the same models with every quantization scale dropped (one runtime
+  fault a cos ~ 0 can come from), accuracy only, layer by layer.
 * `lowbit_sweep`: one projection's matmul in bf16, INT4 weight-only, INT8 and FP8 across
   token counts.
 * `precision_floors`: the prefill's roofline floor for each weight / compute precision.
-* `triton_vs_cublas`: the project's Triton matmul against cuBLAS on the prefill's shapes.
+* `memory_bound_fp8`: bf16 against FP8 where the device is memory-bound (few tokens), each
+  compiled and CUDA-graphed, beside the speed-up the bytes predict.
+* `fault_levels`: weight-misreading faults (`precision.faults`) at layer, MLP and model level.
+* `w4a16_vs_bf16`: the Triton W4A16 kernel (`precision.w4a16_triton`) against bf16 cuBLAS.
 
 Variants are named by a spec string, "<scheme>[/<coverage>][/fast_accum][/<scope>]":
-scheme "base" (the unquantized model in the run's dtype) or a `quant` scheme (fp8_tensor,
+scheme "base" (the unquantized model in the run's dtype) or a `precision` scheme (fp8_tensor,
 fp8_channel, int8, int4wo, nvfp4_sim, each optionally "_noscale"); coverage mlp | attn | full
-(default full); scope eager | layer | model (default: the caller's). "layer" compiles one
+(default full); scope eager | layer | model | graph | layer_graph (default: the caller's). "layer" compiles one
 Gemma layer with torch.compile and reuses it for all 18 (regional compilation: a fraction of
 a whole-model compile's time); "model" compiles the whole prefill as chapter 3 did.
 """
@@ -34,7 +37,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import flops as fl
-from . import quant as Q
+from . import precision as Q
 from .check import TOLERANCE, cosine, relative_error
 from .config import TransformerConfig
 from .model import GemmaLM
@@ -48,14 +51,16 @@ from .timing import Graphed, synchronize, time_fn
 GATE: dict[str, float] = {"fp8": 0.08, "int8": 0.05, "int4": 0.2, "nvfp4": 0.2}
 
 COVERAGE: dict[str, Callable[[str], bool]] = {"mlp": Q.MLP_ONLY, "attn": Q.ATTN_ONLY, "full": Q.FULL_COVERAGE}
-SCOPES = ("eager", "layer", "model", "graph")  # graph: the whole prefill compiled, inside one CUDA graph
+# graph: the whole prefill compiled, inside one CUDA graph; layer_graph: one compiled layer
+# reused by all 18, the prefill inside one CUDA graph (compiled + graphed at a layer's compile cost)
+SCOPES = ("eager", "layer", "model", "graph", "layer_graph")
 _FLAGS = ("fast_accum",)
 
 
 # ----------------------------------------------------------------------------- variants
 @dataclass(frozen=True)
 class Variant:
-    scheme: str  # "base" or one of quant.ALL_SCHEMES
+    scheme: str  # "base" or one of precision.ALL_SCHEMES
     coverage: str  # "none" for base, else mlp | attn | full
     scope: str  # eager | layer | model
     fast_accum: bool = False
@@ -146,9 +151,11 @@ def prefill_callable(model: GemmaLM, scope: str, backend: str = "inductor") -> C
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
     torch._dynamo.reset()
-    if scope == "layer":
+    if scope in ("layer", "layer_graph"):
         for layer in model.layers:
             layer.compile(backend=backend, fullgraph=True, dynamic=False)
+        if scope == "layer_graph" and next(model.parameters()).is_cuda:
+            return _graph_on_first_call(model.prefill)
         return model.prefill
     compiled = torch.compile(model.prefill, backend=backend, fullgraph=True, dynamic=False)
     if scope == "graph" and next(model.parameters()).is_cuda:
@@ -266,7 +273,7 @@ def quantized_prefill_variants(refs: References, repeats: int, specs: Iterable[s
                 with torch.no_grad():
                     fn(refs.make_input().to(dtype))
             except Exception as e:
-                if v.scope == "layer" and "ecompil" in f"{type(e).__name__} {e}":
+                if v.scope in ("layer", "layer_graph") and "ecompil" in f"{type(e).__name__} {e}":
                     raise RuntimeError(f"{v.name}: a Gemma layer recompiled instead of reusing layer 0's compiled graph, "
                                        "so the timing would mix compiled and recompiled (or eager) layers; rerun with "
                                        "compile scope 'model'") from e
@@ -321,14 +328,16 @@ def geglu_qdq_check(mlp: nn.Module, x_cal: torch.Tensor, x: torch.Tensor, path: 
 
 
 def _geglu_fp32(mlp: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    gate, up, down = Q._geglu_weights(mlp)
+    from .precision.onnx_qdq import _geglu_weights
+
+    gate, up, down = _geglu_weights(mlp)
     return (F.gelu(x @ gate.t(), approximate="tanh") * (x @ up.t())) @ down.t()
 
 
 def tensorrt_mlp(path: str, x: torch.Tensor, expected: torch.Tensor, fp8: bool, repeats: int) -> dict:
     """Build a TensorRT engine from a Q/DQ ONNX file and time it (TensorRT's own event loop,
     no L2 flush); its output compared with the torch meaning of the graph. Needs
-    `quant.tensorrt_available()`."""
+    `precision.tensorrt_available()`."""
     log: list[str] = []
     t0 = time.perf_counter()
     engine = Q.build_trt_engine(path, fp8=fp8, int8=not fp8, bf16=True, shapes=tuple(x.reshape(-1, x.shape[-1]).shape),
@@ -387,10 +396,49 @@ def fault_injection(refs: References, schemes: Iterable[str], coverage: str = "f
     return pd.DataFrame(rows), pd.DataFrame(per_layer)
 
 
+def fault_levels(refs: References, group_size: int = 128, faults: Iterable[str] | None = None) -> pd.DataFrame:
+    """Each fault of `precision.faults.fault_weights` at three levels, fp32, against the true
+    fp32 computation on fresh input: one layer (layer 0's query projection on its real input),
+    one MLP (layer 0's, every projection faulted, on its real input) and the model (the whole
+    prefill with every projection faulted: final hidden state, and the first layer's K/V).
+    Signature = cos and norm ratio (||faulty|| / ||true||)."""
+    from .precision import faults as FA
+
+    table = FA.fault_weights(group_size)
+    names = list(faults) if faults is not None else list(table)
+    model = refs.fp32_model
+    layer0 = model.layers[0]
+    dev = refs.device
+    gen = torch.Generator().manual_seed(777)
+    with exact_fp32(), torch.no_grad():
+        x = torch.randn(1, refs.tokens, refs.cfg.width, generator=gen).to(dev)
+        xq = layer0.input_norm(x)[0].reshape(-1, refs.cfg.width)
+        xm = layer0.post_attn_norm(x)[0]
+        wq = layer0.attn.qkv_proj.weight[: refs.cfg.q_dim].detach().float()
+        q_ref, mlp_ref = xq @ wq.t(), layer0.mlp(xm)
+        rows = []
+        for name in names:
+            fmt_, fn = table[name]
+            lay = FA.signature(xq @ fn(wq).t(), q_ref)
+            mlp = FA.signature(FA.apply_fault(layer0.mlp, fn)(xm), mlp_ref)
+            faulty = FA.apply_fault(model, fn, Q.FULL_COVERAGE)
+            h, kv = faulty.prefill(refs.x)
+            mod = FA.signature(h, refs.fp32_out[0])
+            kv0 = cosine(torch.cat([kv[0][0].flatten(), kv[0][1].flatten()]),
+                         torch.cat([refs.fp32_out[1][0][0].flatten(), refs.fp32_out[1][0][1].flatten()]))
+            rows.append({"fault": name, "format": fmt_, "layer_cos": lay["cos"], "layer_norm_ratio": lay["norm_ratio"],
+                         "mlp_cos": mlp["cos"], "mlp_norm_ratio": mlp["norm_ratio"], "model_cos": mod["cos"],
+                         "model_norm_ratio": mod["norm_ratio"], "model_first_kv_cos": kv0})
+            del faulty
+            if dev.type == "cuda":
+                torch.cuda.empty_cache()
+    return pd.DataFrame(rows)
+
+
 def first_layer_q_input(cfg: TransformerConfig, tokens: int, device: torch.device, seed: int = 0,
                         input_seed: int = 4242) -> tuple[torch.Tensor, torch.Tensor]:
     """(q-projection weight [q_dim, width] of layer 0, its real input: input_norm of a fresh
-    random embedding), fp32 on CPU: one layer of the model, for `quant.fault_signatures`."""
+    random embedding), fp32 on CPU: one layer of the model, for `precision.fault_signatures`."""
     layer = build_llm(cfg.with_depth(1), device, torch.float32, fused=True, seed=seed).layers[0]
     x = torch.randn(1, tokens, cfg.width, generator=torch.Generator().manual_seed(input_seed)).to(device)
     with torch.no_grad():
@@ -529,77 +577,85 @@ def precision_floors(cfg: TransformerConfig, tokens: int, devices: list[dict]) -
     return pd.DataFrame(rows)
 
 
-# ----------------------------------------------------------------------------- chapter 6
-def triton_vs_cublas(shapes: dict[str, tuple[int, int, int]], device: torch.device, repeats: int,
-                     dtypes: Iterable[torch.dtype] = (torch.bfloat16,), seed: int = 0,
-                     log=print) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The project's autotuned Triton matmul against cuBLAS (torch.matmul; torch._scaled_mm
-    with unit scales for FP8) on each (M, N, K), with the second operand laid out as
-    nn.Linear keeps it (W [N,K], passed as the column-major view W.t()). Per shape and dtype:
-    autotune on these operands, check both against fp32 on them and
-    `triton_matmul.check_triton_matmul` on fresh inputs (both b layouts), then time both.
-    Returns (checks, timings)."""
-    from . import triton_matmul as TM
+def ridge_tokens(cfg: TransformerConfig, copy_gbps: float, peak_tflops: float, max_tokens: int = 4096) -> int | None:
+    """The smallest token count at which the stack's arithmetic intensity (FLOPs over its
+    fewest bytes, `flops.stack_cost`) reaches the device's ridge (peak / bandwidth): below it
+    the stack is memory-bound on that device. None if not reached by `max_tokens`."""
+    ridge = peak_tflops * 1e12 / (copy_gbps * 1e9)
+    t = 1
+    while t <= max_tokens:
+        c = fl.stack_cost(cfg, t)
+        if c["flops"] / c["min_bytes"] >= ridge:
+            return t
+        t += 1 if t < 16 else 8
+    return None
 
-    if not TM.triton_available():
-        raise RuntimeError("Triton needs a CUDA device and an importable triton")
-    device = torch.device(device)
-    g = torch.Generator().manual_seed(seed)
-    checks, rows = [], []
-    for dtype in dtypes:
-        fp8 = dtype == Q.FP8
-        if fp8 and not TM.fp8_matmul_supported(device):
-            log(f"skip {dtype}: this device has no FP8 matmul")
+
+def memory_bound_fp8(shapes: dict[str, tuple[TransformerConfig, int]], device: torch.device, dtype: torch.dtype,
+                     repeats: int, here: dict, fp8_variant: str = "fp8_channel/full/fast_accum",
+                     scope: str = "layer_graph", log=print) -> pd.DataFrame:
+    """bf16 against FP8 where the stack is memory-bound: for each {label: (config, tokens)}
+    the unquantized and the `fp8_variant` stack, built, checked against fp32 and timed by
+    `quantized_prefill_variants` in `scope` (compiled + one CUDA graph on a GPU), beside the
+    speed-up the roofline predicts from `precision_floors` on `here` (a `floor_devices` entry):
+    the ratio of the two floors, which is the bytes ratio where both are memory-bound.
+    A shape that fails (exception or failed check) is a row with its error, never a crash."""
+    rows = []
+    for label, (cfg, tokens) in shapes.items():
+        fl_rows = precision_floors(cfg, tokens, [here])
+        b16 = fl_rows[fl_rows.precision.str.startswith("bf16")].iloc[0]
+        f8 = fl_rows[fl_rows.compute == "fp8"].iloc[0]
+        row = {"case": label, "tokens": tokens, "bound": b16.bound,
+               "predicted_speedup_ratio": b16.memory_ms / f8.memory_ms if b16.bound == "memory" else
+               b16.floor_ms / f8.floor_ms, "bf16_floor_ms": b16.floor_ms}
+        try:
+            refs = references(cfg, tokens, device, dtype)
+            var = quantized_prefill_variants(refs, repeats, ["base", fp8_variant], scope=scope, log=log)
+            base, q = var.iloc[0], var.iloc[1]
+            row.update(bf16_ms=base.median_ms, fp8_ms=q.median_ms, bf16_p25_ms=base.p25_ms, bf16_p75_ms=base.p75_ms,
+                       fp8_p25_ms=q.p25_ms, fp8_p75_ms=q.p75_ms, method=q.method, fp8_kernels=q.kernels,
+                       measured_speedup_ratio=base.median_ms / q.median_ms, fp8_vs_base_cos=q.vs_base_hidden_cos,
+                       error=None)
+        except Exception as e:  # noqa: BLE001 - a failed variant is a finding, recorded with its message
+            log(f"  {label}: failed: {type(e).__name__}: {e}")
+            row.update(bf16_ms=math.nan, fp8_ms=math.nan, measured_speedup_ratio=math.nan,
+                       error=f"{type(e).__name__}: {str(e)[:300]}")
+        rows.append(row)
+        if torch.device(device).type == "cuda":
+            torch.cuda.empty_cache()
+    return pd.DataFrame(rows)
+
+
+def committed_fp8_pipeline(slug: str | None = None) -> dict | None:
+    """Chapter 8's FP8 result from committed results (this device's `slug` if it has one,
+    else the newest committed GPU run): the `fp8_graph` prefill and whole call and the bf16
+    `graph` ones at the same shape (views, text, steps, layers, tokens per image), with the
+    device and commit they ran at. None when no committed chapter 8 has both."""
+    from .results import load_all
+
+    shape = ["views", "text_tokens", "steps", "layers", "tokens_per_image"]
+    docs = [d for d in load_all("ch08_roads_to_20hz") if d["source"] == "committed"]
+    docs.sort(key=lambda d: (d["slug"] == slug, d["provenance"].get("date") or ""))
+    for doc in reversed(docs):
+        r = pd.DataFrame(doc.get("rows") or [])
+        if r.empty or not {"variant", "stage", "median_ms", *shape} <= set(r) or "fp8_graph" not in set(r.variant):
             continue
-        for label, (M, N, K) in shapes.items():
-            a = torch.randn(M, K, generator=g)
-            w = torch.randn(N, K, generator=g) * (1.0 if fp8 else 1 / math.sqrt(K))
-            a, w = a.to(device=device, dtype=dtype), w.to(device=device, dtype=dtype)
-            b = w.t()  # [K,N], column-major: nn.Linear's weight as the second operand
-            if fp8:
-                one = torch.ones((), device=device)
-                cublas = lambda a=a, b=b, one=one: torch._scaled_mm(a, b, scale_a=one, scale_b=one,  # noqa: E731
-                                                                   out_dtype=torch.bfloat16)
-            else:
-                cublas = lambda a=a, b=b: torch.matmul(a, b)  # noqa: E731
-            triton = lambda a=a, b=b: TM.triton_matmul(a, b)  # noqa: E731
-            t0 = time.perf_counter()
-            triton()  # autotunes on these operands (its choice is not a reported number)
-            synchronize(device)
-            tune_s = time.perf_counter() - t0
-            config = TM.best_config(fp8)
-            with exact_fp32():
-                ref = a.float() @ b.float()
-            fresh = TM.check_triton_matmul([(M, N, K)], dtype, device=str(device), seed=seed + 1)
-            if not fresh["ok"].all():
-                raise AssertionError(f"Triton matmul wrong on fresh inputs for {label}:\n{fresh.to_string()}")
-            for impl, fn in (("cuBLAS", cublas), ("Triton", triton)):
-                err = relative_error(fn(), ref)
-                if not err <= 1e-2:
-                    raise AssertionError(f"{impl} {label} {dtype}: relative error {err:.2e} against fp32")
-                checks.append({"gemm": label, "dtype": str(dtype).removeprefix("torch."), "impl": impl,
-                               "rel_err_vs_fp32": err,
-                               "fresh_inputs_max_rel_err": float(fresh.rel_err.max()) if impl == "Triton" else math.nan})
-            for impl, fn in (("cuBLAS", cublas), ("Triton", triton)):
-                t = time_fn(fn, device, repeats)
-                rows.append({"gemm": label, "M": M, "N": N, "K": K, "dtype": str(dtype).removeprefix("torch."),
-                             "impl": impl, **t.as_dict(), "tflops": 2 * M * N * K / (t.median_ms * 1e-3) / 1e12,
-                             "config": str(config) if impl == "Triton" else "cuBLAS heuristic",
-                             "autotune_s": tune_s if impl == "Triton" else 0.0})
-            log(f"  {label} {dtype}: cuBLAS {rows[-2]['median_ms']:.4f} ms, Triton {rows[-1]['median_ms']:.4f} ms "
-                f"(autotune {tune_s:.1f} s)")
-    return pd.DataFrame(checks), pd.DataFrame(rows)
+        f8 = r[r.variant == "fp8_graph"]
+        same = (r[shape] == f8[shape].iloc[0]).all(axis=1) | (r[shape].isna() & f8[shape].iloc[0].isna()).all(axis=1)
+        ref = r[same]
+        pick = lambda v, st: ref[(ref.variant == v) & (ref.stage == st)].median_ms  # noqa: E731
+        vals = {f"{v}_{st}_ms": float(pick(v, st).iloc[0]) for v in ("graph", "fp8_graph")
+                for st in ("prefill", "whole") if len(pick(v, st))}
+        if len(vals) == 4:
+            pt = f8.prefix_tokens.iloc[0] if "prefix_tokens" in f8 else None
+            return {"slug": doc["slug"], "device": doc["provenance"].get("device"),
+                    "prefix_tokens": int(pt) if pt is not None and pt == pt else None,
+                    "commit": (doc["provenance"].get("git_commit") or "")[:7],
+                    "fp8_whole_speedup_ratio": vals["graph_whole_ms"] / vals["fp8_graph_whole_ms"], **vals}
+    return None
 
 
-def triton_ratio(timings: pd.DataFrame, dtype: str) -> float | None:
-    """Triton time over cuBLAS time, summed over the shapes (> 1: Triton slower)."""
-    t = timings[timings.dtype == dtype]
-    if t.empty:
-        return None
-    s = t.groupby("impl").median_ms.sum()
-    return float(s["Triton"] / s["cuBLAS"])
-
-
+# ----------------------------------------------------------------------------- floors per precision
 def floor_devices(run) -> list[dict]:
     """Thor from its spec (quoted) and this device from its measured ceilings, in the form
     `precision_floors` takes."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 from typing import Callable
 
 import pandas as pd
@@ -17,7 +18,7 @@ from . import flops as fl
 from .check import relative_error
 from .config import TransformerConfig
 from .model import GemmaLM, apply_rope, attend, fuse_projections, init_weights_, rope_tables
-from .timing import Graphed, time_fn
+from .timing import Graphed, gbps, tflops, time_fn
 
 Prefill = Callable[[torch.Tensor], torch.Tensor]
 
@@ -181,43 +182,36 @@ def splitk_linear(x: torch.Tensor, w_t: torch.Tensor, splits: int) -> torch.Tens
     return parts.sum(0, dtype=torch.float32).to(x.dtype)
 
 
-KERNEL_KINDS = (("attention", ("flash", "fmha", "attention", "sdpa", "attn")),
-                ("matmul", ("gemm", "cutlass", "xmma", "nvjet", "cublas", "sm90", "mm_", "triton_mm", "splitk")),
-                ("elementwise / norms (fused by compile)", ("triton_", "elementwise", "vectorized", "reduce",
-                                                            "norm", "cat", "copy", "fill")))
+TILE = re.compile(r"(\d{2,3})x(\d{2,3})(?:x(\d{2,3}))?")
 
 
-def kernel_breakdown(fn: Callable[[], object], device: torch.device, runs: int = 5) -> pd.DataFrame:
-    """GPU time of one call of `fn`, summed by kind of kernel (from kernel names), with the
-    torch profiler: where the time of a whole prefill actually goes."""
-    from torch.profiler import ProfilerActivity, profile
+def kernel_tile(kernel: str) -> tuple[int, int] | None:
+    """The output tile a GEMM kernel's name declares (cuBLAS `..._128x256x64_...`, nvjet
+    `nvjet_tst_128x256_64x4_...`, CUTLASS `..._128x128_...`), or None when the name has none.
+    cuBLAS works column-major, so the tile's first side may run along N rather than M."""
+    m = TILE.search(kernel)
+    return (int(m.group(1)), int(m.group(2))) if m else None
 
-    fn()
-    torch.cuda.synchronize(device)
-    with profile(activities=[ProfilerActivity.CUDA]) as prof:
-        for _ in range(runs):
-            fn()
-        torch.cuda.synchronize(device)
-    rows = {}
-    for evt in prof.key_averages():
-        total_us = getattr(evt, "device_time_total", None) or getattr(evt, "cuda_time_total", 0)
-        if total_us <= 0 or evt.key.startswith(("ProfilerStep", "Memcpy", "Memset", "cudaGraph")):
-            continue
-        name = evt.key.lower()
-        kind = next((k for k, pats in KERNEL_KINDS if any(p in name for p in pats)), "other")
-        r = rows.setdefault(kind, {"kind": kind, "kernels_per_call": 0, "ms_per_call": 0.0})
-        r["kernels_per_call"] += evt.count / runs
-        r["ms_per_call"] += total_us / 1e3 / runs
-    return pd.DataFrame(list(rows.values())).sort_values("ms_per_call", ascending=False, ignore_index=True)
+
+def top_kernel(fn: Callable[[], object], device: torch.device) -> str:
+    """The kernel (on a CPU: the op) that takes most of one call of `fn`."""
+    from .profiling import kernel_profile
+
+    prof = kernel_profile(fn, device, runs=1)
+    prof = prof[prof.group != "memcpy / memset"]
+    return str(prof.kernel.iloc[0]) if len(prof) else ""
 
 
 def matmul_sweep(shapes: dict[str, tuple[int, int, int]], device: torch.device, dtype: torch.dtype,
                  repeats: int, splits: tuple[int, ...] = (1, 2, 4), sms: int | None = None,
-                 autotune: tuple[str, ...] = ()) -> pd.DataFrame:
+                 autotune: tuple[str, ...] = (), kernels: bool = True) -> pd.DataFrame:
     """Each (M, N, K) as nn.Linear lays it out (weight [N,K], "x @ W.T"), as a row-major
     [K,N] weight ("x @ W"), split over K, and (for the shapes named in `autotune`, on a GPU)
     as the GEMM inductor's max-autotune picks among its Triton tile configs and cuBLAS;
-    each checked against fp32, then timed."""
+    each checked against fp32, then timed. With `kernels`, one profiled call names the kernel
+    that ran (`kernel`) and the tile its name declares (`tile`; 128x256 assumed when the name
+    has none, `tile_named` False), from which the tile and wave counts are computed: with the
+    tile along (M, N) (`tiles`, `waves`) and along (N, M) (`tiles_if_transposed`)."""
     sms = sms or (torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 1)
     rows = []
     for label, (M, N, K) in shapes.items():
@@ -239,10 +233,14 @@ def matmul_sweep(shapes: dict[str, tuple[int, int, int]], device: torch.device, 
                 raise AssertionError(f"{label} {layout}: relative error {err:.2e}")
             t = time_fn(fn, device, repeats)
             split = int(layout.split()[-1]) if layout.startswith("split") else 1
+            kernel = top_kernel(fn, device) if kernels else ""
+            tile = kernel_tile(kernel) or (128, 256)
             rows.append({"gemm": label, "M": M, "N": N, "K": K, "layout": layout, **t.as_dict(),
-                         "tflops": 2 * M * N * K / (t.median_ms * 1e-3) / 1e12,
-                         "weight_gbps": N * K * x.element_size() / (t.median_ms * 1e-3) / 1e9,
-                         "rel_err": err, **waves(M, N, sms, split_k=split)})
+                         "tflops": tflops(2 * M * N * K, t), "weight_gbps": gbps(N * K * x.element_size(), t),
+                         "rel_err": err, "kernel": kernel, "tile": "x".join(map(str, tile)),
+                         "tile_named": kernel_tile(kernel) is not None,
+                         **waves(M, N, sms, *tile, split_k=split),
+                         "tiles_if_transposed": waves(N, M, sms, *tile, split_k=split)["tiles"]})
     return pd.DataFrame(rows)
 
 
@@ -271,19 +269,71 @@ def time_layer_ops(cfg: TransformerConfig, tokens: int, device: torch.device, dt
     return table
 
 
+def _check_then_time(name: str, fn: Prefill, reference: Prefill, x: torch.Tensor, dtype: torch.dtype,
+                     device: torch.device, repeats: int, tolerance: float) -> dict:
+    with torch.no_grad(), exact_fp32():
+        ref = reference(x.float())
+    with torch.no_grad():
+        err = relative_error(fn(x.to(dtype)), ref)
+    if not err <= tolerance:
+        raise AssertionError(f"{name}: relative error {err:.3e} against fp32 exceeds {tolerance:g}")
+    xd = x.to(dtype)
+    with torch.no_grad():
+        t = time_fn(lambda: fn(xd), device, repeats)
+    return {"rel_err_vs_fp32": err, **t.as_dict()}
+
+
 def layer_token_sweep(cfg: TransformerConfig, tokens_list: list[int], device: torch.device, dtype: torch.dtype,
-                      repeats: int, floors_for: list) -> pd.DataFrame:
-    """One layer's prefill timed at each token count, beside each device's floor for that layer."""
-    layer = build_llm(cfg.with_depth(1), device, dtype)
+                      repeats: int, floors_for: list, tolerance: float = 3e-2, graph: bool | None = None,
+                      log=print) -> pd.DataFrame:
+    """One layer and the whole `cfg.depth` stack timed at each token count, beside each device's
+    floor per layer. On a GPU each is captured in a CUDA graph (`timing.Graphed`) and its replays
+    are timed, so host dispatch is out of the figure; one eager layer is kept as the host-overhead
+    reference. Without CUDA (or with graph=False) only the eager series exist, labelled so.
+    Every timed callable is first checked against the float32 model on a fresh random input.
+    Columns: tokens, series, layers, median_ms, p25_ms, p75_ms, per_layer_ms, rel_err_vs_fp32,
+    error (a failed measurement keeps its row, with NaN times and the error text)."""
+    graph = device.type == "cuda" if graph is None else graph
+    depths = [1, cfg.depth] if graph else [1]
+    gen = torch.Generator(device=device).manual_seed(4321)
     rows = []
+    for depth in depths:
+        sub = cfg.with_depth(depth)
+        with exact_fp32():
+            reference = output_of(build_llm(sub, device, torch.float32))
+        fn = output_of(build_llm(sub, device, dtype))
+        kinds = (["CUDA graph"] if graph else []) + (["eager"] if depth == 1 else [])
+        for t in tokens_list:
+            for kind in kinds:
+                what = f"{depth} layer{'s' if depth > 1 else ''}, {kind}" + (" (host overhead)" if kind == "eager" else "")
+                x = torch.randn(1, t, cfg.width, device=device, generator=gen)
+                try:
+                    timed = Graphed(fn, [x.to(dtype)]) if kind == "CUDA graph" else fn
+                    r = _check_then_time(what, timed, reference, x, dtype, device, repeats, tolerance)
+                    err = ""
+                except Exception as exc:  # noqa: BLE001 - recorded and shown, the sweep goes on
+                    log(f"{what} at {t} tokens failed: {exc}")
+                    r, err = {"median_ms": float("nan"), "p25_ms": float("nan"), "p75_ms": float("nan")}, str(exc)[:300]
+                rows.append({"tokens": t, "series": what, "layers": depth, **r, "per_layer_ms": r["median_ms"] / depth,
+                             "error": err})
+        del reference, fn
     for t in tokens_list:
-        x = torch.randn(1, t, cfg.width, device=device, dtype=dtype)
-        with torch.no_grad():
-            tm = time_fn(lambda: layer.prefill(x), device, repeats)
-        rows.append({"tokens": t, "series": "this device (measured)", "ms": tm.median_ms,
-                     "p25_ms": tm.p25_ms, "p75_ms": tm.p75_ms})
         cost = fl.stack_cost(cfg.with_depth(1), t)
-        rows += [{"tokens": t, "series": f"floor: {d.name}",
-                  "ms": fl.roofline_time_s(cost["flops"], cost["min_bytes"], d.bf16_tflops, d.bandwidth_gbps) * 1e3}
-                 for d in floors_for]
+        for d in floors_for:
+            ms = fl.roofline_time_s(cost["flops"], cost["min_bytes"], d.bf16_tflops, d.bandwidth_gbps) * 1e3
+            rows.append({"tokens": t, "series": f"floor: {d.name}", "layers": 1, "median_ms": ms, "per_layer_ms": ms,
+                         "error": ""})
     return pd.DataFrame(rows)
+
+
+def component_floors(cfg: TransformerConfig, tokens: int, peak_tflops: float, copy_gbps: float) -> dict[str, float]:
+    """Floor (ms, all layers) of each profiled group (`profiling.gemma_gemms` names): each op's
+    FLOPs over the peak or its bytes over the bandwidth, whichever is longer. The elementwise
+    floor counts every norm, RoPE, GeGLU product and residual add as its own kernel (its
+    activations read and written once); a fused kernel can move fewer bytes than that."""
+    groups = {"qkvo_proj": ("q_proj", "k_proj", "v_proj", "o_proj"), "gate_up_proj": ("gate_proj", "up_proj"),
+              "down_proj": ("down_proj",), "attention": ("attn_scores", "attn_values"),
+              "elementwise": ("input_norm", "post_attn_norm", "rope", "gelu_mul", "residual")}
+    ops = {o.name: o for o in fl.layer_ops(cfg, tokens)}
+    return {g: cfg.depth * 1e3 * sum(fl.roofline_time_s(ops[n].flops, ops[n].bytes, peak_tflops, copy_gbps)
+                                      for n in names if n in ops) for g, names in groups.items()}

@@ -23,7 +23,8 @@ from .params import Run
 ROOT = Path(__file__).resolve().parents[2]
 DATA_RESULTS = ROOT / "data" / "results"
 BUILD_RESULTS = ROOT / "_build" / "results"
-UNIT_SUFFIXES = ("_ms", "_tflops", "_gbps", "_ratio", "_cos", "_hz", "_pct", "_flops", "_bytes")
+UNIT_SUFFIXES = ("_ms", "_tflops", "_gbps", "_ratio", "_cos", "_hz", "_pct", "_flops", "_bytes", "_tokens",
+                 "_count")
 
 
 def device_name(device: torch.device | str) -> str:
@@ -103,16 +104,26 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def save(run: Run, headline: dict[str, float], rows: pd.DataFrame | list[dict] | None = None) -> Path:
-    """Write the chapter's results atomically; returns the path written."""
+def _records(rows: pd.DataFrame | list[dict] | None) -> list[dict]:
+    if isinstance(rows, pd.DataFrame):
+        return json.loads(rows.to_json(orient="records"))
+    return list(rows or [])
+
+
+def save(run: Run, headline: dict[str, float], rows: pd.DataFrame | list[dict] | None = None,
+         tables: dict[str, pd.DataFrame | list[dict]] | None = None) -> Path:
+    """Write the chapter's results atomically; returns the path written.
+
+    `tables` holds named tables (`{"sweep": df}`), read back with `table(chapter, name)`;
+    `rows` is the older single table, kept for chapters that still use it."""
     bad = [k for k in headline if not k.endswith(UNIT_SUFFIXES)]
     if bad:
         raise ValueError(f"headline keys must end in a unit {UNIT_SUFFIXES}: {bad}")
-    if isinstance(rows, pd.DataFrame):
-        rows = json.loads(rows.to_json(orient="records"))
     doc = {"provenance": provenance(run),
            "headline": {k: _jsonable(v) for k, v in headline.items()},
-           "rows": rows or []}
+           "rows": _records(rows)}
+    if tables:
+        doc["tables"] = {name: _records(t) for name, t in tables.items()}
     out_dir = results_dir(run)
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"{run.chapter}.json"
@@ -147,6 +158,42 @@ def headlines(chapter: str | None = None) -> pd.DataFrame:
                          "commit": (prov.get("git_commit") or "")[:10], "date": prov.get("date")})
     return pd.DataFrame(rows, columns=["chapter", "device", "slug", "source", "profile", "key", "value",
                                        "commit", "date"])
+
+
+def devices() -> list[dict[str, Any]]:
+    """Every device with committed (full-profile) results, newest run first: slug, device,
+    commit (short), date, chapters."""
+    by_slug: dict[str, dict[str, Any]] = {}
+    for doc in load_all():
+        if doc["source"] != "committed":
+            continue
+        prov = doc["provenance"]
+        d = by_slug.setdefault(doc["slug"], {"slug": doc["slug"], "device": prov.get("device"), "commit": "",
+                                             "date": "", "chapters": []})
+        d["chapters"].append(doc["chapter"])
+        if (prov.get("date") or "") >= d["date"]:
+            d.update(date=prov.get("date") or "", commit=(prov.get("git_commit") or "")[:7])
+    return sorted(by_slug.values(), key=lambda d: d["date"], reverse=True)
+
+
+def report_device() -> str | None:
+    """The device a page presents: $REPORT_DEVICE, else the device with the newest committed run."""
+    env = os.environ.get("REPORT_DEVICE")
+    if env:
+        return env
+    devs = devices()
+    return devs[0]["slug"] if devs else None
+
+
+def table(chapter: str, name: str, slug: str | None = None) -> pd.DataFrame | None:
+    """One named table (saved with `save(..., tables={name: df})`) of a committed run;
+    None when that run has no such table. `slug` defaults to `report_device()`."""
+    slug = slug or report_device()
+    for doc in load_all(chapter):
+        if doc["source"] == "committed" and doc["slug"] == slug:
+            records = doc.get("tables", {}).get(name)
+            return None if records is None else pd.DataFrame(records)
+    return None
 
 
 def measured(chapter: str, key: str, slug: str | None = None) -> float | None:

@@ -107,9 +107,11 @@ def standard_strides(t: torch.Tensor) -> torch.Tensor:
 class Graphed:
     """`fn(*inputs)` captured once in a CUDA graph on static copies of `example`; calling it
     copies new inputs in (skipped for the static tensors themselves), replays and returns
-    the static outputs."""
+    the static outputs. `fn` stays reachable (`.fn`) so the same kernels can be profiled
+    without the graph, where the profiler can still tie each kernel to its op."""
 
     def __init__(self, fn: Callable[..., Any], example: Sequence[torch.Tensor], warmup: int = 3):
+        self.fn = fn
         self.inputs = [standard_strides(e.clone()) for e in example]
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())

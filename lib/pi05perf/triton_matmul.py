@@ -3,53 +3,48 @@
 It follows the structure of Triton's matmul tutorial (python/tutorials/03-matrix-multiplication.py):
 one program per [BLOCK_M, BLOCK_N] tile of C, launched on a 1-D grid and re-ordered in
 groups of GROUP_M rows of tiles ("L2 swizzle": consecutive programs share the same A rows
-and sweep B's columns, so A and B tiles are reused from L2), a K loop of masked loads and
-`tl.dot` into an fp32 accumulator, and `@triton.autotune` over BLOCK_M/N/K, GROUP_M,
-num_warps and num_stages keyed on (M, N, K) (Triton adds the argument dtypes to the key).
+and sweep B's columns, so A and B tiles are reused from L2), a K loop of loads (masked only
+when BLOCK_K does not divide K) and `tl.dot` into an fp32 accumulator, and `@triton.autotune`
+over BLOCK_M/N/K, GROUP_M, num_warps and num_stages keyed on (M, N, K) (Triton adds the
+argument dtypes to the key). The autotuner times the configurations on the running GPU the
+first time a key is seen and keeps its choice for the process; `best_config` reads it back.
 
 The seed measured a Triton FP16 matmul at 0.41x cuBLAS on Jetson Thor (sm_110). This module
-lets the book rerun the comparison on the device at hand, with its own autotuned kernel.
+lets the book rerun the comparison on the device at hand: `triton_vs_cublas` (chapter 6) checks,
+then times, the kernel against cuBLAS on the prefill's shapes.
 
 FP8: `tl.dot` takes float8e4nv operands on sm_89+; as in the tutorial, b is passed
 column-major (K-major), which is what Hopper's FP8 wgmma wants for the second operand.
 
-Triton is imported lazily: this module imports on CPU without triton; `triton_available()`
-is False there. `triton_matmul(..., config={...})` runs one fixed config without autotuning
-(also what runs under TRITON_INTERPRET=1, where there is nothing to autotune on).
+Triton is optional: this module imports without it and `triton_available()` is False on a
+machine without CUDA. The kernel is defined when the module is imported, so TRITON_INTERPRET=1
+(Triton's CPU interpreter, used by the tests) must be set before that.
+`triton_matmul(..., config={...})` runs one fixed config without autotuning (also what runs
+under the interpreter, where there is nothing to autotune on).
 """
 from __future__ import annotations
 
 import os
 from typing import Iterable, Sequence
 
+import pandas as pd
 import torch
 
+# BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, num_stages, num_warps. Hopper first: 128-row tiles with
+# 8 warps (two warpgroups issuing wgmma), 3-4 cp.async stages (a 128x256x64 bf16 stage is 48 KB of
+# the 227 KB of shared memory). Then smaller tiles: at M = 712 and N = 2048 a 128x256 tile gives
+# 6 x 8 = 48 programs for 132 SMs, a 64x128 tile 192. Each config is a compile per dtype and a
+# benchmark per shape, so the lists stay near 10 (chapter 6's autotuning: tens of seconds).
 _BF16_CONFIGS: tuple[tuple[int, int, int, int, int, int], ...] = (
-    # BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, num_stages, num_warps  (the tutorial's CUDA list + K=64
-    # variants, without its three smallest tiles (128x32, 64x32, 32x64), meant for small matrices,
-    # not the prefill's M >= 712 x N >= 2048: every config costs a compile and a benchmark per
-    # shape, and <= 12 configs keep chapter 6's autotuning inside the book's time budget)
-    (128, 256, 64, 8, 3, 8),
-    (64, 256, 32, 8, 4, 4),
-    (128, 128, 32, 8, 4, 4),
-    (128, 64, 32, 8, 4, 4),
-    (64, 128, 32, 8, 4, 4),
-    (128, 128, 64, 8, 3, 8),
-    (128, 128, 64, 8, 4, 4),
-    (64, 128, 64, 8, 4, 4),
-    (128, 256, 64, 8, 4, 8),
-    (256, 128, 64, 8, 3, 8),
+    (128, 256, 64, 8, 3, 8), (128, 256, 64, 8, 4, 8), (256, 128, 64, 8, 3, 8), (256, 128, 64, 8, 4, 8),
+    (128, 128, 64, 8, 3, 8), (128, 128, 64, 8, 4, 8),
+    (128, 128, 64, 8, 4, 4), (64, 256, 64, 8, 4, 4), (128, 64, 64, 8, 4, 4), (64, 128, 64, 8, 4, 4),
 )
 _FP8_CONFIGS: tuple[tuple[int, int, int, int, int, int], ...] = (
-    # the tutorial's "good for fp8 inputs" list
-    (128, 256, 128, 8, 3, 8),
-    (256, 128, 128, 8, 3, 8),
-    (256, 64, 128, 8, 4, 4),
-    (64, 256, 128, 8, 4, 4),
-    (128, 128, 128, 8, 4, 4),
-    (128, 64, 64, 8, 4, 4),
-    (64, 128, 64, 8, 4, 4),
-    (128, 32, 64, 8, 4, 4),
+    # the same shapes with BLOCK_K = 128 (an fp8 128-wide K slab is as many bytes as a bf16 64-wide one)
+    (128, 256, 128, 8, 3, 8), (128, 256, 128, 8, 4, 8), (256, 128, 128, 8, 3, 8), (128, 128, 128, 8, 3, 8),
+    (128, 128, 128, 8, 4, 8), (128, 128, 128, 8, 4, 4), (64, 256, 128, 8, 4, 4), (128, 64, 128, 8, 4, 4),
+    (64, 128, 128, 8, 4, 4),
 )
 _FIELDS = ("BLOCK_M", "BLOCK_N", "BLOCK_K", "GROUP_M", "num_stages", "num_warps")
 
@@ -82,22 +77,33 @@ def fp8_matmul_supported(device: torch.device | str = "cuda") -> bool:
             and torch.cuda.get_device_capability(device) >= (8, 9))
 
 
-_K: dict | None = None
-
-
-def _kernels() -> dict:
-    """Compile-time objects, built on first use (so importing needs no triton)."""
-    global _K
-    if _K is not None:
-        return _K
+try:  # optional: without triton this module imports and `triton_matmul` raises
     import triton
     import triton.language as tl
+except ImportError:  # pragma: no cover
+    triton = None
+
+if triton is not None:  # module level, so that the kernel can call its step function
+    @triton.jit
+    def _mm_step(acc, a_ptrs, b_ptrs, k_left, offs_k, EVEN_K: tl.constexpr, UPCAST: tl.constexpr):
+        """acc += one BLOCK_K slab; unmasked loads when BLOCK_K divides K (every prefill shape)."""
+        if EVEN_K:
+            a = tl.load(a_ptrs)
+            b = tl.load(b_ptrs)
+        else:
+            a = tl.load(a_ptrs, mask=offs_k[None, :] < k_left, other=0.0)
+            b = tl.load(b_ptrs, mask=offs_k[:, None] < k_left, other=0.0)
+        if UPCAST:  # Triton's interpreter gets bf16 tl.dot wrong: the CPU tests multiply in fp32
+            a = a.to(tl.float32)
+            b = b.to(tl.float32)
+        return tl.dot(a, b, acc)
 
     @triton.jit
     def matmul_kernel(a_ptr, b_ptr, c_ptr, M, N, K,
                       stride_am, stride_ak, stride_bk, stride_bn, stride_cm, stride_cn,
                       BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
-                      GROUP_M: tl.constexpr):
+                      GROUP_M: tl.constexpr, EVEN_K: tl.constexpr, UPCAST: tl.constexpr = False,
+                      K_STEPS: tl.constexpr = 0):
         # which tile of C: grouped ordering for L2 reuse
         pid = tl.program_id(axis=0)
         num_pid_m = tl.cdiv(M, BLOCK_M)
@@ -117,19 +123,36 @@ def _kernels() -> dict:
         b_ptrs = b_ptr + (offs_k[:, None] * stride_bk + offs_bn[None, :] * stride_bn)
 
         acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-        for k in range(0, tl.cdiv(K, BLOCK_K)):
-            k_left = K - k * BLOCK_K
-            a = tl.load(a_ptrs, mask=offs_k[None, :] < k_left, other=0.0)
-            b = tl.load(b_ptrs, mask=offs_k[:, None] < k_left, other=0.0)
-            acc = tl.dot(a, b, acc)
-            a_ptrs += BLOCK_K * stride_ak
-            b_ptrs += BLOCK_K * stride_bk
+        # K_STEPS > 0 fixes the trip count at compile time: Triton's interpreter (the CPU tests)
+        # fails on run-time loop bounds with numpy >= 2.3. On a GPU it is 0.
+        if K_STEPS > 0:
+            for k in range(0, K_STEPS):
+                acc = _mm_step(acc, a_ptrs, b_ptrs, K - k * BLOCK_K, offs_k, EVEN_K, UPCAST)
+                a_ptrs += BLOCK_K * stride_ak
+                b_ptrs += BLOCK_K * stride_bk
+        else:
+            for k in range(0, tl.cdiv(K, BLOCK_K)):
+                acc = _mm_step(acc, a_ptrs, b_ptrs, K - k * BLOCK_K, offs_k, EVEN_K, UPCAST)
+                a_ptrs += BLOCK_K * stride_ak
+                b_ptrs += BLOCK_K * stride_bk
         c = acc.to(c_ptr.dtype.element_ty)
 
         offs_cm = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
         offs_cn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
         c_ptrs = c_ptr + stride_cm * offs_cm[:, None] + stride_cn * offs_cn[None, :]
         tl.store(c_ptrs, c, mask=(offs_cm[:, None] < M) & (offs_cn[None, :] < N))
+
+
+_K: dict | None = None
+
+
+def _kernels() -> dict:
+    """The autotuned launchers, built on first use."""
+    global _K
+    if _K is not None:
+        return _K
+    if triton is None:
+        raise RuntimeError("triton is not installed")
 
     def prune(configs, named_args, **kwargs):
         # no point in tiles far larger than the problem (small-M prefill chunks, tests)
@@ -139,13 +162,19 @@ def _kernels() -> dict:
                 and c.kwargs["BLOCK_K"] <= cap(k)]
         return kept or configs[-1:]
 
+    def bench(kernel_call, quantiles):
+        # shorter than the default (25 ms warm-up, 100 ms): ~20 configs x 8 shapes stay in seconds
+        return triton.testing.do_bench(kernel_call, warmup=10, rep=40, quantiles=quantiles)
+
+    even_k = triton.heuristics({"EVEN_K": lambda args: args["K"] % args["BLOCK_K"] == 0})(matmul_kernel)
+
     def tuned(fp8: bool):
         cfgs = [triton.Config({f: d[f] for f in _FIELDS[:4]}, num_stages=d["num_stages"], num_warps=d["num_warps"])
                 for d in autotune_configs(fp8)]
-        return triton.autotune(configs=cfgs, key=["M", "N", "K"],
-                               prune_configs_by={"early_config_prune": prune})(matmul_kernel)
+        return triton.autotune(configs=cfgs, key=["M", "N", "K"], do_bench=bench,
+                               prune_configs_by={"early_config_prune": prune})(even_k)
 
-    _K = {"raw": matmul_kernel, "bf16": tuned(False), "fp8": tuned(True), "triton": triton}
+    _K = {"raw": matmul_kernel, "bf16": tuned(False), "fp8": tuned(True)}
     return _K
 
 
@@ -170,7 +199,6 @@ def triton_matmul(a: torch.Tensor, b: torch.Tensor, out_dtype: torch.dtype | Non
     if fp8 and b.stride(0) != 1:
         b = b.t().contiguous().t()  # column-major (K-major) second operand
     K_ = _kernels()
-    triton = K_["triton"]
     M, K = a.shape
     N = b.shape[1]
     out_dtype = out_dtype or (torch.bfloat16 if fp8 else a.dtype)
@@ -185,8 +213,9 @@ def triton_matmul(a: torch.Tensor, b: torch.Tensor, out_dtype: torch.dtype | Non
         meta = {f: config[f] for f in _FIELDS[:4]}
         launch = {f: config[f] for f in _FIELDS[4:] if f in config}
         if _interpret():
-            launch = {}
-        K_["raw"][grid](*args, **meta, **launch)
+            launch = {"UPCAST": True, "K_STEPS": triton.cdiv(K, meta["BLOCK_K"])}
+        fixed = (triton.cdiv(M, meta["BLOCK_M"]) * triton.cdiv(N, meta["BLOCK_N"]),)
+        K_["raw"][fixed](*args, **meta, EVEN_K=K % meta["BLOCK_K"] == 0, **launch)
     else:
         K_["fp8" if fp8 else "bf16"][grid](*args)
     return c
@@ -204,15 +233,13 @@ def best_config(fp8: bool = False) -> dict | None:
 
 def check_triton_matmul(shapes: Iterable[Sequence[int]], dtype: torch.dtype = torch.bfloat16,
                         device: str = "cuda", seed: int = 0, config: dict | None = None,
-                        rtol: float = 1e-2) -> "pandas.DataFrame":
+                        rtol: float = 1e-2) -> pd.DataFrame:
     """Correctness of `triton_matmul` on fresh random inputs, one row per (M, N, K):
     relative error ||c - ref|| / ||ref|| and cosine vs an fp32 torch reference on the same
     (already rounded) inputs, so the error is accumulation + output rounding only (bf16
     output: ~2e-3). ok = rel_err < rtol. A non-contiguous case is included per shape
     (b given as a transposed view)."""
-    import pandas as pd
-
-    from pi05perf.quant import accuracy
+    from .check import cosine, relative_error
 
     g = torch.Generator(device="cpu").manual_seed(seed)
     rows = []
@@ -234,7 +261,7 @@ def check_triton_matmul(shapes: Iterable[Sequence[int]], dtype: torch.dtype = to
             err = None
             try:
                 c = triton_matmul(a, b, config=config)
-                acc = accuracy(c, ref)
+                acc = {"cos": cosine(c, ref), "rel_err": relative_error(c, ref)}
                 max_abs = float((c.float() - ref).abs().max())
             except Exception as e:  # reported, not hidden: ok=False
                 acc, max_abs, err = {"cos": float("nan"), "rel_err": float("nan")}, float("nan"), f"{type(e).__name__}: {e}"
@@ -245,5 +272,116 @@ def check_triton_matmul(shapes: Iterable[Sequence[int]], dtype: torch.dtype = to
     return pd.DataFrame(rows)
 
 
-__all__ = ["triton_available", "triton_version", "fp8_matmul_supported", "triton_matmul",
+# ----------------------------------------------------------------------------- benchmark (chapter 6)
+def _tf32_off():
+    import contextlib
+
+    @contextlib.contextmanager
+    def ctx():
+        prev = torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = False
+        try:
+            yield
+        finally:
+            torch.backends.cuda.matmul.allow_tf32 = prev
+    return ctx()
+
+
+def tiles(config: dict | None, M: int, N: int) -> int | None:
+    """Output tiles (= programs) of a config at (M, N): with fewer than the SM count, or a last
+    partial wave, some SMs idle for part of the run."""
+    if not config:
+        return None
+    return -(-M // config["BLOCK_M"]) * -(-N // config["BLOCK_N"])
+
+
+def triton_vs_cublas(shapes: dict[str, tuple[int, int, int]], device: torch.device | str, repeats: int,
+                     dtypes: Iterable[torch.dtype] = (torch.bfloat16,), seed: int = 0,
+                     log=print) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The autotuned Triton matmul against cuBLAS (torch.matmul; torch._scaled_mm with unit
+    scales for FP8) on each (M, N, K), the second operand laid out as nn.Linear keeps it (W [N,K],
+    passed as the column-major view W.t()). Per shape and dtype: autotune on these operands (its
+    wall time is `autotune_s`, its choice the BLOCK_* columns), check both against fp32 on them and
+    `check_triton_matmul` on fresh inputs (both layouts of b), then time both (medians, IQR, L2
+    flushed). A failed check or an exception is a `checks` row with `error` and no timing.
+    Returns (checks, timings)."""
+    import math
+    import time
+
+    from .check import relative_error
+    from .timing import synchronize, time_fn
+
+    if not triton_available():
+        raise RuntimeError("Triton needs a CUDA device and an importable triton")
+    device = torch.device(device)
+    sms = torch.cuda.get_device_properties(device).multi_processor_count
+    g = torch.Generator().manual_seed(seed)
+    checks, rows = [], []
+    for dtype in dtypes:
+        fp8 = dtype == torch.float8_e4m3fn
+        name = str(dtype).removeprefix("torch.")
+        if fp8 and not fp8_matmul_supported(device):
+            log(f"skip {dtype}: this device has no FP8 matmul")
+            continue
+        for label, (M, N, K) in shapes.items():
+            a = torch.randn(M, K, generator=g)
+            w = torch.randn(N, K, generator=g) * (1.0 if fp8 else 1 / math.sqrt(K))
+            a, w = a.to(device=device, dtype=dtype), w.to(device=device, dtype=dtype)
+            b = w.t()  # [K,N], column-major: nn.Linear's weight as the second operand
+            one = torch.ones((), device=device)
+            impls = {"cuBLAS": (lambda a=a, b=b: torch._scaled_mm(a, b, scale_a=one, scale_b=one, out_dtype=torch.bfloat16))
+                     if fp8 else (lambda a=a, b=b: torch.matmul(a, b)),
+                     "Triton": lambda a=a, b=b: triton_matmul(a, b)}
+            try:
+                t0 = time.perf_counter()
+                impls["Triton"]()  # autotunes on these operands
+                synchronize(device)
+                tune_s = time.perf_counter() - t0
+                config = best_config(fp8)
+                with _tf32_off():
+                    ref = a.float() @ b.float()
+                fresh = check_triton_matmul([(M, N, K)], dtype, device=str(device), seed=seed + 1)
+                for impl, fn in impls.items():
+                    err = relative_error(fn(), ref)
+                    checks.append({"gemm": label, "dtype": name, "impl": impl, "rel_err_vs_fp32": err,
+                                   "fresh_max_rel_err": float(fresh.rel_err.max()) if impl == "Triton" else math.nan,
+                                   "error": None})
+                    if not err <= 1e-2:
+                        raise AssertionError(f"{impl}: relative error {err:.2e} against fp32")
+                if not fresh["ok"].all():
+                    raise AssertionError(f"Triton wrong on fresh inputs: {fresh[['b_layout', 'rel_err', 'error']].to_dict('records')}")
+            except Exception as e:  # recorded and shown as failed, never timed
+                checks.append({"gemm": label, "dtype": name, "impl": "Triton", "rel_err_vs_fp32": math.nan,
+                               "fresh_max_rel_err": math.nan, "error": f"{type(e).__name__}: {str(e)[:300]}"})
+                log(f"  {label} {name}: FAILED {checks[-1]['error']}")
+                continue
+            try:
+                timed = {impl: time_fn(fn, device, repeats) for impl, fn in impls.items()}
+            except Exception as e:  # a pair is timed whole or not at all
+                checks.append({"gemm": label, "dtype": name, "impl": "timing", "rel_err_vs_fp32": math.nan,
+                               "fresh_max_rel_err": math.nan, "error": f"{type(e).__name__}: {str(e)[:300]}"})
+                continue
+            for impl, t in timed.items():
+                cfg = (config or {}) if impl == "Triton" else {}
+                rows.append({"gemm": label, "M": M, "N": N, "K": K, "dtype": name, "impl": impl, **t.as_dict(),
+                             "achieved_tflops": 2 * M * N * K / (t.median_ms * 1e-3) / 1e12,
+                             **{f: cfg.get(f) for f in _FIELDS}, "tiles_count": tiles(cfg, M, N), "sm_count": sms,
+                             "autotune_s": tune_s if impl == "Triton" else 0.0})
+            log(f"  {label} {name}: cuBLAS {rows[-2]['median_ms']:.4f} ms, Triton {rows[-1]['median_ms']:.4f} ms "
+                f"(autotune {tune_s:.1f} s, {config})")
+    return pd.DataFrame(checks), pd.DataFrame(rows)
+
+
+def triton_ratio(timings: pd.DataFrame | None, dtype: str) -> float | None:
+    """Triton time over cuBLAS time, summed over the shapes both timed (> 1: Triton slower)."""
+    if timings is None or timings.empty:
+        return None
+    t = timings[timings.dtype == dtype].pivot_table(index="gemm", columns="impl", values="median_ms").dropna()
+    if t.empty or "Triton" not in t or "cuBLAS" not in t:
+        return None
+    return float(t.Triton.sum() / t.cuBLAS.sum())
+
+
+__all__ = ["triton_available", "triton_version", "fp8_matmul_supported", "triton_matmul", "triton_vs_cublas",
+           "triton_ratio", "tiles",
            "check_triton_matmul", "autotune_configs", "best_config"]

@@ -35,6 +35,12 @@ def requirements(extras: list[str]) -> list[str]:
     return [r for r in reqs if _name(r) not in ALWAYS_SKIP] + BUILD_TOOLS
 
 
+def skipped_names(text: str) -> set[str]:
+    """Package names from a `pip list --format=freeze` listing (or one name a line; # comments)."""
+    names = (line.split("#", 1)[0].strip() for line in text.splitlines())
+    return {_name(n) for n in names if n}
+
+
 def platform_tags(platform: str) -> list[str]:
     """pip matches manylinux tags exactly: list every older glibc tag the target also accepts."""
     m = re.fullmatch(r"manylinux_2_(\d+)_(\w+)", platform)
@@ -51,9 +57,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--python", default="3.12")
     ap.add_argument("--extras", default="run")
     ap.add_argument("--skip", default="", help="comma-separated names the target already has")
+    ap.add_argument("--skip-from", default="", help="a file of names the target already has, one a line "
+                    "(`pip list --format=freeze` run on the target; `name==version` lines are fine)")
     ap.add_argument("--dest", default="wheelhouse")
     args = ap.parse_args(argv)
     skip = ALWAYS_SKIP | {_name(s) for s in args.skip.split(",") if s.strip()}
+    if args.skip_from:
+        skip |= skipped_names(Path(args.skip_from).read_text())
     target = ["--only-binary=:all:", "--python-version", args.python, "--implementation", "cp"]
     for tag in platform_tags(args.platform):
         target += ["--platform", tag]
@@ -68,9 +78,12 @@ def main(argv: list[str] | None = None) -> None:
     dest.mkdir(parents=True, exist_ok=True)
     subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(dest), *target, *wanted],
                    check=True)
-    size = sum(p.stat().st_size for p in dest.glob("*.whl")) / 2**20
+    wheels = sorted(dest.glob("*.whl"), key=lambda p: p.stat().st_size, reverse=True)
+    size = sum(p.stat().st_size for p in wheels) / 2**20
     print(f"{len(wanted)} wheels for {args.platform} / Python {args.python} in {dest}/ ({size:.1f} MiB); "
           f"left out: {', '.join(sorted(skip))}")
+    # what to leave out (--skip / WHEEL_SKIP) where the target environment already has it
+    print("largest: " + ", ".join(f"{_name(p.name.split('-')[0])} {p.stat().st_size / 2**20:.1f} MiB" for p in wheels[:6]))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,115 @@
+"""Standalone Triton kernels for the denoise step (issue 12's levers), benchmarked in chapter 6.
+
+* `gemv_splitk`: y = x @ Wᵀ for a few rows (the 10 action tokens) as a split-K weight stream,
+  bf16 or FP8 (per-output-channel scale) weights.
+* `decode_attention`: 10 queries x 8 heads over a ~722-token single-KV-head cache, split over
+  the cache (flash-decoding) so that every SM has work.
+
+Not wired into the pipeline: each module has the kernel, a float32 reference, a check on fresh
+random inputs and a benchmark against the library path (cuBLAS, SDPA), as Triton's tutorials do.
+Triton is imported lazily, so the package imports on a CPU machine without it; under
+TRITON_INTERPRET=1 the kernels run on CPU tensors (Triton's interpreter), which is what the
+unit tests use.
+"""
+from __future__ import annotations
+
+import math
+import os
+import statistics
+from typing import Any, Callable, Sequence
+
+import torch
+
+
+def interpreting() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+def triton_importable() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("triton") is not None
+
+
+def runnable(device: torch.device | str) -> bool:
+    """True when the kernels can run on `device`: CUDA with triton, or CPU under the interpreter."""
+    device = torch.device(device)
+    if not triton_importable():
+        return False
+    return (device.type == "cuda" and torch.cuda.is_available()) or (device.type == "cpu" and interpreting())
+
+
+def check_runnable(device: torch.device | str) -> None:
+    if not runnable(device):
+        raise RuntimeError(f"Triton kernels need a CUDA device with triton, or TRITON_INTERPRET=1 on CPU "
+                           f"(device {device}, triton {'importable' if triton_importable() else 'not installed'})")
+
+
+def copies_past_l2(nbytes: int, device: torch.device | str, cap: int = 512) -> int:
+    """How many distinct copies of an operand of `nbytes` to cycle through so that the set is
+    twice the L2 cache: each call then streams its operand from device memory, as in the
+    18-layer model where no layer's weights are still in L2 when that layer runs again."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return 1
+    l2 = getattr(torch.cuda.get_device_properties(device), "L2_cache_size", 50 * 2**20)
+    return int(min(cap, max(1, math.ceil(2 * l2 / max(1, nbytes)))))
+
+
+def _quartiles(samples: list[float], method: str):
+    from ..timing import Timing
+
+    xs = sorted(samples)
+    if len(xs) == 1:
+        return Timing(xs[0], xs[0], xs[0], 1, method)
+    q = statistics.quantiles(xs, n=4, method="inclusive")
+    return Timing(statistics.median(xs), q[0], q[2], len(xs), method)
+
+
+def time_per_call(calls: Sequence[Callable[[], Any]], device: torch.device | str, repeats: int):
+    """`timing.Timing` of one call: all `calls` (each on its own operand copies, see
+    `copies_past_l2`) captured back to back in one CUDA graph, the graph replayed `repeats` times
+    between two events, each time divided by the number of calls. Launch gaps are those of a
+    graphed step, and no operand is served from L2 by the previous call. One capture, so the
+    cost is a few replays of a few hundred microseconds, not an autotuned benchmark loop.
+    On a CPU: wall clock of the calls in a row (no graphs there)."""
+    import time
+
+    device = torch.device(device)
+    n = len(calls)
+
+    def all_calls():
+        for c in calls:
+            c()
+
+    all_calls()  # compiles and autotunes outside the timed region (and the capture)
+    if device.type != "cuda":
+        samples = []
+        for _ in range(max(1, repeats)):
+            t0 = time.perf_counter()
+            all_calls()
+            samples.append((time.perf_counter() - t0) * 1e3 / n)
+        return _quartiles(samples, f"cpu wall clock, {n} operand copies")
+    side = torch.cuda.Stream(device)
+    side.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(side):
+        all_calls()  # warm-up on a side stream, as torch.cuda.graph wants
+    torch.cuda.current_stream(device).wait_stream(side)
+    torch.cuda.synchronize(device)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        all_calls()
+    graph.replay()
+    torch.cuda.synchronize(device)
+    samples = []
+    for _ in range(max(5, repeats)):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        graph.replay()
+        end.record()
+        end.synchronize()
+        samples.append(start.elapsed_time(end) / n)
+    return _quartiles(samples, f"cuda-graph replay of {n} calls on distinct operand copies, events")
+
+
+__all__ = ["interpreting", "triton_importable", "runnable", "check_runnable", "copies_past_l2", "time_per_call"]

@@ -1,0 +1,321 @@
+"""Fitting `kernel_model` to measurements: across two GPUs, and to published Thor figures
+leave-one-out, then projecting Thor configurations with the spread of those fits.
+
+Every Thor anchor is a quoted figure (`reference.quoted`) with the configuration it was
+published for (`THOR_ANCHORS`: stack, stage, views, steps). A stack gives, per stage, the
+precision, the fusion level and whether the expert's adaRMS modulations are precomputed:
+what the publication says, or, where it says nothing, an assumption marked in `STACKS`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from . import kernel_model as km
+from .config import TOKENS_PER_IMAGE
+
+# ----------------------------------------------------------------------------- stacks, anchors
+#: stack -> (description, {stage: (precision, fusion, precompute)}); "*" covers every stage
+STACKS: dict[str, tuple[str, dict[str, tuple[str, str, bool]]]] = {
+    "seed": ("the seed / TurboPi: TRT FP16 vision, PyTorch prefix with a TRT 'FP8' MLP that the seed says ran "
+             "as FP16 (scales ignored), denoise as a CUDA graph", {"vision": ("bf16", "fused", False),
+             "prefix": ("bf16", "eager", False), "denoise": ("bf16", "graph", False)}),
+    "nvidia_compile": ("NVIDIA tutorial: PyTorch BF16 + torch.compile (no CUDA graphs assumed)",
+                       {"*": ("bf16", "compiled", False)}),
+    "nvidia_trt_fp8": ("NVIDIA tutorial: TensorRT FP8 engine", {"*": ("fp8", "fused", False)}),
+    "nvidia_trt_nvfp4": ("NVIDIA tutorial: TensorRT FP8 + NVFP4 (MLP) engine", {"*": ("fp8+nvfp4", "fused", False)}),
+    "flashrt_fp8": ("FlashRT FP8 (hand-written kernels)", {"*": ("fp8", "fused", True)}),
+    "flashrt_nvfp4": ("FlashRT NVFP4", {"*": ("nvfp4", "fused", True)}),
+    "flashrt_baseline": ("FlashRT's baseline engine (precision not stated: bf16 ASSUMED)",
+                         {"*": ("bf16", "fused", False)}),
+    "host_as_shipped": ("a host as its authors ship it (eager, bf16 ASSUMED)", {"*": ("bf16", "eager", False)}),
+    "flashrt_pypi": ("FlashRT on PyPI (precision not stated: FP8 ASSUMED)", {"*": ("fp8", "fused", True)}),
+    "ours_best": ("chapter 7's best path: compiled + one CUDA graph, bf16", {"*": ("bf16", "compiled_graph", True)}),
+    "fused_fp8_nvfp4": ("projection only: FP8 with NVFP4 MLP, fused, modulations precomputed",
+                        {"*": ("fp8+nvfp4", "fused", True)}),
+}
+
+
+@dataclass(frozen=True)
+class Anchor:
+    key: str
+    stack: str
+    stage: str  # vision | prefix | denoise | whole
+    views: int = 2
+    steps: int = 10
+    note: str = ""
+
+
+THOR_ANCHORS: tuple[Anchor, ...] = (
+    Anchor("pipeline_baseline_vision_ms", "seed", "vision"),
+    Anchor("pipeline_baseline_kv_ms", "seed", "prefix"),
+    Anchor("pipeline_baseline_denoise_ms", "seed", "denoise"),
+    Anchor("pipeline_baseline_total_ms", "seed", "whole"),
+    Anchor("best_3step_latency_ms", "seed", "whole", steps=3),
+    Anchor("turbopi_trt_fp8_10step_vision_ms", "seed", "vision", note="same stack as the seed"),
+    Anchor("turbopi_trt_fp8_10step_prefix_ms", "seed", "prefix", note="same stack as the seed"),
+    Anchor("turbopi_trt_fp8_10step_denoise_ms", "seed", "denoise", note="same stack as the seed"),
+    Anchor("turbopi_trt_fp8_10step_total_ms", "seed", "whole", note="same stack as the seed"),
+    Anchor("turbopi_trt_fp8_1step_total_ms", "seed", "whole", steps=1),
+    Anchor("nvidia_thor_pytorch_bf16_compile_ms", "nvidia_compile", "whole"),
+    Anchor("nvidia_thor_trt_fp8_ms", "nvidia_trt_fp8", "whole"),
+    Anchor("nvidia_thor_trt_fp8_nvfp4_mean_ms", "nvidia_trt_nvfp4", "whole"),
+    Anchor("flashrt_fp8_1view_ms", "flashrt_fp8", "whole", views=1),
+    Anchor("flashrt_fp8_2view_ms", "flashrt_fp8", "whole", views=2),
+    Anchor("flashrt_fp8_3view_ms", "flashrt_fp8", "whole", views=3),
+    Anchor("flashrt_nvfp4_2view_ms", "flashrt_nvfp4", "whole"),
+    Anchor("flashrt_siglip_ms", "flashrt_fp8", "vision"),
+    Anchor("flashrt_prefix_ms", "flashrt_fp8", "prefix"),
+    Anchor("flashrt_denoise_ms", "flashrt_fp8", "denoise"),
+    Anchor("flashrt_baseline_engine_total_ms", "flashrt_baseline", "whole"),
+    Anchor("flashrt_baseline_siglip_ms", "flashrt_baseline", "vision"),
+    Anchor("flashrt_baseline_prefix_ms", "flashrt_baseline", "prefix"),
+    Anchor("flashrt_baseline_denoise_ms", "flashrt_baseline", "denoise"),
+    Anchor("flashrt_pypi_thor_host_a_ms", "host_as_shipped", "whole"),
+    Anchor("flashrt_pypi_thor_host_b_ms", "host_as_shipped", "whole"),
+    Anchor("flashrt_pypi_thor_structures_ms", "flashrt_pypi", "whole"),
+    Anchor("flashrt_pypi_thor_pipeline_ms", "flashrt_pypi", "whole"),
+)
+
+
+def stage_config(stack: str, stage: str, views: int = 2, steps: int = 10, layers: int = 18) -> km.Config:
+    prec, fusion, pre = STACKS[stack][1].get(stage, STACKS[stack][1].get("*"))
+    return km.Config(views=views, steps=steps, layers=layers, precision=prec, fusion=fusion, precompute=pre)
+
+
+@lru_cache(maxsize=None)
+def _stage_kernels(stage: str, c: km.Config) -> tuple[km.Kernel, ...]:
+    return tuple(km.stage_kernels(stage, c))
+
+
+def stack_ms(stack: str, stage: str, dev: km.Device, p: km.Params, views: int = 2, steps: int = 10,
+             layers: int = 18) -> float:
+    """Predicted ms of `stage` (or 'whole': the sum of the three) of a stack."""
+    stages = km.STAGES if stage == "whole" else (stage,)
+    total = 0.0
+    for s in stages:
+        c = stage_config(stack, s, views, steps, layers)
+        host = bool(km.FUSION[c.fusion]["host"])
+        t = sum(km.kernel_ms(k, dev, p, host)[2] * k.count for k in _stage_kernels(s, c))
+        total += t * (steps if s == "denoise" else 1)
+    return total
+
+
+# ----------------------------------------------------------------------------- fitting
+FREE = ("eff_compute", "eff_bw", "t_kernel_us", "t_launch_us")
+
+
+def _to_params(x: np.ndarray, fixed: km.Params, free: Sequence[str]) -> km.Params:
+    # efficiencies through a logistic (0, 1), times through exp (> 0): every parameter stays physical
+    vals = fixed.as_dict()
+    for name, v in zip(free, x):
+        vals[name] = 1 / (1 + math.exp(-v)) if name.startswith("eff") else math.exp(v)
+    return km.Params(**vals)
+
+
+def _from_params(p: km.Params, free: Sequence[str]) -> np.ndarray:
+    d = p.as_dict()
+    return np.array([math.log(d[n] / (1 - d[n])) if n.startswith("eff") else math.log(d[n]) for n in free])
+
+
+def nelder_mead(f: Callable[[np.ndarray], float], x0: np.ndarray, iters: int = 400, step: float = 0.7) -> np.ndarray:
+    """A plain Nelder-Mead minimiser (no scipy in the book's environment)."""
+    n = len(x0)
+    simplex = [x0] + [x0 + step * np.eye(n)[i] for i in range(n)]
+    vals = [f(x) for x in simplex]
+    for _ in range(iters):
+        order = np.argsort(vals)
+        simplex, vals = [simplex[i] for i in order], [vals[i] for i in order]
+        centroid = np.mean(simplex[:-1], axis=0)
+        xr = centroid + (centroid - simplex[-1])
+        fr = f(xr)
+        if fr < vals[0]:
+            xe = centroid + 2 * (centroid - simplex[-1])
+            fe = f(xe)
+            simplex[-1], vals[-1] = (xe, fe) if fe < fr else (xr, fr)
+        elif fr < vals[-2]:
+            simplex[-1], vals[-1] = xr, fr
+        else:
+            xc = centroid + 0.5 * (simplex[-1] - centroid)
+            fc = f(xc)
+            if fc < vals[-1]:
+                simplex[-1], vals[-1] = xc, fc
+            else:  # shrink towards the best point
+                simplex = [simplex[0]] + [simplex[0] + 0.5 * (x - simplex[0]) for x in simplex[1:]]
+                vals = [vals[0]] + [f(x) for x in simplex[1:]]
+        if max(vals) - min(vals) < 1e-10:
+            break
+    return simplex[int(np.argmin(vals))]
+
+
+def fit(predictors: Sequence[Callable[[km.Params], float]], observed: Sequence[float],
+        free: Sequence[str] = FREE, start: km.Params | None = None) -> km.Params:
+    """Parameters minimising the squared log errors of `predictors` against `observed` ms."""
+    if not predictors:
+        raise ValueError("nothing to fit on")
+    start = start or km.Params()
+    obs = np.log(np.asarray(observed, dtype=float))
+
+    def loss(x: np.ndarray) -> float:
+        p = _to_params(x, start, free)
+        pred = np.log([max(fn(p), 1e-9) for fn in predictors])
+        return float(np.sum((pred - obs) ** 2))
+
+    return _to_params(nelder_mead(loss, _from_params(start, free)), start, free)
+
+
+def leave_one_out(predictors: Sequence[Callable[[km.Params], float]], observed: Sequence[float],
+                  free: Sequence[str] = FREE, fitter: Callable = None) -> list[tuple[km.Params, float]]:
+    """For each i: (parameters fitted WITHOUT point i, the prediction of point i)."""
+    fitter = fitter or fit
+    out = []
+    for i in range(len(predictors)):
+        rest = [j for j in range(len(predictors)) if j != i]
+        p = fitter([predictors[j] for j in rest], [observed[j] for j in rest], free)
+        out.append((p, predictors[i](p)))
+    return out
+
+
+# ----------------------------------------------------------------------------- Thor
+def thor_device(bandwidth_gbps: float, bf16_tflops: float, sms: int) -> km.Device:
+    return km.Device("Jetson AGX Thor", bf16_tflops, bandwidth_gbps, sms)
+
+
+def anchor_table(quoted: Callable[[str], float], anchors: Sequence[Anchor] = THOR_ANCHORS) -> pd.DataFrame:
+    rows = [{"key": a.key, "stack": a.stack, "stage": a.stage, "views": a.views, "steps": a.steps,
+             "quoted_ms": quoted(a.key), "note": a.note} for a in anchors]
+    return pd.DataFrame(rows)
+
+
+def floors(anchors: pd.DataFrame, dev: km.Device) -> pd.Series:
+    """Each anchor's floor on `dev`: every efficiency 1, no per-kernel cost."""
+    ideal = km.Params(1.0, 1.0, 0.0, 0.0)
+    return anchors.apply(lambda a: stack_ms(a.stack, a.stage, dev, ideal, int(a.views), int(a.steps)), axis=1)
+
+
+def thor_predictors(anchors: pd.DataFrame, dev: km.Device) -> list[Callable[[km.Params], float]]:
+    return [(lambda p, a=a: stack_ms(a.stack, a.stage, dev, p, int(a.views), int(a.steps)))
+            for a in anchors.itertuples()]
+
+
+def thor_leave_one_out(anchors: pd.DataFrame, dev: km.Device) -> tuple[km.Params, pd.DataFrame, list[km.Params]]:
+    """Fit on every anchor (the full fit) and leave-one-out; returns the full fit, the table of
+    held-out predictions (heldout_ms, error_pct) and the parameters of every held-out fit."""
+    preds = thor_predictors(anchors, dev)
+    obs = anchors.quoted_ms.tolist()
+    full = fit(preds, obs)
+    loo = leave_one_out(preds, obs)
+    out = anchors.copy()
+    out["fitted_ms"] = [fn(full) for fn in preds]
+    out["heldout_ms"] = [v for _, v in loo]
+    out["error_pct"] = 100 * (out.heldout_ms / out.quoted_ms - 1)
+    return full, out, [p for p, _ in loo]
+
+
+def project(configs: Sequence[tuple[str, str, dict]], dev: km.Device, full: km.Params,
+            spread: Sequence[km.Params], error_pct: float = 0.0) -> pd.DataFrame:
+    """Per (name, stack, kwargs of `stack_ms`): the whole call with the full fit, and the
+    lowest and highest over the leave-one-out fits, each widened by `error_pct` (the typical
+    held-out error: the parameters' spread alone ignores what the model gets wrong)."""
+    rows = []
+    for name, stack, kw in configs:
+        vals = [stack_ms(stack, "whole", dev, p, **kw) for p in spread]
+        rows.append({"configuration": name, "projected_ms": stack_ms(stack, "whole", dev, full, **kw),
+                     "low_ms": min(vals) * (1 - error_pct / 100), "high_ms": max(vals) * (1 + error_pct / 100)})
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- GPUs measured here
+CH07_VARIANTS = {"graph": "graph", "compile_graph": "compiled_graph"}  # chapter 7 variant -> fusion
+CH07_STAGES = {"vision": "vision", "prefill": "prefix", "denoise": "denoise"}
+
+
+def gpu_device(slug: str, ch02_headline: dict, sms: int = 132) -> km.Device | None:
+    """A GPU's ceilings from its chapter 2 results (the floor figures when present)."""
+    h = ch02_headline or {}
+    tf = h.get("floor_peak_bf16_tflops") or h.get("matmul_bf16_tflops")
+    bw = h.get("floor_copy_gbps") or h.get("copy_gbps")
+    if not tf or not bw:
+        return None
+    return km.Device(slug, float(tf), float(bw), sms)
+
+
+def gpu_stage_rows(ch07_rows: Sequence[dict]) -> pd.DataFrame:
+    """Chapter 7's timed stages of the graph paths, as (fusion, stage, views, steps, ...)."""
+    df = pd.DataFrame(list(ch07_rows or []))
+    need = {"variant", "stage", "views", "steps", "median_ms"}
+    if df.empty or not need <= set(df.columns):
+        return pd.DataFrame(columns=["fusion", "stage", "views", "steps", "text_tokens", "horizon", "layers", "median_ms"])
+    df = df[df.variant.isin(CH07_VARIANTS) & df.stage.isin(CH07_STAGES) & df.median_ms.notna()].copy()
+    df["fusion"] = df.variant.map(CH07_VARIANTS)
+    df["stage"] = df.stage.map(CH07_STAGES)
+    for col, default in (("text_tokens", 200), ("horizon", 10), ("layers", 18)):
+        df[col] = df[col].fillna(default) if col in df else default
+    df = df.dropna(subset=["views", "steps"])
+    df = df[df.views > 0]
+    if "tokens_per_image" in df:  # the model's vision stage is the 224 px, 256-token image
+        df = df[df.tokens_per_image.fillna(TOKENS_PER_IMAGE) == TOKENS_PER_IMAGE]
+    return df[["fusion", "stage", "views", "steps", "text_tokens", "horizon", "layers", "median_ms"]].reset_index(drop=True)
+
+
+def gpu_predictors(rows: pd.DataFrame, dev: km.Device) -> list[Callable[[km.Params], float]]:
+    def one(r):
+        c = km.Config(views=int(r.views), text_tokens=int(r.text_tokens), steps=int(r.steps), horizon=int(r.horizon),
+                      layers=int(r.layers), precision="bf16", fusion=r.fusion, precompute=True)
+        return lambda p: km.stage_ms(r.stage, c, dev, p)
+    return [one(r) for r in rows.itertuples()]
+
+
+GPU_FREE = ("eff_compute", "eff_bw", "t_kernel_us")  # graphs: no host launch to fit
+
+
+def cross_device(a_rows: pd.DataFrame, a_dev: km.Device, b_rows: pd.DataFrame, b_dev: km.Device) -> tuple[km.Params, pd.DataFrame]:
+    """Fit on device a's stages, predict device b's with b's ceilings: per row, error_pct."""
+    p = fit(gpu_predictors(a_rows, a_dev), a_rows.median_ms.tolist(), GPU_FREE)
+    out = b_rows.copy()
+    out["predicted_ms"] = [fn(p) for fn in gpu_predictors(b_rows, b_dev)]
+    out["error_pct"] = 100 * (out.predicted_ms / out.median_ms - 1)
+    return p, out
+
+
+def committed_gpus(load_all: Callable[[str], list[dict]]) -> dict[str, tuple[km.Device, pd.DataFrame]]:
+    """slug -> (ceilings, chapter 7 stage rows) of every committed GPU run with chapters 2 and 7
+    (`load_all` is `results.load_all`)."""
+    ch02 = {d["slug"]: d.get("headline") for d in load_all("ch02_roofline") if d.get("source") == "committed"}
+    out = {}
+    for d in load_all("ch07_pipeline"):
+        if d.get("source") != "committed" or d["slug"] not in ch02:
+            continue
+        sms = int((d.get("provenance") or {}).get("sm_count") or 132)  # older runs: H100/H200, 132 SMs
+        dev, rows = gpu_device(d["slug"], ch02[d["slug"]], sms), gpu_stage_rows(d.get("rows"))
+        if dev is not None and len(rows) >= 4:
+            out[d["slug"]] = (dev, rows)
+    return out
+
+
+def cross_table(gpus: dict[str, tuple[km.Device, pd.DataFrame]]) -> pd.DataFrame:
+    """Every ordered pair of GPUs: fitted on the first, predicting the second (column
+    `direction`); with one GPU, each of its stages held out of its own fit instead."""
+    names, parts = sorted(gpus), []
+    for a in names:
+        for b in names:
+            if a != b:
+                _, t = cross_device(gpus[a][1], gpus[a][0], gpus[b][1], gpus[b][0])
+                parts.append(t.assign(direction=f"{a} → {b}"))
+    if len(names) == 1:
+        dev, rows = gpus[names[0]]
+        loo = leave_one_out(gpu_predictors(rows, dev), rows.median_ms.tolist(), GPU_FREE)
+        pred = [v for _, v in loo]
+        parts.append(rows.assign(predicted_ms=pred, direction=f"{names[0]}, held out",
+                                 error_pct=[100 * (v / m - 1) for v, m in zip(pred, rows.median_ms)]))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def kernel_counts(c: km.Config) -> dict[str, int]:
+    """Kernels per call of each stage (denoise: per step) that the model assumes for `c`."""
+    return {s: sum(k.count for k in km.stage_kernels(s, c)) for s in km.STAGES}

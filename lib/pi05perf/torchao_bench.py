@@ -1,0 +1,126 @@
+"""torchao on our Gemma-2B prefill: INT8 dynamic activation + INT8 weight, INT4 weight-only,
+float8 dynamic activation + weight, each beside bf16, eager and (optionally) with every block
+torch.compile'd, with correctness (cosine and relative error against bf16) beside each time.
+
+torchao is optional: `available()` says whether it imports (the GPU run carries it as a wheel,
+installed into a separate --target directory, see `pi05perf.peers`). Every scheme is tried on
+its own; a scheme that raises or fails its check becomes a row with `error` set and no time.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any, Callable
+
+import pandas as pd
+import torch
+import torch.nn as nn
+
+from .check import cosine, random_hidden, relative_error
+from .config import GEMMA_2B, TransformerConfig
+from .peers import add_peers_path
+from .pipeline_bench import shared_copy
+from .prefill_bench import build_llm, output_of
+from .timing import time_fn
+
+SCHEMES = ("int8_dyn", "int4_wo", "float8_dyn")
+#: A quantized prefill whose output is further than this from bf16 (cosine) fails its check.
+MIN_COSINE = 0.95
+
+
+def available() -> str | None:
+    """torchao's version, or None where it does not import."""
+    try:
+        add_peers_path()
+        import torchao
+
+        return str(torchao.__version__)
+    except Exception:  # noqa: BLE001 - absent or broken: the chapter says so
+        return None
+
+
+def torchao_config(scheme: str) -> Any:
+    """torchao's config object of one scheme (torchao >= 0.10 API)."""
+    import torchao.quantization as q
+
+    if scheme == "int8_dyn":
+        return q.Int8DynamicActivationInt8WeightConfig()
+    if scheme == "int4_wo":
+        return q.Int4WeightOnlyConfig(group_size=128)
+    if scheme == "float8_dyn":
+        return q.Float8DynamicActivationFloat8WeightConfig(granularity=q.PerRow())
+    raise ValueError(f"scheme must be one of {SCHEMES}, got {scheme!r}")
+
+
+def _linears_only(module: nn.Module, fqn: str) -> bool:
+    return isinstance(module, nn.Linear)
+
+
+def quantized_copy(model: nn.Module, scheme: str) -> nn.Module:
+    """A deep copy of `model` with every nn.Linear quantized by torchao's `quantize_`."""
+    from torchao.quantization import quantize_
+
+    m = copy.deepcopy(model)
+    quantize_(m, torchao_config(scheme), filter_fn=_linears_only)
+    return m
+
+
+def compile_layers(model: nn.Module, mode: str = "default") -> nn.Module:
+    """Regional compilation of the prefill's blocks (one graph shared by the 18 layers)."""
+    for layer in model.layers:
+        layer.compile(mode=mode, fullgraph=False, dynamic=False)
+    return model
+
+
+def prefill_rows(device: torch.device, tokens: int = 712, cfg: TransformerConfig = GEMMA_2B,
+                 schemes: tuple[str, ...] = SCHEMES, compiled: bool = True, repeats: int = 20,
+                 compile_mode: str = "default", log: Callable[[str], None] = print) -> pd.DataFrame:
+    """bf16 and each torchao scheme on the prefill of `tokens` tokens (fresh random embeddings;
+    output = final hidden + last layer's K). Rows: scheme, mode (eager | compiled), median_ms,
+    p25_ms, p75_ms, cos_vs_bf16, rel_err_vs_bf16, speed_vs_bf16_ratio (bf16 time / this time,
+    same mode), error."""
+    base = build_llm(cfg, device, torch.bfloat16)
+    checks = [random_hidden(1, tokens, cfg.width, seed=s, device=device, dtype=torch.bfloat16) for s in (11, 12)]
+    timed = random_hidden(1, tokens, cfg.width, seed=13, device=device, dtype=torch.bfloat16)
+    with torch.no_grad():
+        refs = [output_of(base)(x).float() for x in checks]
+    rows: list[dict[str, Any]] = []
+    modes = ("eager", "compiled") if compiled else ("eager",)
+    for scheme in ("bf16",) + tuple(schemes):
+        for mode in modes:
+            row: dict[str, Any] = {"scheme": scheme, "mode": mode}
+            try:
+                m = base if scheme == "bf16" else quantized_copy(base, scheme)
+                if mode == "compiled":
+                    m = compile_layers(shared_copy(m) if scheme == "bf16" else m, compile_mode)
+                fn = output_of(m)
+                with torch.no_grad():
+                    outs = [fn(x).float() for x in checks]
+                row["cos_vs_bf16"] = min(cosine(o, r) for o, r in zip(outs, refs))
+                row["rel_err_vs_bf16"] = max(relative_error(o, r) for o, r in zip(outs, refs))
+                if not row["cos_vs_bf16"] >= MIN_COSINE:
+                    raise AssertionError(f"cosine against bf16 {row['cos_vs_bf16']:.4f} < {MIN_COSINE}")
+                with torch.no_grad():
+                    t = time_fn(lambda: fn(timed), device, repeats)
+                row.update(median_ms=t.median_ms, p25_ms=t.p25_ms, p75_ms=t.p75_ms, error="")
+                log(f"  torchao {scheme:>10} {mode:>8}: {t.median_ms:8.3f} ms, cos {row['cos_vs_bf16']:.5f}")
+            except Exception as e:  # noqa: BLE001 - recorded and shown as failed
+                row.update(median_ms=float("nan"), p25_ms=float("nan"), p75_ms=float("nan"),
+                           error=f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")
+                log(f"  torchao {scheme:>10} {mode:>8}: FAILED {row['error']}")
+            rows.append(row)
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+    df = pd.DataFrame(rows)
+    bf16 = df[df.scheme == "bf16"].set_index("mode").median_ms
+    df["speed_vs_bf16_ratio"] = [bf16.get(mo, float("nan")) / ms for mo, ms in zip(df["mode"], df.median_ms)]
+    return df
+
+
+def headline_ratio(df: pd.DataFrame, scheme: str) -> float:
+    """Speed of `scheme` relative to bf16 (bf16 time / scheme time): compiled where both compiled
+    runs succeeded, otherwise eager (like for like either way); NaN if the scheme failed."""
+    for mode in ("compiled", "eager"):
+        r = df[(df.scheme == scheme) & (df["mode"] == mode)]
+        if len(r) and r.speed_vs_bf16_ratio.iloc[0] == r.speed_vs_bf16_ratio.iloc[0]:
+            return float(r.speed_vs_bf16_ratio.iloc[0])
+    return float("nan")

@@ -1,0 +1,93 @@
+"""Ceilings: the best candidate wins, one run measures once, chapters read this run's chapter 2."""
+import datetime as dt
+import json
+import math
+
+import pytest
+
+from pi05perf import ceilings, params, results
+from pi05perf.timing import Timing
+
+T = Timing(1.0, 0.9, 1.1, 5, "test")
+
+
+def _c(value, error=""):
+    return ceilings.Ceiling("bfloat16 matmul", value, "TFLOP/s", T if not error else None, "s", "cuBLAS", error)
+
+
+def test_best_takes_the_highest_and_never_a_failed_candidate():
+    assert ceilings.best([_c(600.0), _c(820.0), _c(700.0)]).value == 820.0
+    assert ceilings.best([_c(600.0), _c(math.nan, "timed out"), _c(900.0, "check failed")]).value == 600.0
+    assert ceilings.best([_c(math.nan, "boom")]) is None
+
+
+def test_spec_known_for_sxm_parts_only():
+    assert ceilings.spec_for("NVIDIA H200")["copy_gbps"] == 4800.0
+    assert ceilings.spec_for("NVIDIA H100 80GB HBM3")["bf16_tflops"] == 989.0
+    assert ceilings.spec_for("NVIDIA H100 PCIe") is None and ceilings.spec_for("cpu") is None
+
+
+def test_measure_on_cpu_marks_the_best_of_each_and_headline_carries_it():
+    run = params.resolve("ch02_roofline", repeats=1)
+    m = ceilings.measure(run, log=lambda *_: None)
+    table = m.table()
+    mm = table[table.unit == "TFLOP/s"]
+    assert len(mm) >= 2 and m.matmul.value == mm.value.max()
+    assert (table.used.str.startswith("best")).sum() == 2  # copy + matmul; no fp8 on a CPU
+    head = ceilings.headline({"copy_gbps": m.copy.value, "matmul_bf16_tflops": m.matmul.value})
+    assert head == {"floor_peak_bf16_tflops": m.matmul.value, "floor_copy_gbps": m.copy.value}
+
+
+def test_inductor_candidate_over_its_time_budget_is_recorded_not_raised():
+    c = ceilings.inductor_matmul_rate((64, 64, 64), 1, timeout_s=0.05)
+    assert math.isnan(c.value) and c.error
+
+
+def _ch02(base, commit, date, headline, slug="cpu", profile="smoke"):
+    path = base / slug / "ch02_roofline.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"provenance": {"git_commit": commit, "date": date, "profile": profile},
+                                "headline": headline, "rows": []}))
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    monkeypatch.setattr(results, "DATA_RESULTS", tmp_path / "data")
+    monkeypatch.setattr(results, "BUILD_RESULTS", tmp_path / "build")
+    monkeypatch.setattr(results, "ROOT", tmp_path)
+    monkeypatch.setattr(results, "git_commit", lambda: "this-commit")
+    return tmp_path
+
+
+def test_for_run_reads_this_runs_chapter_2(store, monkeypatch):
+    now = dt.datetime.now(dt.timezone.utc)
+    recent, old = now.isoformat(timespec="seconds"), (now - dt.timedelta(days=3)).isoformat(timespec="seconds")
+    # a CPU smoke run of this commit stores its float32 peak under the dtype-neutral key only
+    _ch02(store / "build", "this-commit", recent, {"copy_gbps": 11.0, "matmul_peak_tflops": 0.5,
+                                                   "matmul_bf16_tflops": None})
+    _ch02(store / "data", "older-commit", recent, {"copy_gbps": 99.0, "matmul_bf16_tflops": 99.0})
+    monkeypatch.setattr(ceilings, "measure_once", lambda *a, **k: pytest.fail("should not measure"))
+    ceil = ceilings.for_run(params.resolve("ch03_prefill_breakdown"), log=lambda *_: None)
+    assert (ceil["copy_gbps"], ceil["matmul_bf16_tflops"], ceil["source"]) == (11.0, 0.5, "chapter 2")
+    # the same commit, but days old: an earlier run, not this one
+    _ch02(store / "build", "this-commit", old, {"copy_gbps": 11.0, "matmul_peak_tflops": 0.5})
+    monkeypatch.setattr(ceilings, "measure_once", lambda *a, **k: ({"copy_gbps": 1.0, "matmul_bf16_tflops": 2.0,
+                                                                   "source": "measured in this run"}, None))
+    assert ceilings.for_run(params.resolve("ch03_prefill_breakdown"), log=lambda *_: None)["copy_gbps"] == 1.0
+
+
+def test_measure_once_measures_once_per_run(store, monkeypatch):
+    calls = []
+    real = ceilings.measure
+
+    def counting(run, log=print):
+        calls.append(run.chapter)
+        return real(run, log)
+
+    monkeypatch.setattr(ceilings, "measure", counting)
+    first, table = ceilings.measure_once(params.resolve("ch01_flops", repeats=1), log=lambda *_: None)
+    second, again = ceilings.measure_once(params.resolve("ch02_roofline", repeats=1), log=lambda *_: None)
+    assert calls == ["ch01_flops"] and first == second and len(table) == len(again)
+    monkeypatch.setattr(results, "git_commit", lambda: "next-commit")
+    ceilings.measure_once(params.resolve("ch02_roofline", repeats=1), log=lambda *_: None)
+    assert calls == ["ch01_flops", "ch02_roofline"]

@@ -1,0 +1,95 @@
+"""Published peers per unit of hardware, and the checks every timed peer path passes."""
+import math
+
+import pandas as pd
+import pytest
+import torch
+
+from pi05perf import peers, torchao_bench
+
+
+def test_peers_csv_rows_have_sources_and_known_hardware():
+    df = peers.load_peers()
+    assert set(df.kind) == {"hardware", "latency"}
+    assert (df.source.str.len() > 0).all()
+    hw = peers.hardware_specs()
+    for col in ("bandwidth_gbps", "bf16_dense_tflops", "fp8_dense_tflops", "sm_count"):
+        assert hw[col].notna().all() and (hw[col] > 0).all(), col
+    assert set(peers.published_latencies().platform) <= set(hw.index)
+
+
+def test_precision_class_takes_the_lowest_precision_named():
+    assert peers.precision_class("bf16") == "bf16"
+    assert peers.precision_class("fp8 (unstated)") == "fp8"
+    assert peers.precision_class("fp8+fp4") == "fp8+fp4"
+
+
+def test_floor_is_the_larger_of_compute_and_memory_per_stage():
+    # infinite compute: the floor is bytes / bandwidth; doubling bandwidth halves it
+    mem = peers.floor_ms(2, 10, 1000.0, 1e12)
+    assert peers.floor_ms(2, 10, 2000.0, 1e12) == pytest.approx(mem / 2)
+    # infinite bandwidth: the floor is FLOPs / rate
+    comp = peers.floor_ms(2, 10, 1e12, 100.0)
+    assert peers.floor_ms(2, 10, 1e12, 200.0) == pytest.approx(comp / 2)
+    # 1-byte weights cost less than 2-byte weights, more views and steps cost more
+    assert peers.floor_ms(2, 10, 1000.0, 1e12, weight_bytes=1.0) < mem
+    assert peers.floor_ms(3, 10, 300.0, 100.0) > peers.floor_ms(2, 10, 300.0, 100.0)
+    assert peers.floor_ms(2, 10, 300.0, 100.0) > peers.floor_ms(2, 5, 300.0, 100.0)
+
+
+def test_per_floor_table_divides_by_the_floor_of_the_same_work():
+    ours = [{"peer": "ours", "platform": "H200 SXM", "views": 2, "steps": 10, "precision": "bf16",
+             "latency_ms": 20.0}]
+    df = peers.per_floor_table(ours)
+    assert len(df) == len(peers.published_latencies()) + 1
+    assert (df.x_floor_ratio == df.latency_ms / df.floor_ms).all()
+    row = df[df.peer == "ours"].iloc[0]
+    hw = peers.hardware_specs().loc["H200 SXM"]
+    assert row.floor_ms == pytest.approx(peers.floor_ms(2, 10, hw.bandwidth_gbps, hw.bf16_dense_tflops))
+    # an FP8 row is held to the FP8 floor (1-byte weights, FP8 rate), which is lower than bf16's
+    fp8 = df[(df.precision == "fp8") & (df.platform == "Jetson AGX Thor")].iloc[0]
+    thor = peers.hardware_specs().loc["Jetson AGX Thor"]
+    assert fp8.floor_ms < peers.floor_ms(int(fp8.views), 10, thor.bandwidth_gbps, thor.bf16_dense_tflops)
+
+
+def test_kv_cache_bytes():
+    assert peers.kv_cache_bytes(712) == 2 * 18 * 256 * 712 * 2
+
+
+def test_check_actions_accepts_real_actions_and_rejects_trivial_ones():
+    g = torch.Generator().manual_seed(0)
+    noise = torch.randn(1, 10, 32, generator=g)
+    actions = noise + torch.randn(1, 10, 32, generator=g)
+    got = peers.check_actions(actions, noise)
+    assert got["actions_std"] > 0 and got["displacement_ratio"] > 0
+    for bad in (torch.full_like(noise, float("nan")), torch.zeros_like(noise), noise.clone(),
+                torch.zeros(1, 50, 32)):
+        with pytest.raises(AssertionError):
+            peers.check_actions(bad, noise)
+
+
+def test_lerobot_component_knows_every_part():
+    assert peers.lerobot_component(
+        "paligemma_with_expert.paligemma.model.vision_tower.vision_model.post_layernorm.weight") == "vision_tower"
+    assert peers.lerobot_component("paligemma_with_expert.gemma_expert.model.norm.dense.weight") == "action_expert"
+    assert peers.lerobot_component("time_mlp_in.bias") == "action_time_proj"
+    with pytest.raises(ValueError):
+        peers.lerobot_component("something.else")
+
+
+def test_torchao_headline_prefers_compiled_then_eager():
+    df = pd.DataFrame([
+        {"scheme": "int8_dyn", "mode": "eager", "speed_vs_bf16_ratio": 0.1},
+        {"scheme": "int8_dyn", "mode": "compiled", "speed_vs_bf16_ratio": float("nan")},
+        {"scheme": "int4_wo", "mode": "eager", "speed_vs_bf16_ratio": 0.5},
+        {"scheme": "int4_wo", "mode": "compiled", "speed_vs_bf16_ratio": 1.5},
+    ])
+    assert torchao_bench.headline_ratio(df, "int8_dyn") == 0.1
+    assert torchao_bench.headline_ratio(df, "int4_wo") == 1.5
+    assert math.isnan(torchao_bench.headline_ratio(df, "float8_dyn"))
+
+
+def test_download_command_targets_the_gpu_image():
+    cmd = peers.download_command()
+    assert "--no-deps" in cmd and cmd[cmd.index("--python-version") + 1] == "3.12"
+    assert all(w in cmd for w in peers.PEER_WHEELS)

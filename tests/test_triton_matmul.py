@@ -1,0 +1,111 @@
+"""pi05perf.triton_matmul on CPU: the search space, the input checks, the ratio bookkeeping of
+the chapter 6 benchmark, and the kernel itself under Triton's interpreter where triton is
+installed (a subprocess: TRITON_INTERPRET must be set before the kernel is defined)."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import torch
+
+from pi05perf import triton_matmul as TM
+
+HAS_TRITON = importlib.util.find_spec("triton") is not None
+HOPPER_SMEM_BYTES = 227 * 1024  # the most shared memory one block may use on sm_90
+
+_SCRIPT = r"""
+import json, torch
+from pi05perf import triton_matmul as TM
+out = []
+for dtype in (torch.bfloat16, torch.float16, torch.float8_e4m3fn):
+    for cfg in (dict(BLOCK_M=32, BLOCK_N=32, BLOCK_K=32, GROUP_M=4), dict(BLOCK_M=16, BLOCK_N=64, BLOCK_K=16, GROUP_M=2)):
+        # K = 128 divides both BLOCK_K (unmasked loads), K = 70 neither; M, N not multiples of the tiles
+        df = TM.check_triton_matmul([(64, 96, 128), (37, 50, 70)], dtype, device="cpu", config=cfg)
+        out += df[["M", "N", "K", "dtype", "b_layout", "rel_err", "ok", "error"]].to_dict("records")
+print("RESULT" + json.dumps(out, default=str))
+"""
+
+
+@pytest.fixture(scope="module")
+def interpreted():
+    if not HAS_TRITON:
+        pytest.skip("triton is not installed: the kernel cannot run here")
+    lib = os.path.join(os.path.dirname(__file__), "..", "lib")
+    env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": os.pathsep.join([lib, os.environ.get("PYTHONPATH", "")])}
+    r = subprocess.run([sys.executable, "-c", _SCRIPT], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    line = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT")][-1]
+    return pd.DataFrame(json.loads(line[len("RESULT"):]))
+
+
+def test_kernel_matches_float32_in_every_dtype_layout_and_tail(interpreted):
+    assert set(interpreted.dtype) == {"bfloat16", "float16", "float8_e4m3fn"}
+    assert set(interpreted.b_layout) == {"row-major b", "column-major b"}
+    assert interpreted.error.isna().all(), interpreted.error.dropna().tolist()
+    assert interpreted.ok.all(), interpreted.to_string()
+
+
+def test_search_space_is_valid_and_fits_hopper_shared_memory():
+    for fp8 in (False, True):
+        cfgs = TM.autotune_configs(fp8)
+        assert 6 <= len(cfgs) <= 12  # every config is a compile and a benchmark per shape
+        for c in cfgs:
+            assert set(c) == {"BLOCK_M", "BLOCK_N", "BLOCK_K", "GROUP_M", "num_stages", "num_warps"}
+            assert all(c[k] >= 16 and c[k] & (c[k] - 1) == 0 for k in ("BLOCK_M", "BLOCK_N", "BLOCK_K"))
+            stage = (c["BLOCK_M"] + c["BLOCK_N"]) * c["BLOCK_K"] * (1 if fp8 else 2)
+            assert stage * c["num_stages"] <= HOPPER_SMEM_BYTES, c
+        assert len({tuple(sorted(c.items())) for c in cfgs}) == len(cfgs)  # no duplicate compiles
+
+
+def test_search_space_holds_the_large_hopper_tiles():
+    big = {(c["BLOCK_M"], c["BLOCK_N"]) for c in TM.autotune_configs() if c["num_warps"] == 8}
+    assert {(128, 256), (256, 128), (128, 128)} <= big
+
+
+def test_rejects_bad_input_on_cpu(monkeypatch):
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    a = torch.randn(4, 8, dtype=torch.bfloat16)
+    with pytest.raises(ValueError):
+        TM.triton_matmul(a, torch.randn(9, 4, dtype=torch.bfloat16))
+    with pytest.raises(TypeError):
+        TM.triton_matmul(a.float(), torch.randn(8, 4))
+    with pytest.raises(TypeError):
+        TM.triton_matmul(a, torch.randn(8, 4, dtype=torch.float16))
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError):  # CPU tensors, not interpreting
+            TM.triton_matmul(a, torch.randn(8, 4, dtype=torch.bfloat16))
+
+
+def test_benchmark_needs_a_gpu():
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    assert TM.triton_available() is False
+    with pytest.raises(RuntimeError):
+        TM.triton_vs_cublas({"x": (32, 32, 32)}, "cpu", 1)
+
+
+def test_ratio_sums_the_shapes_both_timed():
+    t = pd.DataFrame([{"gemm": "a", "dtype": "bfloat16", "impl": "Triton", "median_ms": 3.0},
+                      {"gemm": "a", "dtype": "bfloat16", "impl": "cuBLAS", "median_ms": 2.0},
+                      {"gemm": "b", "dtype": "bfloat16", "impl": "Triton", "median_ms": 1.0},
+                      {"gemm": "b", "dtype": "bfloat16", "impl": "cuBLAS", "median_ms": 2.0}])
+    assert TM.triton_ratio(t, "bfloat16") == pytest.approx(1.0)
+    assert TM.triton_ratio(t, "float8_e4m3fn") is None
+    assert TM.triton_ratio(None, "bfloat16") is None
+    # a shape only cuBLAS timed is left out of both sums
+    extra = pd.concat([t, pd.DataFrame([{"gemm": "c", "dtype": "bfloat16", "impl": "cuBLAS", "median_ms": 50.0}])])
+    assert TM.triton_ratio(extra, "bfloat16") == pytest.approx(1.0)
+
+
+def test_tiles_counts_partial_tiles():
+    cfg = {"BLOCK_M": 128, "BLOCK_N": 256}
+    assert TM.tiles(cfg, 712, 2048) == 6 * 8
+    assert TM.tiles(cfg, 128, 256) == 1
+    assert TM.tiles(None, 712, 2048) is None
+    assert math.ceil(712 / 64) * math.ceil(2048 / 128) == TM.tiles({"BLOCK_M": 64, "BLOCK_N": 128}, 712, 2048)
