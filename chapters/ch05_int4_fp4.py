@@ -313,7 +313,7 @@ tao = Q.torchao_version()
 tao_rows = []
 if tao is None:
     say(f"**torchao is not installed here**: the seed's torchao INT8 ({reference.quoted('quantlib_torchao_int8_speed_ratio')}× "
-        "the speed of bf16, quoted) and INT4 (missing fbgemm-gpu-genai) results are not re-run. `quant.apply_torchao` "
+        "the speed of bf16, quoted) and INT4 (missing fbgemm-gpu-genai) results are not re-run. `precision.apply_torchao` "
         "runs them where torchao is importable.")
 else:
     lin = torch.nn.Linear(cfg.width, 2 * cfg.mlp_dim, bias=False, device=run.device, dtype=torch.bfloat16)

@@ -419,7 +419,7 @@ else:
 # %% [markdown]
 # ## FP8 through the whole call
 # Every projection of SigLIP, the LLM and the expert in FP8 (per-tensor E4M3 weights, dynamic per-tensor
-# activation scales, `pi05perf.quant`), compiled and in one CUDA graph like the best bf16 path (the uncompiled
+# activation scales, `pi05perf.precision`), compiled and in one CUDA graph like the best bf16 path (the uncompiled
 # graph if compiling fails). FP8 is a different numeric format, so it is held to a looser check (relative L2
 # error of every output ≤ 0.1 against fp32) and its actions' cosine to the fp32 model is reported.
 

@@ -6,12 +6,8 @@ kernels are defined at import. Without triton those tests skip; the references, 
 packing, the bookkeeping and the input checks are tested either way."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import os
-import subprocess
-import sys
 
 import pandas as pd
 import pytest
@@ -22,7 +18,7 @@ from pi05perf import kernels
 from pi05perf.kernels import decode_attention as DA
 from pi05perf.kernels import gemv_splitk as GS
 
-HAS_TRITON = importlib.util.find_spec("triton") is not None
+from _interpret import HAS_TRITON, run_interpreted
 
 # (M, N, K, config): split 1 and several; N and K that no block divides; 1, 10 and 17 rows
 GEMV_CASES = [
@@ -60,15 +56,8 @@ print("RESULT" + json.dumps(out, default=str))
 
 @pytest.fixture(scope="module")
 def interpreted():
-    if not HAS_TRITON:
-        pytest.skip("triton is not installed: the kernels cannot run here (their references are tested below)")
-    lib = os.path.join(os.path.dirname(__file__), "..", "lib")
-    env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": os.pathsep.join([lib, os.environ.get("PYTHONPATH", "")])}
-    arg = json.dumps({"gemv": GEMV_CASES, "attn": ATTN_CASES})
-    r = subprocess.run([sys.executable, "-c", _SCRIPT, arg], env=env, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    line = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT")][-1]
-    return json.loads(line[len("RESULT"):])
+    return run_interpreted(_SCRIPT, json.dumps({"gemv": GEMV_CASES, "attn": ATTN_CASES}),
+                       skip_reason="triton is not installed: the kernels cannot run here (their references are tested below)")
 
 
 # --------------------------------------------------------------------------- kernels, interpreted

@@ -176,7 +176,7 @@ def test_modulation_bytes_of_the_full_model():
 
 
 def test_fp8_through_all_stacks_moves_every_stage_and_reports_the_actions_cosine(bench):
-    from pi05perf.quant import QuantLinear
+    from pi05perf.precision import QuantLinear
 
     m = bench.model("fp8_all")
     for stack in (m.vision, m.llm, m.expert):

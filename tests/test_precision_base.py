@@ -105,11 +105,3 @@ def test_forward_under_compile_uses_the_resolved_kernel():
     torch._dynamo.reset()
     y_native = torch.compile(auto, backend="eager", fullgraph=True)(x)
     assert Q.accuracy(y_native, auto(x))["rel_err"] == 0.0
-
-
-def test_quant_shim_reexports_precision():
-    """pi05perf.quant (imported by pipeline_bench, latency_model, chapters 6-8) is the same code."""
-    from pi05perf import quant
-
-    assert quant.FP8Linear is Q.FP8Linear and quant.quantize_model is Q.quantize_model
-    assert set(Q.__all__) <= set(dir(quant))

@@ -3,12 +3,7 @@ the chapter 6 benchmark, and the kernel itself under Triton's interpreter where 
 installed (a subprocess: TRITON_INTERPRET must be set before the kernel is defined)."""
 from __future__ import annotations
 
-import importlib.util
-import json
 import math
-import os
-import subprocess
-import sys
 
 import pandas as pd
 import pytest
@@ -16,7 +11,7 @@ import torch
 
 from pi05perf import triton_matmul as TM
 
-HAS_TRITON = importlib.util.find_spec("triton") is not None
+from _interpret import run_interpreted
 HOPPER_SMEM_BYTES = 227 * 1024  # the most shared memory one block may use on sm_90
 
 _SCRIPT = r"""
@@ -34,14 +29,7 @@ print("RESULT" + json.dumps(out, default=str))
 
 @pytest.fixture(scope="module")
 def interpreted():
-    if not HAS_TRITON:
-        pytest.skip("triton is not installed: the kernel cannot run here")
-    lib = os.path.join(os.path.dirname(__file__), "..", "lib")
-    env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": os.pathsep.join([lib, os.environ.get("PYTHONPATH", "")])}
-    r = subprocess.run([sys.executable, "-c", _SCRIPT], env=env, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    line = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT")][-1]
-    return pd.DataFrame(json.loads(line[len("RESULT"):]))
+    return pd.DataFrame(run_interpreted(_SCRIPT, skip_reason="triton is not installed: the kernel cannot run here"))
 
 
 def test_kernel_matches_float32_in_every_dtype_layout_and_tail(interpreted):

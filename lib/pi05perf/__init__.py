@@ -3,7 +3,7 @@
 config   - pi0.5's architecture (openpi) and hardware specs
 flops    - analytic FLOPs and bytes per op, per layer, per stage
 model    - the pi0.5-shaped PyTorch model (SigLIP, Gemma-2B prefix LM, Gemma-300M expert)
-quant    - FP8 / INT8 / INT4 / NVFP4 paths beside the model
+precision - FP8 / INT8 / INT4 / NVFP4 paths beside the model (one module per format)
 timing   - medians with spread, device events, CUDA graphs
 ceilings - measured bandwidth and matmul rate of the running device
 results  - the results store with provenance; reference - the quoted figures

@@ -25,7 +25,7 @@ A configuration with V views of p tokens, L text tokens, N steps and L' layers i
 
 FP8 (`with_fp8`): the prefill's matmul part f (the share of the prefill spent in its layer's
 projection GEMMs, from per-op timings) is divided by r, the measured FP8/bf16 speed ratio of
-those GEMMs as `pi05perf.quant.FP8Linear` runs them (activation quantization included):
+those GEMMs as `pi05perf.precision.FP8Linear` runs them (activation quantization included):
 prefill' = prefill x (1 - f + f / r).
 
 What the model assumes, and the modified-model measurements test: a layer costs the same
@@ -184,7 +184,7 @@ def projection_gemms(cfg: TransformerConfig, tokens: int) -> dict[str, tuple[int
 
 def fp8_gemm_costs(cfg: TransformerConfig, tokens: int, device, repeats: int,
                    backend: str = "native") -> pd.DataFrame:
-    """Each projection of one layer timed as a bf16 nn.Linear and as `quant.FP8Linear`
+    """Each projection of one layer timed as a bf16 nn.Linear and as `precision.FP8Linear`
     (per-tensor E4M3; activation quantization included), each as a CUDA graph replay on the
     GPU; both checked against fp32 first. Columns gemm, M, N, K, bf16_ms, fp8_ms, rel_err."""
     import torch
@@ -192,7 +192,7 @@ def fp8_gemm_costs(cfg: TransformerConfig, tokens: int, device, repeats: int,
 
     from .check import relative_error
     from .prefill_bench import exact_fp32
-    from .quant import quantize_linear
+    from .precision import quantize_linear
     from .timing import time_fn
 
     rows = []

@@ -25,7 +25,7 @@ graph                       eager_fused, one CUDA graph for the whole call
 compile                     eager_fused with every transformer block torch.compile'd
                             ("regional": one compile per block kind, shared by all layers)
 compile_graph               compile + one CUDA graph for the whole call
-fp8_graph                   graph with the LLM's projections in FP8 (`pi05perf.quant`,
+fp8_graph                   graph with the LLM's projections in FP8 (`pi05perf.precision`,
                             per-tensor E4M3, dynamic activation scales)
 fp8_all_graph               graph with every projection of SigLIP, the LLM and the expert in FP8
 fp8_all_compile_graph       fp8_all_graph with every block compiled (as compile_graph)
@@ -412,13 +412,13 @@ class PipelineBench:
             m = compile_blocks(shared_copy(self.model("fast")), self.compile_mode, self.compile_backend)
             self._tables[kind] = self._tables["fast"]
         elif kind == "fp8":
-            from .quant import FULL_COVERAGE, quantize_model
+            from .precision import FULL_COVERAGE, quantize_model
 
             m = shared_copy(self.model("fast"))
             quantize_model(m.llm, "fp8_tensor", FULL_COVERAGE, backend=self.fp8_backend)
             self._tables[kind] = self._tables["fast"]
         elif kind == "fp8_all":  # every projection of the three stacks (not the stems, not the time MLP)
-            from .quant import FULL_COVERAGE, quantize_model
+            from .precision import FULL_COVERAGE, quantize_model
 
             m = shared_copy(self.model("fast"))
             for stack in (m.vision, m.llm, m.expert):
@@ -609,7 +609,7 @@ def kernel_table(fn: Callable[[], Any], device: torch.device | str, runs: int = 
 
 def available_variants(device: torch.device, fp8: bool = False) -> list[str]:
     """Variants that can run on `device`: CUDA graphs need CUDA; fp8_graph needs FP8 matmuls."""
-    from .quant import fp8_supported
+    from .precision import fp8_supported
 
     device = torch.device(device)
     out = [v for v, (_, g) in VARIANTS.items() if not g or device.type == "cuda"]
