@@ -121,3 +121,15 @@ def test_headlines_everywhere_one_row_per_key_one_column_per_device(monkeypatch)
     monkeypatch.setitem(report._CURRENT, "run", resolve("ch01_flops", profile="smoke", device="cpu").__class__(
         **{**resolve("ch01_flops", profile="smoke", device="cpu").__dict__, "profile": "full"}))
     assert len(report.headlines_everywhere("ch03").headers) == 3  # a full run's page: committed devices only
+
+
+def test_reader_banner_names_every_committed_device_and_says_nothing_was_measured():
+    from pi05perf.report import reader_banner
+
+    devs = [{"slug": "b", "device": "GPU B", "commit": "abc1234", "date": "2026-11-30T01:00:00", "chapters": ["x"]},
+            {"slug": "a", "device": "GPU A", "commit": "def5678", "date": "2026-11-27T01:00:00", "chapters": ["x", "y"]}]
+    text = reader_banner(devs, "2026-11-30")
+    assert "GPU B" in text and "GPU A" in text and "abc1234" in text and "def5678" in text
+    assert "data-device='GPU B'" in text  # the browser test reads the newest device from here
+    assert "Nothing on it was measured" in text
+    assert "none yet" in reader_banner([], "2026-11-30")

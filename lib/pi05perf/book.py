@@ -35,6 +35,9 @@ CHAPTERS = ROOT / "chapters"
 BUILD = Path(os.environ.get("PI05PERF_BUILD", ROOT / "_build"))  # tests build elsewhere
 KERNEL = "pi05perf"
 FIRST_LAST = ("intro", "verdict")  # pages that read every other chapter's results run last
+# Pages that measure nothing (they read data/results): the published book executes them afresh at
+# every build, on any machine, so they always compare every device with committed results.
+READERS = FIRST_LAST
 SITES = ("published", "smoke")
 #: committed executed notebooks, one folder per device (tests point this elsewhere)
 NOTEBOOKS = Path(os.environ.get("PI05PERF_NOTEBOOKS", ROOT / "data" / "notebooks"))
@@ -43,6 +46,34 @@ NOTEBOOKS = Path(os.environ.get("PI05PERF_NOTEBOOKS", ROOT / "data" / "notebooks
 def executed_dir(profile: str) -> Path:
     """Where papermill writes a run's notebooks (both profiles; only full ones get committed)."""
     return BUILD / "executed" / profile
+
+
+def readers_dir() -> Path:
+    return BUILD / "executed" / "readers"
+
+
+def execute_readers() -> dict[str, str]:
+    """Run the reader pages (intro, verdict) for the published book; returns failures."""
+    import papermill
+
+    failed: dict[str, str] = {}
+    readers_dir().mkdir(parents=True, exist_ok=True)
+    for name in READERS:
+        out = readers_dir() / f"{name}.ipynb"
+        out.unlink(missing_ok=True)
+        print(f"== reading the committed results into {name}", flush=True)
+        try:
+            papermill.execute_notebook(str(_to_notebook(name)), str(out), kernel_name=KERNEL, cwd=str(ROOT),
+                                       progress_bar=False)
+            errors = error_outputs(out)
+            if errors:
+                failed[name] = "; ".join(errors)
+        except Exception as e:  # papermill's own error or a dead kernel: the committed page stays
+            failed[name] = f"{type(e).__name__}: {e}"
+        if name in failed:
+            print(f"!! {name} failed: {failed[name]}", file=sys.stderr, flush=True)
+            out.unlink(missing_ok=True)
+    return failed
 
 
 def stage_dir(site: str) -> Path:
@@ -314,7 +345,8 @@ def published_sources(names: list[str], notebooks: Path | None = None,
     fails = failures("published") if fails is None else fails
     out = {}
     for name in names:
-        candidates = ([base / slug / f"{name}.ipynb"] if slug else []) + \
+        candidates = ([readers_dir() / f"{name}.ipynb"] if name in READERS and notebooks is None else []) + \
+                     ([base / slug / f"{name}.ipynb"] if slug else []) + \
                      [base / d["slug"] / f"{name}.ipynb" for d in devs if d["slug"] != slug]
         path = next((p for p in candidates if p.exists()), None)
         if path is None:
@@ -382,6 +414,7 @@ def stage(site: str) -> Path:
 
 def html(site: str = "published") -> int:
     """Build a site; returns 1 when a chapter of it failed in its latest run (the site is still built)."""
+    reader_fails = execute_readers() if site == "published" else {}
     book = stage(site)
     output = ROOT if site == "published" else BUILD / "smoke"
     cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(book), "--path-output", str(output),
@@ -392,7 +425,7 @@ def html(site: str = "published") -> int:
     if site == "published":
         slug = report_slug()
         print(f"== published device: {slug or 'none (no committed notebooks yet: every page says so)'}")
-    fails = {n: e for n, e in failures(site).items() if n in toc_order()}
+    fails = {n: e for n, e in failures(site).items() if n in toc_order()} | reader_fails
     if fails:
         print(f"error: chapters failed in their latest {site} run: {', '.join(fails)}", file=sys.stderr)
         return 1

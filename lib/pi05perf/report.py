@@ -200,6 +200,18 @@ def run_banner(run: Run, device: str, commit: str | None, date: str, dirty: bool
             f"data-commit='{short}'>{text}</span>")
 
 
+def reader_banner(devs: list[dict[str, Any]], today: str) -> str:
+    """The sentence at the top of a page that only reads results: which committed runs it reads."""
+    if not devs:
+        return (f"This page reads the committed full-profile results ({today[:10]}): there are none yet, so it "
+                "shows quoted figures only.")
+    runs = "; ".join(f"<b>{html.escape(str(d['device']))}</b> (commit <code>{d['commit'] or 'unknown'}</code>, "
+                     f"{str(d['date'])[:10]}, {len(d['chapters'])} chapters)" for d in devs)
+    return (f"<span class='pi05-run' data-device='{html.escape(str(devs[0]['device']))}' data-profile='full' "
+            f"data-commit='{devs[0]['commit']}'>This page reads the committed full-profile GPU results "
+            f"(built {today[:10]}): {runs}. Nothing on it was measured by the machine that built it.</span>")
+
+
 def start(chapter: str, **params: Any) -> Run:
     """Validate parameters, set up charts, seed the generators; say what runs where."""
     import datetime as dt
@@ -213,6 +225,13 @@ def start(chapter: str, **params: Any) -> Run:
     torch.manual_seed(0)
     dev = device_name(run.device) if run.cuda else "CPU"
     today = dt.datetime.now(dt.timezone.utc).date().isoformat()
+    from .book import READERS
+
+    if chapter in READERS:
+        from .results import devices
+
+        show(banner(reader_banner(devices(), today), "info"))
+        return run
     show(banner(run_banner(run, dev, git_commit(), today, git_dirty()), "info" if run.full else "smoke"))
     return run
 
