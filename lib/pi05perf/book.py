@@ -302,17 +302,38 @@ def _banner_cell(text: str, kind: str) -> dict[str, Any]:
 
 
 def _title_cells(name: str) -> list[dict[str, Any]]:
-    """The chapter's first markdown cell (its title), so a placeholder page keeps its heading."""
+    """The chapter's first markdown cell (its title and introduction), so a placeholder page
+    still says what the chapter is about."""
     nb = json.loads(_to_notebook(name).read_text())
     first = next((c for c in nb["cells"] if c["cell_type"] == "markdown"), None)
     if first is None:
         return [{"cell_type": "markdown", "metadata": {}, "source": f"# {name}"}]
     src = "".join(first["source"]) if isinstance(first["source"], list) else first["source"]
-    return [{"cell_type": "markdown", "metadata": {}, "source": src.split("\n\n")[0]}]
+    return [{"cell_type": "markdown", "metadata": {}, "source": src}]
+
+
+def _committed_figures_cells(name: str) -> list[dict[str, Any]]:
+    """The headline figures every committed full-profile run of this chapter stored (each column
+    names its device and commit), as an output cell: what a reader can still trust on a page
+    whose executed notebook is not committed."""
+    from .report import headlines_everywhere
+
+    shown = headlines_everywhere(name)
+    if not hasattr(shown, "rows"):  # no committed results: a sentence, not a table
+        return []
+    intro = ("## Figures of earlier committed runs\nThe headline figures that committed full-profile runs of "
+             "this chapter stored in `data/results/<device>/`, each column headed by the device and the commit "
+             "that measured it. Those runs used the chapter's code at that commit, which may measure some "
+             "figures differently from the code above; a figure this chapter's current code adds is absent there.")
+    return [{"cell_type": "markdown", "metadata": {}, "source": intro},
+            {"cell_type": "code", "execution_count": None, "metadata": {"tags": ["remove-input"]},
+             "source": "# committed headline figures (pi05perf.report.headlines_everywhere)",
+             "outputs": [{"output_type": "display_data", "metadata": {},
+                          "data": {"text/html": shown._repr_html_(), "text/plain": repr(shown)}}]}]
 
 
 def placeholder(name: str, text: str, kind: str = "missing") -> dict[str, Any]:
-    return {"cells": [*_title_cells(name), _banner_cell(text, kind)],
+    return {"cells": [*_title_cells(name), _banner_cell(text, kind), *_committed_figures_cells(name)],
             "metadata": {"kernelspec": {"name": KERNEL, "display_name": "Python (pi05perf)", "language": "python"},
                          "language_info": {"name": "python"}},
             "nbformat": 4, "nbformat_minor": 5}
@@ -408,6 +429,9 @@ def stage(site: str) -> Path:
     names = toc_order()
     sources = published_sources(names) if site == "published" else smoke_sources(names)
     for name, nb in sources.items():
+        for i, cell in enumerate(nb["cells"]):  # nbformat 4.5 wants an id on every cell (banners have none)
+            cell.setdefault("id", f"pi05perf-{i}")
+        nb["nbformat_minor"] = max(nb.get("nbformat_minor", 5), 5)
         (book / "chapters" / f"{name}.ipynb").write_text(json.dumps(nb, indent=1, ensure_ascii=False))
     return book
 
