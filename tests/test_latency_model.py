@@ -133,27 +133,6 @@ def test_denoise_floor_excludes_the_precomputable_modulations():
     assert t.floor_bytes["denoise"] == pytest.approx(2 * (proj + io + kv), rel=1e-6)
 
 
-def test_seed_efficiency_and_projection():
-    eff = lm.seed_efficiency(54.0)
-    floor = lm.floor_table(lm.Scenario("base"), config.THOR_SEED_MEASURED).set_index("stage").floor_ms["prefix"]
-    assert eff == pytest.approx(54.0 / floor) and eff > 1
-    p = lm.thor_projection([lm.Scenario("a"), lm.Scenario("b", steps=1)], {"seed": eff})
-    for name, g in p.groupby("scenario"):
-        g = g.set_index("stage")
-        assert g.floor_ms["whole"] == pytest.approx(g.floor_ms[["vision", "prefix", "denoise"]].sum())
-        assert g.projected_seed_ms["whole"] == pytest.approx(eff * g.floor_ms["whole"])
-        assert g.projected_seed_hz["whole"] == pytest.approx(1e3 / g.projected_seed_ms["whole"])
-    wa = p[(p.stage == "whole") & (p.scenario == "a")].projected_seed_ms.iloc[0]
-    wb = p[(p.stage == "whole") & (p.scenario == "b")].projected_seed_ms.iloc[0]
-    assert wb < wa
-
-
-def test_implied_bandwidth():
-    s = lm.Scenario("fp8", fp8=True)
-    nbytes = lm.floor_table(s, config.THOR_SPEC).floor_bytes.sum()
-    assert lm.implied_bandwidth_gbps(s, 40.0) == pytest.approx(nbytes / 0.040 / 1e9)
-
-
 def test_end_to_end_on_a_tiny_cpu_model():
     import torch
 

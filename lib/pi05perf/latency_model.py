@@ -5,8 +5,7 @@ The curve model below only RESCALES one device's measured stages (steps and laye
 CUDA-graph replay, token counts inside the measured range): it checks that the roads' costs
 add up on that device and says nothing about another. The model that is tested across
 devices and on Thor's published figures is the per-kernel model (`kernel_model`, fitted in
-`thor_fit`). `seed_efficiency` and `thor_projection` below are circular (calibrated on the
-seed's own prefill) and kept only for pages that still quote them.
+`thor_fit`). The floors here (`floor_table`) are the fewest bytes and FLOPs of each stage.
 
 The model (`fit`, `LatencyModel.predict`)
 -----------------------------------------
@@ -32,16 +31,13 @@ What the model assumes, and the modified-model measurements test: a layer costs 
 whatever the depth; denoise time is linear in steps with no fixed part; vision time depends
 on the total image tokens only; every non-layer cost is either in a stage curve or in glue.
 
-The Thor projection (`thor_projection`) -- a projection, not a measurement
---------------------------------------------------------------------------
-The floor of each stage on Thor from `flops.pipeline_cost` (FLOPs over the dense bf16 or FP8
-rate, bytes over a bandwidth), with the fewest bytes an implementation must move: weights read
-once per call (per step for the expert, whose adaRMS modulations and time MLP are excluded
-because a fixed schedule makes them constants), the K/V cache written by the prefix and read
-by every step. The projected latency is floor x efficiency, where the efficiency factor is
-either the seed's own (its measured 54 ms prefill over the prefill's floor at its measured
-bandwidth: how far its software ran from the floor) or this device's (a measured latency over
-the floor here).
+The floors (`floor_table`)
+--------------------------
+Each stage's floor from `flops.pipeline_cost`: FLOPs over the dense bf16 or FP8 rate, or the
+fewest bytes an implementation must move over the bandwidth, whichever is larger (weights read
+once per call, per step for the expert, whose adaRMS modulations and time MLP are excluded
+because a fixed schedule makes them constants; the K/V cache written by the prefix and read by
+every step). Projections to Thor live in `kernel_model`/`thor_fit`, tested on held-out anchors.
 """
 from __future__ import annotations
 
@@ -52,7 +48,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .config import (GEMMA_2B, GEMMA_300M, SIGLIP_SO400M, THOR_SEED_MEASURED, Hardware, TokenBudget,
+from .config import (GEMMA_2B, GEMMA_300M, SIGLIP_SO400M, Hardware, TokenBudget,
                      TransformerConfig)
 
 
@@ -279,40 +275,3 @@ def pipeline_cost_rows(budget: TokenBudget, steps: int, dtype_bytes: int, llm: T
     from .flops import pipeline_cost
 
     return pipeline_cost(budget, steps, dtype_bytes, llm_cfg=llm, expert_cfg=expert, vision_cfg=SIGLIP_SO400M)
-
-
-def floor_ms(s: Scenario, hardware: Hardware) -> float:
-    return float(floor_table(s, hardware).floor_ms.sum())
-
-
-def seed_efficiency(prefill_ms: float, hardware: Hardware = THOR_SEED_MEASURED) -> float:
-    """The seed's measured prefill over the prefill's floor on `hardware`."""
-    prefix = floor_table(Scenario("seed"), hardware)
-    return prefill_ms / float(prefix[prefix.stage == "prefix"].floor_ms.iloc[0])
-
-
-def thor_projection(scenarios: Sequence[Scenario], efficiencies: dict[str, float],
-                    hardware: Hardware = THOR_SEED_MEASURED) -> pd.DataFrame:
-    """PROJECTION, not measurement: per scenario and stage, the floor on `hardware` and floor x
-    each efficiency factor (`projected_<name>_ms`); plus a row per scenario for the whole call
-    with its rate in Hz."""
-    out = []
-    for s in scenarios:
-        t = floor_table(s, hardware)
-        whole = {"scenario": s.name, "stage": "whole", "flops": t.flops.sum(), "floor_bytes": t.floor_bytes.sum(),
-                 "compute_ms": t.compute_ms.sum(), "memory_ms": t.memory_ms.sum(), "floor_ms": t.floor_ms.sum(),
-                 "bound": "-"}
-        t = pd.concat([t, pd.DataFrame([whole])], ignore_index=True)
-        for name, eff in efficiencies.items():
-            t[f"projected_{name}_ms"] = t.floor_ms * eff
-            t[f"projected_{name}_hz"] = 1e3 / t[f"projected_{name}_ms"]
-        t["views"], t["steps"], t["layers"], t["fp8"] = s.views, s.steps, s.layers, s.fp8
-        out.append(t)
-    return pd.concat(out, ignore_index=True)
-
-
-def implied_bandwidth_gbps(s: Scenario, latency_ms: float) -> float:
-    """The least bandwidth a measured latency implies: the scenario's fewest bytes moved in
-    that time (a lower bound on what the device must sustain, if the floor bytes are right)."""
-    t = floor_table(s, Hardware("any", 1.0, 1.0, 1.0, "-"))
-    return float(t.floor_bytes.sum()) / (latency_ms * 1e-3) / 1e9
