@@ -40,7 +40,7 @@ import altair as alt
 import pandas as pd
 import torch
 
-from pi05perf import ceilings, config, precision as Q, precision_bench as PB, reference, results
+from pi05perf import ceilings, config, lowbit_bench as LB, precision as Q, precision_bench as PB, reference, results
 from pi05perf.precision import w4a16_triton as W4
 from pi05perf.report import fmt, md, show, side_by_side, start, verdict
 
@@ -117,7 +117,7 @@ in bf16 here).""")
 # magnitude) with the exact fp64 product.
 
 # %% tags=["hide-input"]
-w_q, x_q = PB.first_layer_q_input(cfg, min(tokens, 128), run.device)
+w_q, x_q = LB.first_layer_q_input(cfg, min(tokens, 128), run.device)
 sig = Q.fault_signatures(w_q, x_q, group_size=min(group_size, cfg.width))
 show(sig[["fault", "weight_cos", "out_cos", "out_norm_ratio", "out_rel_err"]])
 s = sig.set_index("fault")
@@ -141,7 +141,7 @@ INT4 with its scales: cos {s.out_cos['int4, correct']:.4f}; NVFP4: {s.out_cos['n
 
 # %% tags=["hide-input"]
 refs = PB.references(cfg, tokens, run.device, run.dtype)
-levels = PB.fault_levels(refs, group_size=min(group_size, cfg.width))
+levels = LB.fault_levels(refs, group_size=min(group_size, cfg.width))
 show(levels[["fault", "layer_cos", "layer_norm_ratio", "mlp_cos", "mlp_norm_ratio", "model_cos", "model_first_kv_cos"]])
 lv = levels.set_index("fault")
 near0 = levels[levels.layer_cos.abs() < 0.1]
@@ -192,7 +192,7 @@ layout fault or a format misreading, not dropped scales, matches its cos ≈ 0."
 
 # %% tags=["hide-input"]
 schemes = [s2 for s in fault_schemes for s2 in (s, s + Q.NOSCALE)]
-faults, per_layer = PB.fault_injection(refs, schemes, fault_coverage)
+faults, per_layer = LB.fault_injection(refs, schemes, fault_coverage)
 show(faults[["scheme", "coverage", "scales", "kernels", "vs_base_hidden_cos", "vs_base_hidden_rel_err",
              "vs_base_kv_cos", "vs_base_kv_cos_first_layer", "vs_base_kv_cos_worst_layer", "vs_fp32_hidden_cos"]])
 alt.Chart(per_layer).mark_line(point=True).encode(
@@ -235,8 +235,8 @@ trained policy's task accuracy.""")
 
 # %% tags=["hide-input"]
 shapes = {"gate_up": (2 * cfg.mlp_dim, cfg.width), "down": (cfg.width, cfg.mlp_dim)}
-sweep = PB.lowbit_sweep(shapes, tokens_list, run.device, run.repeats, group_size=group_size)
-ratios = PB.sweep_ratios(sweep)
+sweep = LB.lowbit_sweep(shapes, tokens_list, run.device, run.repeats, group_size=group_size)
+ratios = LB.sweep_ratios(sweep)
 show(ratios.pivot(index="tokens", columns="impl", values="vs_bf16_ratio"))
 alt.Chart(ratios).mark_line(point=True).encode(
     x=alt.X("tokens:Q", scale=alt.Scale(type="log"), title="tokens"),

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from pi05perf import config, flops
+from pi05perf import lowbit_bench as LB
 from pi05perf import precision_bench as PB
 from pi05perf import precision as Q
 
@@ -158,7 +159,7 @@ def test_traced_path_runs_the_native_kernel_under_compile():
 
 # --------------------------------------------------------------------------- chapter 5
 def test_fault_injection(refs):
-    faults, per_layer = PB.fault_injection(refs, ["int4wo", "int4wo_noscale", "nvfp4_sim_noscale"])
+    faults, per_layer = LB.fault_injection(refs, ["int4wo", "int4wo_noscale", "nvfp4_sim_noscale"])
     f = faults.set_index("scheme")
     assert f.loc["int4wo", "scales"] == "kept" and f.loc["int4wo_noscale", "scales"] == "dropped"
     assert f.loc["int4wo", "vs_base_hidden_cos"] > 0.99
@@ -170,7 +171,7 @@ def test_fault_injection(refs):
 
 
 def test_first_layer_q_input():
-    w, x = PB.first_layer_q_input(CFG, 16, CPU)
+    w, x = LB.first_layer_q_input(CFG, 16, CPU)
     assert w.shape == (CFG.q_dim, CFG.width) and x.shape == (16, CFG.width)
     assert x.pow(2).mean(-1).sqrt().sub(1).abs().max() < 0.2  # RMS-normed rows (times 1 + small scale)
     sig = Q.fault_signatures(w, x).set_index("fault")
@@ -179,7 +180,7 @@ def test_first_layer_q_input():
 
 def test_lowbit_sweep_and_ratios():
     shapes = {"a": (256, 128), "b": (128, 256)}
-    sw = PB.lowbit_sweep(shapes, [1, 24], CPU, 2, log=lambda *_: None)
+    sw = LB.lowbit_sweep(shapes, [1, 24], CPU, 2, log=lambda *_: None)
     impls = set(sw.impl)
     assert {"bf16", "int8 _int_mm kernel", "int8 layer (eager)"} <= impls
     assert ("int4wo" in impls) == Q.int4_supported(CPU)
@@ -187,7 +188,7 @@ def test_lowbit_sweep_and_ratios():
     assert len(sw) == len(shapes) * 2 * len(impls)
     assert (sw[sw.impl == "int8 _int_mm kernel"].rel_err == 0).all()  # integer kernel: exact
     assert (sw.median_ms > 0).all() and (sw.cos > 0.99).all()
-    r = PB.sweep_ratios(sw)
+    r = LB.sweep_ratios(sw)
     assert (r[r.impl == "bf16"].vs_bf16_ratio == 1.0).all() and not r[r.impl == "bf16"].noise.any()
     one = r[(r.impl == "int8 layer (eager)") & (r.tokens == 24)].iloc[0]
     manual = sw[(sw.impl == "int8 layer (eager)") & (sw.tokens == 24)].median_ms.sum() / \
@@ -213,18 +214,18 @@ def test_precision_floors_bounds():
 
 def test_gate_stops_a_wrong_kernel():
     ref = torch.randn(64, 32, dtype=torch.float64)
-    assert PB._gate(ref.float(), ref, 1e-6)["cos"] == pytest.approx(1.0)
+    assert LB.accuracy_gate(ref.float(), ref, 1e-6)["cos"] == pytest.approx(1.0)
     with pytest.raises(AssertionError):
-        PB._gate(ref.flip(0), ref, 0.5)  # rows in the wrong order: a layout fault
+        LB.accuracy_gate(ref.flip(0), ref, 0.5)  # rows in the wrong order: a layout fault
     with pytest.raises(AssertionError):
-        PB._gate(ref * float("nan"), ref, 0.5)
+        LB.accuracy_gate(ref * float("nan"), ref, 0.5)
     with pytest.raises(AssertionError):
-        PB._gate(ref[:10], ref, 0.5)
+        LB.accuracy_gate(ref[:10], ref, 0.5)
 
 
 def test_fault_levels(refs):
     faults = ["int4, correct", "int4, scales dropped", "int4, nibble order swapped"]
-    df = PB.fault_levels(refs, group_size=64, faults=faults).set_index("fault")
+    df = LB.fault_levels(refs, group_size=64, faults=faults).set_index("fault")
     assert list(df.index) == faults
     assert df.loc["int4, correct", ["layer_cos", "mlp_cos", "model_cos"]].min() > 0.98
     assert abs(df.loc["int4, nibble order swapped", "layer_cos"]) < 0.2  # a layout fault: unrelated output
