@@ -52,7 +52,7 @@ import altair as alt
 import pandas as pd
 import torch
 
-from pi05perf import ceilings, config, control_sim, flops, pipeline_bench, reference, results
+from pi05perf import ceilings, config, control_sim, flops, pipeline, pipeline_bench, reference, results
 from pi05perf.charts import PALETTE, SERIES_COLORS
 from pi05perf.report import headlines_everywhere, md, show, start, verdict
 
@@ -69,7 +69,7 @@ if unknown:
     raise ValueError(f"variants {unknown} unknown; allowed: {', '.join(pipeline_bench.VARIANTS)}")
 if headline_views not in camera_views or headline_steps not in denoise_steps:
     raise ValueError("headline_views and headline_steps must be among camera_views and denoise_steps")
-arch = pipeline_bench.arch(run.full)
+arch = pipeline.arch(run.full)
 text = text_tokens if run.full else min(text_tokens, 8)
 typical = typical_text_tokens if run.full else min(text, 4)
 if not run.cuda:  # tiny CPU models gain nothing from threads, and spinning threads of parallel jobs collide
@@ -82,7 +82,7 @@ if chosen != variants:
     print(f"on {dev_name} ({run.profile}): timing {chosen}; CUDA graphs need a GPU, compile runs in the full profile")
 bench = pipeline_bench.PipelineBench(arch, run.device, run.dtype, run.repeats, denoise_steps,
                                      eager_repeats=min(eager_repeats, run.repeats), compile_mode=compile_mode)
-headline_shape = pipeline_bench.Shape(headline_views, text, headline_steps, action_horizon)
+headline_shape = pipeline.Shape(headline_views, text, headline_steps, action_horizon)
 ceil = ceilings.for_run(run)
 hw_here = config.Hardware(f"{dev_name} (measured)", ceil["copy_gbps"], ceil["matmul_bf16_tflops"],
                           ceil.get("matmul_fp8_tflops"), ceil["source"])
@@ -122,7 +122,7 @@ t_compile = None
 t0 = time.perf_counter()
 for v in chosen:
     staged_variants = ("eager", "graph", "compile_graph") if "graph" in chosen else ("eager", "eager_fused")
-    stages = pipeline_bench.STAGES if v in staged_variants else ("whole",)
+    stages = pipeline.STAGES if v in staged_variants else ("whole",)
     t1 = time.perf_counter()
     rows += bench.attempt(v, stages, headline_shape)  # a failure is recorded and shown, never timed
     if v == "compile":
@@ -189,7 +189,7 @@ stage_v = graph_v or "eager_fused"
 t0 = time.perf_counter()
 for n_views in camera_views:
     for n_steps in denoise_steps:
-        shape = pipeline_bench.Shape(n_views, text, n_steps, action_horizon)
+        shape = pipeline.Shape(n_views, text, n_steps, action_horizon)
         if shape == headline_shape:
             continue
         new_views = n_steps == denoise_steps[0] and n_views != headline_views
@@ -198,7 +198,7 @@ for n_views in camera_views:
         grid_rows += bench.attempt(stage_v, stages, shape)
         if comp_v and n_views == headline_views:
             grid_rows += bench.attempt(comp_v, ("whole",), shape)
-long_shape = pipeline_bench.Shape(headline_views, text, headline_steps, long_horizon)
+long_shape = pipeline.Shape(headline_views, text, headline_steps, long_horizon)
 grid_rows += bench.attempt(stage_v, ("whole", "denoise"), long_shape)
 section_s["views x steps grid"] = time.perf_counter() - t0
 if failures := bench.new_failures():
@@ -264,7 +264,7 @@ once per step whatever the horizon, so more action tokens are nearly free.""")
 # %% tags=["hide-input"]
 budget_v = best_h.variant
 slot_counts = sorted({headline_views, config.OPENPI_LIBERO_IMAGE_SLOTS})
-budget_shapes = [pipeline_bench.Shape(slots, txt, headline_steps, action_horizon)
+budget_shapes = [pipeline.Shape(slots, txt, headline_steps, action_horizon)
                  for slots in slot_counts for txt in dict.fromkeys((text, typical))]
 t0 = time.perf_counter()
 budget_rows = []

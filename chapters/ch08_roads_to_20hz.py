@@ -48,7 +48,7 @@ import altair as alt
 import pandas as pd
 import torch
 
-from pi05perf import latency_model as lm, pipeline_bench as pb, reference, results
+from pi05perf import latency_model as lm, pipeline, pipeline_bench as pb, reference, results
 from pi05perf.charts import SERIES_COLORS
 from pi05perf.report import headlines_everywhere, md, show, start, verdict
 
@@ -58,8 +58,8 @@ run = start("ch08_roads_to_20hz", profile=profile, device=device, dtype=dtype, r
             reduced_layers=reduced_layers, test_steps=test_steps, test_views=test_views,
             reduced_image_tokens=reduced_image_tokens, combo_views=combo_views, combo_steps=combo_steps,
             fp8=fp8, target_error_pct=target_error_pct)
-arch = pb.arch(run.full)
-full_arch = pb.arch(True)
+arch = pipeline.arch(run.full)
+full_arch = pipeline.arch(True)
 if not run.cuda:  # tiny CPU models gain nothing from threads, and spinning threads of parallel jobs collide
     torch.set_num_threads(1)
 if run.full:
@@ -77,7 +77,7 @@ dev_name = results.device_name(run.device)
 fast_v = "graph" if run.cuda else "eager_fused"
 use_fp8 = fp8 and "fp8_graph" in pb.available_variants(run.device, fp8=True)
 all_steps = sorted({reference_steps, combo_steps, *test_steps})
-R = pb.Shape(reference_views, text, reference_steps, action_horizon)
+R = pipeline.Shape(reference_views, text, reference_steps, action_horizon)
 print(f"path timed: {fast_v}; reference {R.describe(arch)}; reduced layers {layers12}; "
       f"FP8: {'yes' if use_fp8 else 'no (' + ('switched off' if not fp8 else 'no FP8 matmuls on ' + dev_name) + ')'}")
 
@@ -93,12 +93,12 @@ print(f"path timed: {fast_v}; reference {R.describe(arch)}; reduced layers {laye
 
 # %% tags=["hide-input"]
 bench = pb.PipelineBench(arch, run.device, run.dtype, run.repeats, all_steps)
-cal = bench.measure_many(fast_v, pb.STAGES, R)
+cal = bench.measure_many(fast_v, pipeline.STAGES, R)
 for T in calib_T:
-    sh = pb.Shape(0, T, reference_steps, action_horizon)
+    sh = pipeline.Shape(0, T, reference_steps, action_horizon)
     cal += bench.measure_many(fast_v, ("prefill", "denoise"), sh)
 for V in calib_views:
-    cal.append(bench.measure(fast_v, "vision", pb.Shape(V, text, reference_steps, action_horizon)))
+    cal.append(bench.measure(fast_v, "vision", pipeline.Shape(V, text, reference_steps, action_horizon)))
 cal = pd.DataFrame(cal)
 model = lm.fit(cal)
 ref_T = R.prefix_tokens(arch)
@@ -132,16 +132,16 @@ alt.Chart(curves).mark_line(point=True).encode(
 tests = []
 
 
-def record(name: str, b: pb.PipelineBench, sh: pb.Shape, stages, variant: str = fast_v, is_fp8: bool = False):
+def record(name: str, b: pb.PipelineBench, sh: pipeline.Shape, stages, variant: str = fast_v, is_fp8: bool = False):
     for s in stages:
         row = b.measure(variant, s, sh)
         tests.append({"test": name, **row, "fp8": is_fp8})
 
 
 for N in test_steps:
-    record(f"{N} step{'s' if N > 1 else ''}", bench, pb.Shape(reference_views, text, N, action_horizon), ("denoise", "whole"))
+    record(f"{N} step{'s' if N > 1 else ''}", bench, pipeline.Shape(reference_views, text, N, action_horizon), ("denoise", "whole"))
 for V in test_views:
-    record(f"{V} view{'s' if V > 1 else ''}", bench, pb.Shape(V, text, reference_steps, action_horizon), pb.STAGES)
+    record(f"{V} view{'s' if V > 1 else ''}", bench, pipeline.Shape(V, text, reference_steps, action_horizon), pipeline.STAGES)
 fp8_error = None
 if use_fp8:
     try:
@@ -157,13 +157,13 @@ del bench
 b12 = pb.PipelineBench(arch.with_layers(layers12), run.device, run.dtype, run.repeats, all_steps)
 record(f"{layers12} layers", b12, R, ("prefill", "denoise", "whole"))
 record(f"{layers12} layers, {combo_views} view{'s' if combo_views > 1 else ''}, {combo_steps} steps", b12,
-       pb.Shape(combo_views, text, combo_steps, action_horizon), pb.STAGES)
+       pipeline.Shape(combo_views, text, combo_steps, action_horizon), pipeline.STAGES)
 b12.release("fast", "fused")
 del b12
 
 small = arch.with_tokens_per_image(tpi_small)
 bt = pb.PipelineBench(small, run.device, run.dtype, run.repeats, all_steps)
-record(f"{tpi_small} tokens per image", bt, R, pb.STAGES)
+record(f"{tpi_small} tokens per image", bt, R, pipeline.STAGES)
 bt.release("fast", "fused")
 del bt
 

@@ -46,7 +46,7 @@ import time
 import pandas as pd
 import torch
 
-from pi05perf import flops, peers, pipeline_bench as pb, reference, results, torchao_bench
+from pi05perf import flops, peers, pipeline, pipeline_bench as pb, reference, results, torchao_bench
 from pi05perf.config import TokenBudget
 from pi05perf.report import headlines_everywhere, md, show, start
 
@@ -150,9 +150,9 @@ show(md(f"FLOPs counted by `FlopCounterMode` in lerobot's model against the book
 
 # %% tags=["hide-input"]
 lat_rows, ours_rows, failed = [], [], {}
-H = pb.Shape(views=headline_views, text_tokens=text_tokens, steps=headline_steps, horizon=action_horizon)
+H = pipeline.Shape(views=headline_views, text_tokens=text_tokens, steps=headline_steps, horizon=action_horizon)
 if measure:
-    bench = pb.PipelineBench(pb.arch(True), run.device, run.dtype, run.repeats, [headline_steps],
+    bench = pb.PipelineBench(pipeline.arch(True), run.device, run.dtype, run.repeats, [headline_steps],
                              eager_repeats=eager_repeats)
     for v in ours_variants:
         try:

@@ -136,15 +136,16 @@ def test_denoise_floor_excludes_the_precomputable_modulations():
 def test_end_to_end_on_a_tiny_cpu_model():
     import torch
 
+    from pi05perf import pipeline
     from pi05perf import pipeline_bench as pb
 
-    a = pb.arch(False)
+    a = pipeline.arch(False)
     b = pb.PipelineBench(a, torch.device("cpu"), torch.float32, 2, [4, 2], log=lambda *x: None)
-    R = pb.Shape(2, 5, 4, 6)
-    rows = b.measure_many("eager_fused", pb.STAGES, R)
+    R = pipeline.Shape(2, 5, 4, 6)
+    rows = b.measure_many("eager_fused", pipeline.STAGES, R)
     for T in (6, 30):
-        rows += b.measure_many("eager_fused", ("prefill", "denoise"), pb.Shape(0, T, 4, 6))
-    rows.append(b.measure("eager_fused", "vision", pb.Shape(4, 5, 4, 6)))
+        rows += b.measure_many("eager_fused", ("prefill", "denoise"), pipeline.Shape(0, T, 4, 6))
+    rows.append(b.measure("eager_fused", "vision", pipeline.Shape(4, 5, 4, 6)))
     m = lm.fit(pd.DataFrame(rows))
     p = m.predict(1, a.tokens_per_image, 5, 2)
     # CPU timings of a tiny model are noisy: an extrapolated stage may even come out negative

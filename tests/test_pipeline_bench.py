@@ -6,16 +6,17 @@ import pandas as pd
 import pytest
 import torch
 
+from pi05perf import pipeline
 from pi05perf import pipeline_bench as pb
 from pi05perf.model import AdaRMSNorm
 
-ARCH = pb.arch(False)
-SHAPE = pb.Shape(views=2, text_tokens=5, steps=4, horizon=6)
+ARCH = pipeline.arch(False)
+SHAPE = pipeline.Shape(views=2, text_tokens=5, steps=4, horizon=6)
 
 
 @pytest.fixture(scope="module")
 def model32():
-    return pb.build_pi05(ARCH, "cpu", torch.float32)
+    return pipeline.build_pi05(ARCH, "cpu", torch.float32)
 
 
 @pytest.fixture(scope="module")
@@ -32,9 +33,9 @@ def whole_inputs(model, shape=SHAPE, seed=0):
 
 
 def test_build_is_deterministic_and_initialises_everything():
-    a = pb.build_pi05(ARCH, "cpu", torch.float32, seed=3)
-    b = pb.build_pi05(ARCH, "cpu", torch.float32, seed=3)
-    c = pb.build_pi05(ARCH, "cpu", torch.float32, seed=4)
+    a = pipeline.build_pi05(ARCH, "cpu", torch.float32, seed=3)
+    b = pipeline.build_pi05(ARCH, "cpu", torch.float32, seed=3)
+    c = pipeline.build_pi05(ARCH, "cpu", torch.float32, seed=4)
     pa, pb_, pc = list(a.parameters()), list(b.parameters()), list(c.parameters())
     assert all(torch.equal(x, y) for x, y in zip(pa, pb_))
     assert all(torch.isfinite(x).all() for x in pa)
@@ -44,7 +45,7 @@ def test_build_is_deterministic_and_initialises_everything():
 def test_pipeline_is_sample_actions_exactly(model32):
     images, text, noise = whole_inputs(model32)
     with torch.no_grad():
-        actions, prefix, k_last = pb.Pipeline(model32, SHAPE.steps)(images, text, noise)
+        actions, prefix, k_last = pipeline.Pipeline(model32, SHAPE.steps)(images, text, noise)
         ref = model32.sample_actions(images, text, SHAPE.steps, noise=noise)
         kv = model32.prefill(model32.embed_prefix(images, text))
     assert torch.equal(actions, ref)
@@ -53,7 +54,7 @@ def test_pipeline_is_sample_actions_exactly(model32):
 
 
 def test_stages_compose_to_the_whole_call(model32):
-    p = pb.Pipeline(model32, SHAPE.steps)
+    p = pipeline.Pipeline(model32, SHAPE.steps)
     images, text, noise = whole_inputs(model32, seed=1)
     with torch.no_grad():
         kv = p.prefill(p.vision(images, text))
@@ -63,28 +64,28 @@ def test_stages_compose_to_the_whole_call(model32):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_precomputed_time_conditioning_is_exact(dtype):
-    m = pb.build_pi05(ARCH, "cpu", dtype, fused=True)
-    fast = pb.shared_copy(m)
-    table = pb.TimeTable(fast, [4, 2, 1])
+    m = pipeline.build_pi05(ARCH, "cpu", dtype, fused=True)
+    fast = pipeline.shared_copy(m)
+    table = pipeline.TimeTable(fast, [4, 2, 1])
     assert table.norms == 2 * ARCH.expert.depth + 1
-    assert len(table.rows) == len(set(pb.schedule(4) + pb.schedule(2) + pb.schedule(1)))
+    assert len(table.rows) == len(set(pipeline.schedule(4) + pipeline.schedule(2) + pipeline.schedule(1)))
     for norm in (x for x in fast.expert.modules() if isinstance(x, AdaRMSNorm)):
         assert not isinstance(norm.modulation, torch.nn.Linear)  # no modulation weight is read any more
     assert table.table.shape == (len(table.rows), table.norms * 3 * ARCH.expert.width)
     images, text, noise = whole_inputs(m, seed=2)
     with torch.no_grad():
         for n in (4, 2, 1):
-            ref = pb.Pipeline(m, n)(images, text, noise)[0]
-            out = pb.Pipeline(fast, n, table)(images, text, noise)[0]
+            ref = pipeline.Pipeline(m, n)(images, text, noise)[0]
+            out = pipeline.Pipeline(fast, n, table)(images, text, noise)[0]
             assert torch.equal(out, ref), n
     with pytest.raises(KeyError):
         table.conds(3)
 
 
 def test_shared_copy_shares_weights_and_leaves_the_original_alone(model32):
-    c = pb.shared_copy(model32)
+    c = pipeline.shared_copy(model32)
     assert all(a is b for a, b in zip(model32.parameters(), c.parameters()))
-    pb.TimeTable(c, [2])
+    pipeline.TimeTable(c, [2])
     assert all(n.modulation.in_features == ARCH.expert.width
                for n in model32.expert.modules() if isinstance(n, AdaRMSNorm))
 
@@ -99,8 +100,8 @@ def test_standard_strides():
 
 
 def test_measure_checks_then_times_every_stage(bench):
-    rows = pd.DataFrame(bench.measure_many("eager_fused", pb.STAGES, SHAPE))
-    assert list(rows.stage) == list(pb.STAGES)
+    rows = pd.DataFrame(bench.measure_many("eager_fused", pipeline.STAGES, SHAPE))
+    assert list(rows.stage) == list(pipeline.STAGES)
     assert (rows.median_ms > 0).all() and (rows.p25_ms <= rows.p75_ms).all()
     assert (rows.max_rel_err < 1e-4).all()
     w = rows.set_index("stage").loc["whole"]
@@ -132,12 +133,12 @@ def test_bf16_paths_pass_and_report_their_error():
 
 
 def test_regional_compile_compiles_once_per_block_kind(bench):
-    before = pb.compiled_graph_count()
-    rows = bench.measure_many("compile", pb.STAGES, SHAPE)
-    assert pb.compiled_graph_count() - before == 3  # SigLIP block, LLM block, expert block
+    before = pipeline.compiled_graph_count()
+    rows = bench.measure_many("compile", pipeline.STAGES, SHAPE)
+    assert pipeline.compiled_graph_count() - before == 3  # SigLIP block, LLM block, expert block
     assert all(r["max_rel_err"] < 1e-4 for r in rows)
-    bench.measure("compile", "whole", pb.Shape(2, 5, 2, 6))  # other step count: no new graph
-    assert pb.compiled_graph_count() - before == 3
+    bench.measure("compile", "whole", pipeline.Shape(2, 5, 2, 6))  # other step count: no new graph
+    assert pipeline.compiled_graph_count() - before == 3
 
 
 def test_graph_variants_need_cuda(bench):
@@ -158,17 +159,17 @@ def test_fp8_model_is_close_but_not_exact(bench):
 
 def test_shapes_and_inputs_are_validated(bench):
     with pytest.raises(ValueError):
-        pb.Shape(views=-1)
+        pipeline.Shape(views=-1)
     with pytest.raises(ValueError):
-        pb.Shape(steps=0)
+        pipeline.Shape(steps=0)
     with pytest.raises(ValueError, match="camera view"):
-        bench.ref.inputs("whole", pb.Shape(0, 9), 0)
-    x = bench.ref.inputs("prefill", pb.Shape(0, 9), 0)
+        bench.ref.inputs("whole", pipeline.Shape(0, 9), 0)
+    x = bench.ref.inputs("prefill", pipeline.Shape(0, 9), 0)
     assert x[0].shape == (1, 9, ARCH.llm.width) and x[0].abs().sum() > 0
 
 
 def test_modulation_bytes_of_the_full_model():
-    mb = pb.modulation_bytes(pb.arch(True))
+    mb = pb.modulation_bytes(pipeline.arch(True))
     share = mb["precomputable_bytes"] / mb["expert_step_weight_bytes"]
     assert 0.2 < share < 0.35
     W = 1024

@@ -37,11 +37,16 @@ Classifier = Callable[[str, OpChain], str]
 GEMM_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul", "aten::linear", "aten::_scaled_mm",
             "aten::_int_mm", "aten::baddbmm")
 ATTENTION_OPS = ("scaled_dot_product", "flash_attention", "efficient_attention", "cudnn_attention")
-# Kernel-name patterns, checked in this order; anything else a profile sees is elementwise work
-# (norms, RoPE, residual adds, GeGLU, casts: inductor's fused triton_poi/red kernels in a compiled graph).
-NAME_GROUPS = (("attention", ("flash", "fmha", "sdpa", "attention", "attn")),
-               ("matmul", ("gemm", "cutlass", "xmma", "nvjet", "cublas", "triton_tem", "_mm_", "splitk", "wgmma")),
-               ("memcpy / memset", ("memcpy", "memset")))
+# Kernel-name patterns. Attention first (flash kernels contain "mm"); inductor's pointwise and
+# reduction kernels are elementwise even when named after the matmul they follow (triton_poi_fused_addmm_...);
+# names matching nothing are "other" (a profile of a Gemma stack has none of those).
+ATTENTION_NAMES = ("flash", "fmha", "sdpa", "attention", "attn")
+INDUCTOR_ELEMENTWISE = ("triton_poi", "triton_red", "triton_per")
+MATMUL_NAMES = ("gemm", "cutlass", "xmma", "nvjet", "cublas", "triton_tem", "_mm_", "splitk", "wgmma", "gemv",
+                "scaled_mm", "matmul")
+MATMUL_PREFIXES = ("sm90_", "sm80_", "sm100_", "ampere_", "hopper_")
+ELEMENTWISE_NAMES = ("elementwise", "vectorized", "reduce", "norm", "gelu", "copy", "fill", "cat", "index", "mul",
+                     "add", "rope", "where", "pow", "mean", "rsqrt", "softmax")
 SKIP = ("ProfilerStep", "cudaGraph", "cudaDeviceSynchronize", "cudaStreamSynchronize")
 
 
@@ -59,8 +64,20 @@ def gemm_weight_shape(op: str, shapes: list | None) -> tuple[int, int] | None:
 
 
 def classify_by_name(kernel: str) -> str:
+    """attention, matmul, elementwise, memcpy / memset or other, from a CUDA kernel's name alone
+    (what is left under CUDA-graph replay, where the launching ops are gone)."""
     name = kernel.lower()
-    return next((g for g, pats in NAME_GROUPS if any(p in name for p in pats)), "elementwise")
+    if any(p in name for p in ATTENTION_NAMES):
+        return "attention"
+    if name.startswith(INDUCTOR_ELEMENTWISE):
+        return "elementwise"
+    if any(p in name for p in MATMUL_NAMES) or name.startswith(MATMUL_PREFIXES):
+        return "matmul"
+    if "memcpy" in name or "memset" in name:
+        return "memcpy / memset"
+    if any(p in name for p in ELEMENTWISE_NAMES):
+        return "elementwise"
+    return "other"
 
 
 def gemm_classifier(gemms: dict[tuple[int, int], str], other_gemm: str = "matmul (other)") -> Classifier:

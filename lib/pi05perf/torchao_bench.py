@@ -18,7 +18,7 @@ import torch.nn as nn
 from .check import cosine, random_hidden, relative_error
 from .config import GEMMA_2B, TransformerConfig
 from .peers import add_peers_path
-from .pipeline_bench import shared_copy
+from .pipeline import shared_copy
 from .prefill_bench import build_llm, output_of
 from .timing import time_fn
 
