@@ -233,6 +233,10 @@ def _page_or_fail(site: str, page: Path | None) -> Path:
     return page
 
 
+from pi05perf.book import READERS  # noqa: E402 - pages that only read the committed results
+from pi05perf.results import devices  # noqa: E402
+
+
 def committed_gpus() -> set[str]:
     """Device names with committed executed notebooks (what a published page may present)."""
     from pi05perf.book import committed_devices
@@ -259,7 +263,12 @@ def test_page_renders_offline(browser: Any, site: str, page: Path | None) -> Non
     if any("THEBE_JS_URL" in p for p in rep.problems):
         rep.problems.append("hint: drop sphinx_thebe from the extensions in _config.yml "
                             "(sphinx-thebe 0.3.1 + Sphinx 7.4 emit its config script twice)")
-    if path.parent.name == "chapters" or path.name == "intro.html":
+    if site == "published" and path.stem in READERS:
+        # intro and verdict are read afresh at every build: they name the committed GPU results they read
+        run, devs = rep.layout.get("run"), {d["device"] for d in devices()}
+        if devs and (run is None or run["device"] not in devs):
+            rep.problems.append(f"a reader page that names {run}, not a GPU with committed results {devs}")
+    elif path.parent.name == "chapters" or path.name == "intro.html":
         run = rep.layout.get("run")
         if site == "published":
             gpus = committed_gpus()
@@ -272,7 +281,7 @@ def test_page_renders_offline(browser: Any, site: str, page: Path | None) -> Non
         elif run is None and not rep.layout.get("banner"):
             rep.problems.append("smoke page says nothing about the run at its top")
     assert rep.problems == [], "\n".join(rep.problems)
-    if site == "published" and path.parent.name == "chapters" and not committed_gpus():
+    if site == "published" and path.parent.name == "chapters" and path.stem not in READERS and not committed_gpus():
         pytest.skip("no device has committed notebooks (data/notebooks/<device>/) yet: the published pages "
                     "show that banner; the check of the device at the top waits for a GPU run")
 
