@@ -108,7 +108,7 @@ if timings is not None and not timings.empty:
 # %% [markdown]
 # ## What the autotuner picked, and the 1.15× target
 # Per shape: the configuration chosen on this GPU, how many output tiles (programs) it launches
-# against the number of SMs, and Triton's time over cuBLAS's. Issue 12 sets the target at
+# against the number of SMs, and Triton's time over cuBLAS's. The project sets the target at
 # 1.15× on the prefill's large GEMMs.
 
 # %% tags=["hide-input"]

@@ -450,7 +450,7 @@ if fp8_failed or fp8_row is None:
 
 # %% [markdown]
 # ## The targets
-# Issue 12's targets for this configuration on the H200: the whole call within 1.5× its floor and at most
+# The project's speed targets for this configuration on the H200: the whole call within 1.5× its floor and at most
 # 10 ms; one denoise step within 2× its floor; the prefill within 1.25× its floor (here the prefill stage as
 # this chapter times it, graphed alone); FP8 through the whole call at most 0.7× the bf16 best with the
 # actions' cosine to fp32 at least 0.998. Each is computed from this run's figures.

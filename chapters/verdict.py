@@ -188,6 +188,8 @@ claim(S, "The 48–52 ms are weights 22 + activations 10 + unhidden compute 8 + 
                                           "the time in the GEMMs." if gpu("ch03_prefill_breakdown", "prefill712_best_vs_floor_ratio") else ""),
       "ch03_prefill_breakdown", short="the 22 + 10 + 8 + 5 + 3 ms composition")
 
+
+# %% tags=["hide-input"]
 S = "为什么 TRT FP8 优化效果有限 — why TensorRT FP8 helped little"
 g = gpu("ch04_fp8_tensorrt", "fp8_full_vs_mlp_only_speedup_ratio")
 claim(S, f"Full-coverage TensorRT FP8 (QKV+O+MLP) is only {q('trt_full_coverage_speedup_ratio'):g}× faster than MLP-only FP8.",
@@ -213,6 +215,8 @@ claim(S, "QKV/O projections are only 8.6% of the computation: optimising them ga
       f"Counted with attention in full, the four projections are {100 * qkvo_share:.1f}% of a layer's FLOPs at 712 tokens.",
       "ch01_flops", short="QKV/O are a small share")
 
+
+# %% tags=["hide-input"]
 S = "INT4/FP4 量化分析 — INT4/FP4 quantization"
 # the INT4 kernel's prefill (new runs); an older run's weight-only INT4 prefill otherwise
 i4 = gpu("ch05_int4_fp4", "int4_prefill_kernel_tokens712_vs_bf16_ratio")
@@ -250,6 +254,8 @@ claim(S, "Current plan: TensorRT FP16 + CUDA graphs, 12 Hz.",
       "not testable here", f"A Thor measurement (at 3 steps, ~{q('best_3step_latency_ms'):g} ms); no Thor here.", "ch07_pipeline",
       short="TensorRT FP16 + CUDA graphs at 12 Hz")
 
+
+# %% tags=["hide-input"]
 S = "Pipeline 流水线优化实验 — the action-buffering experiment"
 claim(S, "Buffering 10 actions: 0/9 success against 9/9 replanning every step.",
       "not testable here", "A LIBERO result on the seed's setup; this book has a simulation, not LIBERO.", "ch07_pipeline",
@@ -272,6 +278,8 @@ claim(S, "Consistent with the KV-cache-reuse failure: VLAs are extremely sensiti
       "not testable here", "KV-cache reuse across frames is not tested in this book.", "ch07_pipeline",
       short="VLAs cannot use stale information (KV reuse)")
 
+
+# %% tags=["hide-input"]
 S = "优化方向分析 — optimisation directions"
 works_elsewhere = (nv_bf16 / nv8 > 1.5) or (nv4_cos >= 0.99) or buffering_works
 claim(S, "Verified failures: KV reuse, INT4/FP4, FP8 (no speed-up), action buffering.",
@@ -292,6 +300,8 @@ claim(S, "Asynchronous pipelining and action chunking are ruled out (a VLA needs
       f"openpi executes chunks ({replan:g} of {q('openpi_pi05_libero_action_horizon'):g}) at {openpi_pct:.1f}%; RTC executes them "
       "asynchronously (quoted).", "ch07_pipeline", short="asynchronous pipelines and chunking are ruled out")
 
+
+# %% tags=["hide-input"]
 S = "20 Hz 目标分析 — the 20 Hz target"
 need = q("target20_total_ms") / budget
 claim(S, f"From {q('target20_total_ms'):g} ms, 20 Hz ({budget:.0f} ms) needs a {q('target20_speedup_needed_ratio'):g}× speed-up.",
@@ -316,6 +326,8 @@ claim(S, "Model-level changes (distillation, pruning, a smaller model) are requi
       f"The quoted Thor builds reach {min(nv4, fr):g} ms (budget {budget:.0f} ms) with the same model: number format and "
       "software close the gap.", "ch08_roads_to_20hz", short="model changes are required")
 
+
+# %% tags=["hide-input"]
 S = "总结 — summary"
 claim(S, f"Root cause: the model is too big — 18 layers × 16384 MLP = {q('weights_total_bf16_gb'):g} GB of weights.",
       "held" if abs(weights_gb - q("weights_total_bf16_gb")) < 0.1 else "not held",
@@ -358,6 +370,8 @@ claim(S, f"Current best: 10 steps {q('best_10step_latency_ms'):g} ms ({q('best_1
       "not testable here", "Thor measurements; no Thor here. Chapter 7 measures both step counts on the presented GPU.", "ch07_pipeline",
       short="the current best figures")
 
+
+# %% tags=["hide-input"]
 S = "Phase 0 关键发现 — Phase 0 findings"
 # shares of the profiled best (graph-captured) prefill, not of eager components timed one by one
 h_mlp = gpu("ch03_prefill_breakdown", "profiled_best_mlp_share_pct")
@@ -400,6 +414,8 @@ claim(S, f"Plan B (INT4): KV cache ~{q('planb_int4_kv_ms'):g} ms, total ~{q('pla
       f"{seed_mlp_tflops:.0f} TFLOP/s in the MLP. Time of an INT4 prefill over bf16, {gpu_name}: "
       f"{x(i4, '.2f', '×')}.", "ch05_int4_fp4", short="Plan B: 17 ms prefill, 7.4 Hz")
 
+
+# %% tags=["hide-input"]
 S = "量化方案验证结果 最终结论 — quantization validation, final conclusions"
 tr = gpu("ch06_triton", "triton_vs_cublas_bf16_ratio")
 claim(S, f"Triton reaches only {q('triton_vs_cublas_pct'):g}% of cuBLAS on Thor: custom kernels are not viable.",
