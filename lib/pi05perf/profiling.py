@@ -22,9 +22,13 @@ a Gemma stack; `classify_by_name` is the fallback every classifier may call.
 """
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import sys
+import warnings
 from collections import Counter
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import pandas as pd
 import torch
@@ -124,6 +128,22 @@ def _weight_label(ops: OpChain) -> str:
     return ""
 
 
+@contextlib.contextmanager
+def quiet_profiler() -> Iterator[None]:
+    """Silence the profiler's own chatter while it runs: Kineto's C++ log lines on file
+    descriptor 2 (which a notebook would print into the page) and its Python warnings."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def kernel_profile(fn: Callable[[], object], device: torch.device | str, runs: int = 5,
                    classify: Classifier | None = None, warmup: int = 1) -> pd.DataFrame:
     """Device time of one call of `fn`, kernel by kernel.
@@ -143,7 +163,7 @@ def kernel_profile(fn: Callable[[], object], device: torch.device | str, runs: i
     if cuda:
         torch.cuda.synchronize(device)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
-    with torch.no_grad(), profile(activities=activities, record_shapes=True) as prof:
+    with torch.no_grad(), quiet_profiler(), profile(activities=activities, record_shapes=True) as prof:
         for _ in range(runs):
             fn()
         if cuda:
