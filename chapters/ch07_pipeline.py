@@ -257,7 +257,7 @@ once per step whatever the horizon, so more action tokens are nearly free.""")
 # masked out of attention, but still encoded and carried through the prefill: 968 prefix tokens. And a
 # real prompt is far shorter than the 200-token pad (openpi computes the padded positions anyway). The
 # typical length used here is an **estimate** (`config.TYPICAL_PROMPT_TOKENS`, see chapter 1): pi0.5's LIBERO
-# prompt is "Task: ⟨instruction⟩, State: ⟨8 integers 0–255⟩;\nAction: ", a few dozen Gemma tokens. Each
+# prompt is "Task: ⟨instruction⟩, State: ⟨8 integers 0–255⟩; Action: " (a line break before "Action"), a few dozen Gemma tokens. Each
 # configuration is timed once, with the headline's best path, checked against fp32 first; a masked slot
 # costs the same work as a real one here (the model applies no mask: dense attention does the same work).
 

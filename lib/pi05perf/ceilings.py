@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 
 from .timing import Timing, time_fn
+from .log import progress
 
 # NVIDIA's dense (no sparsity) figures for the SXM parts; the book compares measured peaks with
 # these, never divides by them. Sources: NVIDIA H100 Tensor Core GPU datasheet (H100 SXM: BF16
@@ -193,7 +194,7 @@ class Measured:
         return pd.DataFrame(rows)
 
 
-def measure(run, log=print) -> Measured:
+def measure(run, log=progress) -> Measured:
     """All ceilings of `run.device`, once: copy bandwidth (best of sizes well above L2), the
     matmul peak in the run's dtype (best of shapes and stacks) and, where supported, fp8."""
     if run.full:
@@ -258,7 +259,7 @@ def _cache_path(run) -> Path:
     return results.ROOT / "_build" / "ceilings" / f"{slug}-{run.profile}.json"
 
 
-def measure_once(run, log=print) -> tuple[dict, pd.DataFrame]:
+def measure_once(run, log=progress) -> tuple[dict, pd.DataFrame]:
     """This run's ceilings and the table of every candidate: measured by the first chapter that
     needs them (normally chapter 2; chapter 1 runs before it) and kept in `_build/ceilings/`
     for the rest of the run, so every chapter of one run divides by the same numbers."""
@@ -283,7 +284,7 @@ def measure_once(run, log=print) -> tuple[dict, pd.DataFrame]:
     return ceil, table
 
 
-def for_run(run, log=print) -> dict:
+def for_run(run, log=progress) -> dict:
     """The running device's ceilings for this run of the book: chapter 2's headline when chapter 2
     has run at this commit, else `measure_once` (measured by the first chapter that asks).
     Keys: copy_gbps, matmul_bf16_tflops (the run dtype's peak: float32 on a CPU smoke run),
@@ -301,7 +302,7 @@ def for_run(run, log=print) -> dict:
     return measure_once(run, log)[0]
 
 
-def this_device(run, log=print):
+def this_device(run, log=progress):
     """The running device as a `config.Hardware` with its measured ceilings (see `for_run`)."""
     from .config import Hardware
     from .results import device_name

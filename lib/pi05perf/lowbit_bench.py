@@ -24,6 +24,7 @@ from .precision_bench import (GATE, References, detach_outputs, build_variant, k
                                                         output_accuracy, parse_variant)
 from .prefill_bench import build_llm, exact_fp32
 from .timing import time_fn
+from .log import progress
 
 def fault_injection(refs: References, schemes: Iterable[str], coverage: str = "full",
                     backend: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -100,7 +101,7 @@ def first_layer_q_input(cfg: TransformerConfig, tokens: int, device: torch.devic
 
 
 def lowbit_sweep(shapes: dict[str, tuple[int, int]], tokens: Iterable[int], device: torch.device, repeats: int,
-                 group_size: int = 128, seed: int = 0, log=print) -> pd.DataFrame:
+                 group_size: int = 128, seed: int = 0, log=progress) -> pd.DataFrame:
     """One projection y = x W^T (W [N,K], std 1/sqrt(K)) per (shape, token count) as:
     bf16 F.linear; INT4 weight-only (torch._weight_int4pack_mm, group `group_size`, called
     through Int4WOLinear); INT8 W8A8 as the bare torch._int_mm kernel on pre-quantized

@@ -28,6 +28,7 @@ import torch.nn as nn
 
 from .check import cosine
 from .timing import time_fn
+from .log import progress
 
 ROOT = Path(__file__).resolve().parents[2]
 PARAMS_CSV = ROOT / "data" / "reference" / "lerobot_pi05_params.csv"
@@ -308,7 +309,7 @@ def check_actions(actions: torch.Tensor, noise: torch.Tensor) -> dict[str, float
 def measure_lerobot(device: torch.device, views: int, text_tokens: int, steps: int, chunk: int, repeats: int, *,
                     compile_mode: str | None = None, state_from: nn.Module | None = None,
                     reference: list[torch.Tensor] | None = None, stages: bool = True,
-                    log: Callable[[str], None] = print) -> tuple[list[dict[str, Any]], nn.Module | None,
+                    log: Callable[[str], None] = progress) -> tuple[list[dict[str, Any]], nn.Module | None,
                                                                  list[torch.Tensor]]:
     """Build lerobot's model (eager, or with its own compile_model=True in `compile_mode`, weights
     copied from `state_from`), check `sample_actions` on two fresh random inputs (finite,

@@ -46,6 +46,7 @@ from .model import Pi05
 from .pipeline import Arch, Pipeline, Shape, TimeTable, build_pi05, compile_blocks, compiled_graph_count, shared_copy
 from .prefill_bench import exact_fp32
 from .timing import Graphed, standard_strides, time_fn
+from .log import progress
 
 #: variant -> (model kind, what is CUDA-graphed: None | "all" | "denoise")
 VARIANTS: dict[str, tuple[str, str | None]] = {
@@ -141,7 +142,7 @@ class PipelineBench:
     def __init__(self, a: Arch, device: torch.device, dtype: torch.dtype, repeats: int,
                  step_counts: Sequence[int], *, eager_repeats: int | None = None,
                  compile_mode: str = "default", compile_backend: str = "inductor",
-                 fp8_backend: str = "native", tolerance: float | None = None, log=print):
+                 fp8_backend: str = "native", tolerance: float | None = None, log=progress):
         self.arch, self.device, self.dtype = a, torch.device(device), dtype
         self.repeats, self.eager_repeats = repeats, eager_repeats or repeats
         self.step_counts = tuple(sorted(set(step_counts)))

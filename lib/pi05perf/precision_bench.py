@@ -39,6 +39,7 @@ from .config import TransformerConfig
 from .model import GemmaLM
 from .prefill_bench import build_llm, check_and_time, exact_fp32, output_of
 from .timing import Graphed, synchronize, time_fn
+from .log import progress
 
 # Relative error of (final hidden, last layer's K) against the fp32 model that a variant must
 # stay under before it is timed. A gate against broken kernels, not an accuracy claim: FP8
@@ -239,7 +240,7 @@ def references(cfg: TransformerConfig, tokens: int, device: torch.device, dtype:
 # ----------------------------------------------------------------------------- chapter 4
 def quantized_prefill_variants(refs: References, repeats: int, specs: Iterable[str], scope: str = "layer",
                                backend: str | None = None, time_simulated: bool = False,
-                               compile_backend: str = "inductor", log=print) -> pd.DataFrame:
+                               compile_backend: str = "inductor", log=progress) -> pd.DataFrame:
     """Each variant: build, one eager forward (which kernels ran: on CUDA every quantized layer
     must have run natively), compile in its scope (time to first output reported as
     compile_s), check against fp32 on two fresh inputs, time, and measure accuracy against the
@@ -421,7 +422,7 @@ def ridge_tokens(cfg: TransformerConfig, copy_gbps: float, peak_tflops: float, m
 
 def memory_bound_fp8(shapes: dict[str, tuple[TransformerConfig, int]], device: torch.device, dtype: torch.dtype,
                      repeats: int, here: dict, fp8_variant: str = "fp8_channel/full/fast_accum",
-                     scope: str = "layer_graph", log=print) -> pd.DataFrame:
+                     scope: str = "layer_graph", log=progress) -> pd.DataFrame:
     """bf16 against FP8 where the stack is memory-bound: for each {label: (config, tokens)}
     the unquantized and the `fp8_variant` stack, built, checked against fp32 and timed by
     `quantized_prefill_variants` in `scope` (compiled + one CUDA graph on a GPU), beside the

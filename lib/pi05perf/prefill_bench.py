@@ -19,6 +19,7 @@ from .check import relative_error
 from .config import TransformerConfig
 from .model import GemmaLM, apply_rope, attend, fuse_projections, init_weights_, rope_tables
 from .timing import Graphed, gbps, tflops, time_fn
+from .log import progress
 
 Prefill = Callable[[torch.Tensor], torch.Tensor]
 
@@ -77,7 +78,7 @@ def check_and_time(name: str, fn: Prefill, reference: Prefill, make_input: Calla
 
 def prefill_variants(cfg: TransformerConfig, tokens: int, device: torch.device, dtype: torch.dtype,
                      repeats: int, variants: list[str], tolerance: float,
-                     log=print) -> tuple[pd.DataFrame, dict[str, Prefill]]:
+                     log=progress) -> tuple[pd.DataFrame, dict[str, Prefill]]:
     """Time the named variants of the prefill: eager, eager_fused, cuda_graph (fused),
     compile (default mode), compile_cuda_graph (default mode inside one CUDA graph),
     compile_max_autotune (includes inductor's CUDA graphs); all but eager use fused projections.
@@ -285,7 +286,7 @@ def _check_then_time(name: str, fn: Prefill, reference: Prefill, x: torch.Tensor
 
 def layer_token_sweep(cfg: TransformerConfig, tokens_list: list[int], device: torch.device, dtype: torch.dtype,
                       repeats: int, floors_for: list, tolerance: float = 3e-2, graph: bool | None = None,
-                      log=print) -> pd.DataFrame:
+                      log=progress) -> pd.DataFrame:
     """One layer and the whole `cfg.depth` stack timed at each token count, beside each device's
     floor per layer. On a GPU each is captured in a CUDA graph (`timing.Graphed`) and its replays
     are timed, so host dispatch is out of the figure; one eager layer is kept as the host-overhead

@@ -21,6 +21,7 @@ from .peers import add_peers_path
 from .pipeline import shared_copy
 from .prefill_bench import build_llm, output_of
 from .timing import time_fn
+from .log import progress
 
 SCHEMES = ("int8_dyn", "int4_wo", "float8_dyn")
 #: A quantized prefill whose output is further than this from bf16 (cosine) fails its check.
@@ -73,7 +74,7 @@ def compile_layers(model: nn.Module, mode: str = "default") -> nn.Module:
 
 def prefill_rows(device: torch.device, tokens: int = 712, cfg: TransformerConfig = GEMMA_2B,
                  schemes: tuple[str, ...] = SCHEMES, compiled: bool = True, repeats: int = 20,
-                 compile_mode: str = "default", log: Callable[[str], None] = print) -> pd.DataFrame:
+                 compile_mode: str = "default", log: Callable[[str], None] = progress) -> pd.DataFrame:
     """bf16 and each torchao scheme on the prefill of `tokens` tokens (fresh random embeddings;
     output = final hidden + last layer's K). Rows: scheme, mode (eager | compiled), median_ms,
     p25_ms, p75_ms, cos_vs_bf16, rel_err_vs_bf16, speed_vs_bf16_ratio (bf16 time / this time,

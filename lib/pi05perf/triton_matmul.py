@@ -29,6 +29,7 @@ from typing import Iterable, Sequence
 
 import pandas as pd
 import torch
+from .log import progress
 
 # BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, num_stages, num_warps. Hopper first: 128-row tiles with
 # 8 warps (two warpgroups issuing wgmma), 3-4 cp.async stages (a 128x256x64 bf16 stage is 48 KB of
@@ -297,7 +298,7 @@ def tiles(config: dict | None, M: int, N: int) -> int | None:
 
 def triton_vs_cublas(shapes: dict[str, tuple[int, int, int]], device: torch.device | str, repeats: int,
                      dtypes: Iterable[torch.dtype] = (torch.bfloat16,), seed: int = 0,
-                     log=print) -> tuple[pd.DataFrame, pd.DataFrame]:
+                     log=progress) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The autotuned Triton matmul against cuBLAS (torch.matmul; torch._scaled_mm with unit
     scales for FP8) on each (M, N, K), the second operand laid out as nn.Linear keeps it (W [N,K],
     passed as the column-major view W.t()). Per shape and dtype: autotune on these operands (its

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from . import check_runnable, copies_past_l2, interpreting, time_per_call
+from ..log import progress
 
 # BLOCK_Q, BLOCK_KV, KV_PER_SPLIT, num_warps, num_stages; every entry is one compile.
 _CONFIGS: tuple[tuple[int, int, int, int, int], ...] = (
@@ -199,7 +200,7 @@ def check(cases: Iterable[tuple[int, int, int]], device, cfgs: Iterable[dict] | 
 
 
 def bench(rows: int, keys: int, head_dim: int, device, repeats: int, copy_gbps: float, seed: int = 0,
-          log=print) -> pd.DataFrame:
+          log=progress) -> pd.DataFrame:
     """SDPA (the model's path) and the split-KV kernel in each of `configs()`: each checked
     against float32 on these inputs and on fresh ones, then timed with `time_per_call` over
     copies of the KV cache (not served from L2). A failure is a row with `error` and no time.

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from . import check_runnable, copies_past_l2, interpreting, time_per_call
+from ..log import progress
 
 # BLOCK_N, BLOCK_K, SPLIT_K, num_warps, num_stages. Few distinct (BLOCK_N, BLOCK_K, warps,
 # stages) tuples, since each is a compile; SPLIT_K is a run-time argument (no recompile).
@@ -273,7 +274,7 @@ def _scaled_mm_fn(x: torch.Tensor, w8: torch.Tensor, s: torch.Tensor):
 
 
 def bench(shapes: dict[str, tuple[int, int, int]], device: torch.device | str, repeats: int, copy_gbps: float,
-          seed: int = 0, log=print) -> pd.DataFrame:
+          seed: int = 0, log=progress) -> pd.DataFrame:
     """Per shape: bf16 cuBLAS (F.linear, what the model runs), cuBLASLt FP8 (torch._scaled_mm),
     the split-K kernel with bf16 and with FP8 weights. Each is checked against float32 on
     these operands (and the kernel on fresh inputs, `check`) before it is timed with

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import torch
+from ..log import progress
 
 try:  # Triton is absent on CPU-only machines: the kernel is defined only where it imports
     import triton
@@ -138,7 +139,7 @@ def w4a16_matmul(x: torch.Tensor, packed: torch.Tensor, scales: torch.Tensor, ze
 
 
 def w4a16_vs_bf16(shapes: dict[str, tuple[int, int]], tokens: int, device: torch.device | str, repeats: int,
-                  group_size: int = 128, seed: int = 0, log=print) -> "pd.DataFrame":
+                  group_size: int = 128, seed: int = 0, log=progress) -> "pd.DataFrame":
     """Per shape {label: (N, K)}: y = x W^T at `tokens` rows as bf16 cuBLAS (F.linear) and as
     the Triton W4A16 kernel on W's int4 codes (group `group_size`, asymmetric). Before timing
     the kernel's output must match the fp32 product with the dequantized weight (relative
