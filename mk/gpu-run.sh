@@ -5,7 +5,8 @@
 #   make wheelhouse WHEEL_EXTRAS=run WHEEL_SKIP_FROM=mk/gpu-image-packages.txt   # ~16 MiB
 #   .venv/bin/python -m pi05perf.peers wheels        # chapter 9's lerobot + torchao: wheelhouse/peers, ~19 MiB
 # then, on the GPU server, in a copy of the tree with wheelhouse/ (no .git there: pass the commit):
-#   PI05PERF_GIT_COMMIT=<hash> bash mk/gpu-run.sh start     # installs offline, starts `make execute`
+#   PI05PERF_GIT_COMMIT=<hash> bash mk/gpu-run.sh start [CHAPTER ...]   # installs offline, starts the run
+#                                                         # (every chapter, or the ones named, in toc order)
 #   bash mk/gpu-run.sh status                               # which chapters are done, failures
 #   bash mk/gpu-run.sh collect DIR                          # data/results + data/notebooks + log as one tarball
 # The HTML is then built anywhere from the committed notebooks (`make book`).
@@ -23,7 +24,8 @@ start)
     export PI05PERF_PEERS=/tmp/peers
   fi
   export PI05PERF_GIT_COMMIT PYTHONUNBUFFERED=1
-  setsid nohup bash -c "make execute EXTRAS=run PROFILE=full > $LOG 2>&1; echo \"gpu-run rc=\$?\" >> $LOG" \
+  shift
+  setsid nohup bash -c ".venv/bin/python -m pi05perf.book execute --profile full $* > $LOG 2>&1; echo \"gpu-run rc=\$?\" >> $LOG" \
     >/dev/null 2>&1 < /dev/null &
   echo "started at $(date -u +%H:%M:%S); follow with: bash mk/gpu-run.sh status";;
 status)
