@@ -316,3 +316,21 @@ def test_cross_table_from_committed_runs_with_a_fabricated_second_gpu(tmp_path, 
     assert len(t) == len(gpus["fake"][1]) + len(gpus["h100"][1]) and t.error_pct.notna().all()
     one = tf.cross_table({"h100": gpus["h100"]})
     assert set(one.direction) == {"h100, held out"} and len(one) == len(gpus["h100"][1])
+
+
+def test_thor_timings_csv_restates_each_stacks_precision_and_fusion():
+    """data/reference/thor_timings.csv names each anchor's precision and fusion for the reader;
+    they must be what the model fits with (`STACKS`), and every key must be a quoted figure."""
+    import pandas as pd
+
+    from pi05perf import reference
+    from pi05perf import thor_fit as tf
+
+    df = pd.read_csv(tf.THOR_TIMINGS, keep_default_na=False)
+    assert df["key"].is_unique and set(df["stack"]) <= set(tf.STACKS)
+    for r in df.itertuples():
+        stages = ("vision", "prefix", "denoise") if r.stage == "whole" else (r.stage,)
+        configs = [tf.stage_config(r.stack, s) for s in stages]
+        assert r.precision == "/".join(sorted({c.precision for c in configs})), r.key
+        assert r.fusion == "/".join(sorted({c.fusion for c in configs})), r.key
+        assert reference.quoted(r.key) > 0

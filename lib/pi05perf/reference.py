@@ -10,6 +10,10 @@ in :data:`SCHEMA`, live in ``data/reference``:
 * ``anchors.csv``: published anchors (NVIDIA, FlashRT, Dexmal, openpi, RTC,
   SmolVLA, hardware specs), each with its primary source.
 
+Beside them, ``thor_timings.csv`` lists every published Thor timing of pi0.5 (keys of the two
+files above) with the stack, stage, views, steps, precision and fusion it was published for:
+what chapter 8's Thor model is fitted and tested on (`thor_fit`).
+
 Chapters look figures up by key::
 
     from pi05perf.reference import quoted, quote

@@ -2,7 +2,8 @@
 leave-one-out, then projecting Thor configurations with the spread of those fits.
 
 Every Thor anchor is a quoted figure (`reference.quoted`) with the configuration it was
-published for (`THOR_ANCHORS`: stack, stage, views, steps). A stack gives, per stage, the
+published for (`THOR_ANCHORS`, read from data/reference/thor_timings.csv: stack, stage, views,
+steps). A stack gives, per stage, the
 precision, the fusion level and whether the expert's adaRMS modulations are precomputed:
 what the publication says, or, where it says nothing, an assumption marked in `STACKS`.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -51,36 +53,18 @@ class Anchor:
     note: str = ""
 
 
-THOR_ANCHORS: tuple[Anchor, ...] = (
-    Anchor("pipeline_baseline_vision_ms", "seed", "vision"),
-    Anchor("pipeline_baseline_kv_ms", "seed", "prefix"),
-    Anchor("pipeline_baseline_denoise_ms", "seed", "denoise"),
-    Anchor("pipeline_baseline_total_ms", "seed", "whole"),
-    Anchor("best_3step_latency_ms", "seed", "whole", steps=3),
-    Anchor("turbopi_trt_fp8_10step_vision_ms", "seed", "vision", note="same stack as the seed"),
-    Anchor("turbopi_trt_fp8_10step_prefix_ms", "seed", "prefix", note="same stack as the seed"),
-    Anchor("turbopi_trt_fp8_10step_denoise_ms", "seed", "denoise", note="same stack as the seed"),
-    Anchor("turbopi_trt_fp8_10step_total_ms", "seed", "whole", note="same stack as the seed"),
-    Anchor("turbopi_trt_fp8_1step_total_ms", "seed", "whole", steps=1),
-    Anchor("nvidia_thor_pytorch_bf16_compile_ms", "nvidia_compile", "whole"),
-    Anchor("nvidia_thor_trt_fp8_ms", "nvidia_trt_fp8", "whole"),
-    Anchor("nvidia_thor_trt_fp8_nvfp4_mean_ms", "nvidia_trt_nvfp4", "whole"),
-    Anchor("flashrt_fp8_1view_ms", "flashrt_fp8", "whole", views=1),
-    Anchor("flashrt_fp8_2view_ms", "flashrt_fp8", "whole", views=2),
-    Anchor("flashrt_fp8_3view_ms", "flashrt_fp8", "whole", views=3),
-    Anchor("flashrt_nvfp4_2view_ms", "flashrt_nvfp4", "whole"),
-    Anchor("flashrt_siglip_ms", "flashrt_fp8", "vision"),
-    Anchor("flashrt_prefix_ms", "flashrt_fp8", "prefix"),
-    Anchor("flashrt_denoise_ms", "flashrt_fp8", "denoise"),
-    Anchor("flashrt_baseline_engine_total_ms", "flashrt_baseline", "whole"),
-    Anchor("flashrt_baseline_siglip_ms", "flashrt_baseline", "vision"),
-    Anchor("flashrt_baseline_prefix_ms", "flashrt_baseline", "prefix"),
-    Anchor("flashrt_baseline_denoise_ms", "flashrt_baseline", "denoise"),
-    Anchor("flashrt_pypi_thor_host_a_ms", "host_as_shipped", "whole"),
-    Anchor("flashrt_pypi_thor_host_b_ms", "host_as_shipped", "whole"),
-    Anchor("flashrt_pypi_thor_structures_ms", "flashrt_pypi", "whole"),
-    Anchor("flashrt_pypi_thor_pipeline_ms", "flashrt_pypi", "whole"),
-)
+#: every published Thor timing of pi0.5 the model is fitted and tested on, with the configuration it
+#: was published for: data/reference/thor_timings.csv (its precision and fusion columns restate
+#: `STACKS` for the reader; tests/test_latency_model.py keeps the two in agreement)
+THOR_TIMINGS = Path(__file__).resolve().parents[2] / "data" / "reference" / "thor_timings.csv"
+
+
+def load_anchors(path: Path = THOR_TIMINGS) -> tuple[Anchor, ...]:
+    df = pd.read_csv(path, keep_default_na=False)
+    return tuple(Anchor(r.key, r.stack, r.stage, int(r.views), int(r.steps), r.note) for r in df.itertuples())
+
+
+THOR_ANCHORS: tuple[Anchor, ...] = load_anchors()
 
 
 def stage_config(stack: str, stage: str, views: int = 2, steps: int = 10, layers: int = 18) -> km.Config:
