@@ -258,3 +258,19 @@ def test_kernel_table_of_a_cpu_call_groups_every_op(bench):
     assert {"kernel", "kind", "count", "total_ms"} <= set(t.columns)
     assert set(t.kind) <= set(pb.KERNEL_CLASSES) and (t.total_ms > 0).all()
     assert t.total_ms.is_monotonic_decreasing
+
+
+def test_compile_blocks_gives_the_expert_its_own_mode(monkeypatch):
+    """compile_autotune_graph: the expert's blocks in max-autotune, SigLIP and the LLM in the run's mode."""
+    import torch.nn as nn
+
+    seen: list[tuple[str, str | None]] = []
+    monkeypatch.setattr(nn.Module, "compile", lambda self, **kw: seen.append((type(self).__name__, kw.get("mode"))))
+    model = pipeline.build_pi05(pipeline.arch(False), "cpu", torch.float32)
+    pipeline.compile_blocks(model, "default", "inductor", expert_mode="max-autotune-no-cudagraphs")
+    modes = {id(layer): mode for layer, (_, mode) in zip(
+        [*model.vision.layers, *model.llm.layers, *model.expert.layers], seen)}
+    assert len(seen) == len(model.vision.layers) + len(model.llm.layers) + len(model.expert.layers)
+    assert {modes[id(l)] for l in model.expert.layers} == {"max-autotune-no-cudagraphs"}
+    assert {modes[id(l)] for l in [*model.vision.layers, *model.llm.layers]} == {"default"}
+    assert "compile_autotune_graph" in pb.VARIANTS and pb.path_kind("compile_autotune_graph") == "GPU (CUDA graph)"

@@ -227,11 +227,14 @@ class Pipeline:
         return self if name == "whole" else getattr(self, name)
 
 
-def compile_blocks(model: Pi05, mode: str = "default", backend: str = "inductor") -> Pi05:
+def compile_blocks(model: Pi05, mode: str = "default", backend: str = "inductor",
+                   expert_mode: str | None = None) -> Pi05:
     """Regional compilation, in place: every transformer block (SigLIP, LLM, expert) is
     torch.compile'd with fullgraph=True (a graph break raises) and dynamic=False. Blocks of
     one kind share their compiled code (parameters are graph inputs), so one configuration
-    compiles three graphs, whatever the depth; a new shape compiles new ones."""
+    compiles three graphs, whatever the depth; a new shape compiles new ones. `expert_mode`
+    compiles the action expert's blocks in another inductor mode (e.g. max-autotune, whose
+    Triton GEMM templates can take the M = horizon GEMMs and fuse their epilogues)."""
     import torch._dynamo
 
     # LLM and expert share GemmaBlock.forward: each (block kind, shape) is one cache entry, and
@@ -241,11 +244,10 @@ def compile_blocks(model: Pi05, mode: str = "default", backend: str = "inductor"
             setattr(torch._dynamo.config, name, max(64, getattr(torch._dynamo.config, name)))
             break
     opts: dict[str, Any] = {"backend": backend, "fullgraph": True, "dynamic": False}
-    if backend == "inductor":
-        opts["mode"] = mode
     for stack in (model.vision, model.llm, model.expert):
+        stack_mode = expert_mode if (stack is model.expert and expert_mode) else mode
         for layer in stack.layers:
-            layer.compile(**opts)
+            layer.compile(**opts, **({"mode": stack_mode} if backend == "inductor" else {}))
     return model
 
 

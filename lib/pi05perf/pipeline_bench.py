@@ -25,6 +25,8 @@ graph                       eager_fused, one CUDA graph for the whole call
 compile                     eager_fused with every transformer block torch.compile'd
                             ("regional": one compile per block kind, shared by all layers)
 compile_graph               compile + one CUDA graph for the whole call
+compile_autotune_graph      compile_graph with the expert's blocks in inductor's max-autotune
+                            (Triton GEMM templates for the M = horizon GEMMs, epilogues fused)
 fp8_graph                   graph with the LLM's projections in FP8 (`pi05perf.precision`,
                             per-tensor E4M3, dynamic activation scales)
 fp8_all_graph               graph with every projection of SigLIP, the LLM and the expert in FP8
@@ -57,6 +59,7 @@ VARIANTS: dict[str, tuple[str, str | None]] = {
     "graph": ("fast", "all"),
     "compile": ("compiled", None),
     "compile_graph": ("compiled", "all"),
+    "compile_autotune_graph": ("compiled_autotune", "all"),
     "fp8_graph": ("fp8", "all"),
     "fp8_all_graph": ("fp8_all", "all"),
     "fp8_all_compile_graph": ("fp8_all_compiled", "all"),
@@ -171,6 +174,10 @@ class PipelineBench:
             self._tables[kind] = TimeTable(m, self.step_counts)
         elif kind == "compiled":
             m = compile_blocks(shared_copy(self.model("fast")), self.compile_mode, self.compile_backend)
+            self._tables[kind] = self._tables["fast"]
+        elif kind == "compiled_autotune":
+            m = compile_blocks(shared_copy(self.model("fast")), self.compile_mode, self.compile_backend,
+                               expert_mode="max-autotune-no-cudagraphs")
             self._tables[kind] = self._tables["fast"]
         elif kind == "fp8":
             from .precision import FULL_COVERAGE, quantize_model
