@@ -199,7 +199,7 @@ down, gate = (mm[mm.gemm == g].set_index("layout") for g in ("down_proj", "gate_
 thor_mn = {"down_proj": (prefix_tokens, config.GEMMA_2B.width), "gate_proj": (prefix_tokens, config.GEMMA_2B.mlp_dim)}
 tile_of = lambda row: tuple(int(v) for v in row.tile.split("x"))
 wave_rows = [{"device": name, "gemm": g, "tile": f"{tm}x{tn}" + ("" if named else " (assumed)"), "split_k": 1,
-              **prefill_bench.waves(*mn[g], n_sm, tm, tn)}
+              **flops.waves(*mn[g], n_sm, tm, tn)}
              for name, n_sm, rows, mn in ([("this device", sms, {"down_proj": down.loc[lin], "gate_proj": gate.loc[lin]},
                                             {g: shapes[g][:2] for g in shapes})] if sms else []) +
                                          [("Thor", thor_sms, None, thor_mn)]
@@ -210,7 +210,7 @@ waves["sm_use_pct"] = 100 * waves.pop("sm_utilisation")
 show(waves)
 
 # %% tags=["hide-input"]
-thor_down, thor_gate = (prefill_bench.waves(*thor_mn[g], thor_sms) for g in ("down_proj", "gate_proj"))
+thor_down, thor_gate = (flops.waves(*thor_mn[g], thor_sms) for g in ("down_proj", "gate_proj"))
 seed_drop = reference.quoted("down_proj_bw_seq1_gbps") / reference.quoted("down_proj_bw_seq712_gbps")
 md(f"""**Thor, by the tile arithmetic (128×256 tiles assumed — the seed names no kernel).** down_proj at {prefix_tokens}
 tokens has ⌈{prefix_tokens}/128⌉ × ⌈{config.GEMMA_2B.width}/256⌉ = {thor_down['tiles']} tiles over {thor_sms} SMs:
@@ -224,8 +224,8 @@ slowdown of down_proj per FLOP, **not the {seed_drop:.1f}× the seed's bandwidth
 if run.cuda:
     kd, kg = down.loc[lin], gate.loc[lin]
     measured_ratio = kd.tflops / kg.tflops
-    predicted = {o: prefill_bench.waves(*o_mn, sms, *tile_of(kd))["sm_utilisation"] /
-                    prefill_bench.waves(*o_gn, sms, *tile_of(kg))["sm_utilisation"]
+    predicted = {o: flops.waves(*o_mn, sms, *tile_of(kd))["sm_utilisation"] /
+                    flops.waves(*o_gn, sms, *tile_of(kg))["sm_utilisation"]
                  for o, o_mn, o_gn in (("(M, N)", shapes["down_proj"][:2], shapes["gate_proj"][:2]),
                                        ("(N, M)", shapes["down_proj"][1::-1], shapes["gate_proj"][1::-1]))}
     explained = [o for o, p in predicted.items() if abs(p / measured_ratio - 1) <= 0.15]

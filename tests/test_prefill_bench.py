@@ -15,11 +15,11 @@ def test_splitk_matches_plain_matmul():
 
 
 def test_waves_fill_and_underfill():
-    down = prefill_bench.waves(712, 2048, sms=132)  # 6 x 8 tiles of 128 x 256
+    down = flops.waves(712, 2048, sms=132)  # 6 x 8 tiles of 128 x 256
     assert down["tiles"] == 48 and down["sm_utilisation"] == pytest.approx(48 / 132)
-    full = prefill_bench.waves(128 * 12, 256 * 11, sms=132)
+    full = flops.waves(128 * 12, 256 * 11, sms=132)
     assert full["tiles"] == 132 and full["sm_utilisation"] == 1.0
-    assert prefill_bench.waves(712, 2048, sms=132, split_k=2)["tiles"] == 96
+    assert flops.waves(712, 2048, sms=132, split_k=2)["tiles"] == 96
 
 
 def test_crossover_is_where_compute_meets_memory():
@@ -105,7 +105,7 @@ def test_matmul_sweep_names_the_kernel_and_counts_tiles_both_ways():
 
 
 def test_thor_down_proj_is_2_4_waves_and_loses_a_fifth():
-    w = prefill_bench.waves(712, 2048, sms=20)
+    w = flops.waves(712, 2048, sms=20)
     assert w["tiles"] == 48 and w["waves"] == pytest.approx(2.4) and w["sm_utilisation"] == pytest.approx(0.8)
 
 

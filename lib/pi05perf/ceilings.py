@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from .timing import Timing, time_fn
+from .timing import Timing, quartiles, time_fn
 from .log import progress
 
 # NVIDIA's dense (no sparsity) figures for the SXM parts; the book compares measured peaks with
@@ -118,8 +118,8 @@ out = f(a, b); ref = a[:256].double() @ b.double()
 err = ((out[:256].double() - ref).norm() / ref.norm()).item()
 assert err < 2e-2, f"relative error {err:.2e}"
 one = tt.do_bench(lambda: f(a, b), warmup=25, rep=25, return_mode="median")
-ts = sorted(tt.do_bench(lambda: f(a, b), warmup=25, rep=max(10.0, one * reps), return_mode="all"))
-print("RESULT", ts[len(ts) // 2], ts[len(ts) // 4], ts[(3 * len(ts)) // 4], len(ts))
+ts = tt.do_bench(lambda: f(a, b), warmup=25, rep=max(10.0, one * reps), return_mode="all")
+print("RESULT", *ts)
 """
 
 
@@ -143,8 +143,7 @@ def inductor_matmul_rate(shape: tuple[int, int, int], repeats: int,
     if proc.returncode != 0 or line is None:
         why = (err.strip().splitlines() or [f"exit status {proc.returncode}"])[-1][:300]
         return Ceiling(label, float("nan"), "TFLOP/s", None, size, stack, why)
-    med, p25, p75, n = line.split()[1:]
-    t = Timing(float(med), float(p25), float(p75), int(n), "cuda events, L2 flushed (child process)")
+    t = quartiles([float(x) for x in line.split()[1:]], "cuda events, L2 flushed (child process)")
     return Ceiling(label, 2 * M * N * K / (t.median_ms * 1e-3) / 1e12, "TFLOP/s", t, size, stack)
 
 

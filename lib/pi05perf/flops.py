@@ -18,6 +18,7 @@ The model matches `torch.utils.flop_counter.FlopCounterMode` over `pi05perf.mode
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import pandas as pd
@@ -383,3 +384,11 @@ def roofline_curve(devices: list[Hardware], intensities: list[float]) -> pd.Data
     """Attainable bf16 TFLOP/s = min(peak, intensity x bandwidth), per device."""
     return pd.DataFrame([{"device": d.name, "intensity": i, "tflops": min(d.bf16_tflops, i * d.bandwidth_gbps / 1e3)}
                          for d in devices for i in intensities])
+
+
+def waves(m: int, n: int, sms: int, tile_m: int = 128, tile_n: int = 256, split_k: int = 1) -> dict:
+    """How many output tiles a GEMM has and how well they fill the SMs: the last wave of
+    a grid of `tiles` tiles over `sms` SMs leaves SMs idle unless tiles is a multiple of sms."""
+    tiles = math.ceil(m / tile_m) * math.ceil(n / tile_n) * split_k
+    n_waves = math.ceil(tiles / sms)
+    return {"tiles": tiles, "waves": tiles / sms, "sm_utilisation": tiles / (n_waves * sms)}

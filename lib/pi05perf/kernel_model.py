@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+from . import flops as fl
 from .config import GEMMA_2B, GEMMA_300M, SIGLIP_SO400M, TOKENS_PER_IMAGE, TransformerConfig
 
 TILE = 128  # output tile edge of a tensor-core GEMM (cuBLAS/TensorRT pick 64-256; 128 is typical)
@@ -130,8 +131,8 @@ def gemm(name: str, M: int, N: int, K: int, fmt: str, count: int) -> Kernel:
 
 
 def waves(M: int, N: int, sms: int) -> int:
-    """Waves of 128 x 128 output tiles over `sms` SMs."""
-    return math.ceil(math.ceil(M / TILE) * math.ceil(N / TILE) / sms)
+    """Whole waves of 128 x 128 output tiles over `sms` SMs (`flops.waves` counts the tiles)."""
+    return math.ceil(fl.waves(M, N, sms, TILE, TILE)["tiles"] / sms)
 
 
 def _layer(cfg: TransformerConfig, M: int, kv_tokens: int, images: int, c: Config, kind: str) -> list[Kernel]:

@@ -165,14 +165,6 @@ def component_timings(cfg: TransformerConfig, tokens: int, device: torch.device,
     return pd.DataFrame(rows)
 
 
-def waves(m: int, n: int, sms: int, tile_m: int = 128, tile_n: int = 256, split_k: int = 1) -> dict:
-    """How many output tiles a GEMM has and how well they fill the SMs: the last wave of
-    a grid of `tiles` tiles over `sms` SMs leaves SMs idle unless tiles is a multiple of sms."""
-    tiles = math.ceil(m / tile_m) * math.ceil(n / tile_n) * split_k
-    n_waves = math.ceil(tiles / sms)
-    return {"tiles": tiles, "waves": tiles / sms, "sm_utilisation": tiles / (n_waves * sms)}
-
-
 def splitk_linear(x: torch.Tensor, w_t: torch.Tensor, splits: int) -> torch.Tensor:
     """x[M,K] @ w_t[K,N] as `splits` partial products over K in one batched GEMM, then summed in
     fp32: `splits` times more output tiles for a GEMM whose N is too small to fill the SMs, at
@@ -240,8 +232,8 @@ def matmul_sweep(shapes: dict[str, tuple[int, int, int]], device: torch.device, 
                          "tflops": tflops(2 * M * N * K, t), "weight_gbps": gbps(N * K * x.element_size(), t),
                          "rel_err": err, "kernel": kernel, "tile": "x".join(map(str, tile)),
                          "tile_named": kernel_tile(kernel) is not None,
-                         **waves(M, N, sms, *tile, split_k=split),
-                         "tiles_if_transposed": waves(N, M, sms, *tile, split_k=split)["tiles"]})
+                         **fl.waves(M, N, sms, *tile, split_k=split),
+                         "tiles_if_transposed": fl.waves(N, M, sms, *tile, split_k=split)["tiles"]})
     return pd.DataFrame(rows)
 
 

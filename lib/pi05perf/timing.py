@@ -33,7 +33,8 @@ class Timing:
         return f"{self.median_ms:.3f} ms [IQR {self.p25_ms:.3f}-{self.p75_ms:.3f}, n={self.n}, {self.method}]"
 
 
-def _quartiles(samples: Sequence[float], method: str) -> Timing:
+def quartiles(samples: Sequence[float], method: str) -> Timing:
+    """Median and interquartile range of timed samples (ms)."""
     xs = sorted(samples)
     if len(xs) == 1:
         return Timing(xs[0], xs[0], xs[0], 1, method)
@@ -63,17 +64,17 @@ def time_fn(fn: Callable[[], Any], device: torch.device | str, repeats: int = 50
         rep_ms = max(10.0, one * repeats)
         if cuda_graph:
             times = tt.do_bench_cudagraph(fn, rep=rep_ms, return_mode="all")
-            return _quartiles(times, "cuda-graph replay, events")
+            return quartiles(times, "cuda-graph replay, events")
         times = tt.do_bench(fn, warmup=warmup_ms, rep=rep_ms, return_mode="all")
-        return _quartiles(times, "cuda events, L2 flushed")
+        return quartiles(times, "cuda events, L2 flushed")
     import torch.utils.benchmark as tb
 
     fn()
     timer = tb.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
     samples = [timer.timeit(1).median * 1e3 for _ in range(max(1, repeats))]
     if cuda_graph:
-        return _quartiles(samples, "cpu wall clock (no graphs on cpu)")
-    return _quartiles(samples, "cpu wall clock")
+        return quartiles(samples, "cpu wall clock (no graphs on cpu)")
+    return quartiles(samples, "cpu wall clock")
 
 
 def spread_overlaps(a: Timing, b: Timing) -> bool:

@@ -19,11 +19,13 @@ from .check import cosine, random_hidden, relative_error
 from .config import GEMMA_2B, TransformerConfig
 from .peers import add_peers_path
 from .pipeline import shared_copy
+from .precision import apply_torchao
 from .prefill_bench import build_llm, output_of
 from .timing import time_fn
 from .log import progress
 
-SCHEMES = ("int8_dyn", "int4_wo", "float8_dyn")
+#: chapter 9's scheme name -> `precision.apply_torchao`'s config name
+SCHEMES = {"int8_dyn": "int8dyn", "int4_wo": "int4wo", "float8_dyn": "float8dyn"}
 #: A quantized prefill whose output is further than this from bf16 (cosine) fails its check.
 MIN_COSINE = 0.95
 
@@ -39,30 +41,11 @@ def available() -> str | None:
         return None
 
 
-def torchao_config(scheme: str) -> Any:
-    """torchao's config object of one scheme (torchao >= 0.10 API)."""
-    import torchao.quantization as q
-
-    if scheme == "int8_dyn":
-        return q.Int8DynamicActivationInt8WeightConfig()
-    if scheme == "int4_wo":
-        return q.Int4WeightOnlyConfig(group_size=128)
-    if scheme == "float8_dyn":
-        return q.Float8DynamicActivationFloat8WeightConfig(granularity=q.PerRow())
-    raise ValueError(f"scheme must be one of {SCHEMES}, got {scheme!r}")
-
-
-def _linears_only(module: nn.Module, fqn: str) -> bool:
-    return isinstance(module, nn.Linear)
-
-
 def quantized_copy(model: nn.Module, scheme: str) -> nn.Module:
-    """A deep copy of `model` with every nn.Linear quantized by torchao's `quantize_`."""
-    from torchao.quantization import quantize_
-
-    m = copy.deepcopy(model)
-    quantize_(m, torchao_config(scheme), filter_fn=_linears_only)
-    return m
+    """A deep copy of `model` with every nn.Linear quantized by torchao (`precision.apply_torchao`)."""
+    if scheme not in SCHEMES:
+        raise ValueError(f"scheme must be one of {tuple(SCHEMES)}, got {scheme!r}")
+    return apply_torchao(copy.deepcopy(model), SCHEMES[scheme])
 
 
 def compile_layers(model: nn.Module, mode: str = "default") -> nn.Module:
@@ -73,7 +56,7 @@ def compile_layers(model: nn.Module, mode: str = "default") -> nn.Module:
 
 
 def prefill_rows(device: torch.device, tokens: int = 712, cfg: TransformerConfig = GEMMA_2B,
-                 schemes: tuple[str, ...] = SCHEMES, compiled: bool = True, repeats: int = 20,
+                 schemes: tuple[str, ...] = tuple(SCHEMES), compiled: bool = True, repeats: int = 20,
                  compile_mode: str = "default", log: Callable[[str], None] = progress) -> pd.DataFrame:
     """bf16 and each torchao scheme on the prefill of `tokens` tokens (fresh random embeddings;
     output = final hidden + last layer's K). Rows: scheme, mode (eager | compiled), median_ms,

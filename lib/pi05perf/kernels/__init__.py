@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import os
-import statistics
 from typing import Any, Callable, Sequence
 
 import torch
@@ -56,16 +55,6 @@ def copies_past_l2(nbytes: int, device: torch.device | str, cap: int = 512) -> i
     return int(min(cap, max(1, math.ceil(2 * l2 / max(1, nbytes)))))
 
 
-def _quartiles(samples: list[float], method: str):
-    from ..timing import Timing
-
-    xs = sorted(samples)
-    if len(xs) == 1:
-        return Timing(xs[0], xs[0], xs[0], 1, method)
-    q = statistics.quantiles(xs, n=4, method="inclusive")
-    return Timing(statistics.median(xs), q[0], q[2], len(xs), method)
-
-
 def time_per_call(calls: Sequence[Callable[[], Any]], device: torch.device | str, repeats: int):
     """`timing.Timing` of one call: all `calls` (each on its own operand copies, see
     `copies_past_l2`) captured back to back in one CUDA graph, the graph replayed `repeats` times
@@ -75,6 +64,8 @@ def time_per_call(calls: Sequence[Callable[[], Any]], device: torch.device | str
     On a CPU: wall clock of the calls in a row (no graphs there)."""
     import time
 
+    from ..timing import Graphed, quartiles
+
     device = torch.device(device)
     n = len(calls)
 
@@ -82,34 +73,25 @@ def time_per_call(calls: Sequence[Callable[[], Any]], device: torch.device | str
         for c in calls:
             c()
 
-    all_calls()  # compiles and autotunes outside the timed region (and the capture)
     if device.type != "cuda":
+        all_calls()  # compiles outside the timed region
         samples = []
         for _ in range(max(1, repeats)):
             t0 = time.perf_counter()
             all_calls()
             samples.append((time.perf_counter() - t0) * 1e3 / n)
-        return _quartiles(samples, f"cpu wall clock, {n} operand copies")
-    side = torch.cuda.Stream(device)
-    side.wait_stream(torch.cuda.current_stream(device))
-    with torch.cuda.stream(side):
-        all_calls()  # warm-up on a side stream, as torch.cuda.graph wants
-    torch.cuda.current_stream(device).wait_stream(side)
-    torch.cuda.synchronize(device)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        all_calls()
-    graph.replay()
+        return quartiles(samples, f"cpu wall clock, {n} operand copies")
+    graph = Graphed(all_calls, [])  # warm-up (compiles, autotunes) on a side stream, then one capture
+    graph()
     torch.cuda.synchronize(device)
     samples = []
     for _ in range(max(5, repeats)):
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         start.record()
-        graph.replay()
+        graph()
         end.record()
         end.synchronize()
         samples.append(start.elapsed_time(end) / n)
-    return _quartiles(samples, f"cuda-graph replay of {n} calls on distinct operand copies, events")
-
+    return quartiles(samples, f"cuda-graph replay of {n} calls on distinct operand copies, events")
 
 __all__ = ["interpreting", "triton_importable", "runnable", "check_runnable", "copies_past_l2", "time_per_call"]

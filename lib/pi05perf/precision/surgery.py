@@ -116,11 +116,12 @@ def torchao_version() -> str | None:
     return getattr(torchao, "__version__", "unknown")
 
 
-def apply_torchao(module: nn.Module, config: Literal["int8wo", "int8dyn", "int4wo"],
+def apply_torchao(module: nn.Module, config: Literal["int8wo", "int8dyn", "int4wo", "float8dyn"],
                   include: Callable[[str], bool] = all_linears, group_size: int = 128,
                   **config_kwargs) -> nn.Module:
     """Quantize `module` in place with torchao's quantize_ (int8 weight-only, int8 dynamic
-    activation + int8 weight, int4 weight-only group `group_size`) on the linears `include`
+    activation + int8 weight, int4 weight-only group `group_size`, float8 dynamic activation +
+    weight with per-row scales) on the linears `include`
     accepts. int4wo asks for the tinygemm packing ("tile_packed_to_4d", torchao >= 0.13) since
     torchao's default "plain" int4 needs fbgemm-gpu-genai (the seed's "missing
     fbgemm-gpu-genai"). Raises ImportError where torchao is absent."""
@@ -144,7 +145,9 @@ def apply_torchao(module: nn.Module, config: Literal["int8wo", "int8dyn", "int4w
                 except TypeError:
                     return tq.Int4WeightOnlyConfig(**kw)
             return tq.int4_weight_only(group_size=group_size, **config_kwargs)
-        raise ValueError(f"config must be int8wo, int8dyn or int4wo, got {config!r}")
+        if config == "float8dyn":
+            return tq.Float8DynamicActivationFloat8WeightConfig(granularity=tq.PerRow(), **config_kwargs)
+        raise ValueError(f"config must be int8wo, int8dyn, int4wo or float8dyn, got {config!r}")
 
     tq.quantize_(module, make(), filter_fn=lambda m, fqn: isinstance(m, nn.Linear) and include(fqn))
     return module
