@@ -292,7 +292,6 @@ headline = {"triton_vs_cublas_bf16_ratio": bf, "triton_vs_cublas_fp8_ratio": rat
             "gemv_splitk_fp8_ms": summed_ms(gemv, "Triton split-K fp8"), "gemv_cublas_bf16_ms": summed_ms(gemv, "cuBLAS bf16"),
             "decode_attention_vs_sdpa_ratio": attn_ratio, "decode_attention_vs_floor_ratio": attn_floor_ratio,
             "decode_attention_best_ms": fastest_ms(attention, sdpa=False), "decode_attention_sdpa_ms": fastest_ms(attention, sdpa=True)}
-headline = {k: (v if v is not None and v == v and abs(v) != float("inf") else None) for k, v in headline.items()}
 if ceil is not None:
     headline.update(ceilings.headline(ceil))
 tables = {"autotune_space": space, "checks": checks, "timings": timings, "gemv_splitk": gemv, "decode_attention": attention}

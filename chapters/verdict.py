@@ -27,8 +27,6 @@ repeats = 0  # unused here
 gpu_slug = ""  # whose results the verdicts read; "" = $REPORT_DEVICE or the newest run
 
 # %% tags=["hide-input"]
-import math
-
 import pandas as pd
 
 from pi05perf import claims as figs, config, flops, latency_model as lm, reference, results
@@ -44,11 +42,6 @@ heads = results.headlines()
 on_gpu = heads[(heads.slug == gpu_slug) & (heads.source == "committed")]
 docs = {d["chapter"]: d for d in results.load_all() if d["slug"] == gpu_slug and d["source"] == "committed"}
 
-
-def _value(v) -> float | None:
-    return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
-
-
 USED: list[str] = []  # every chapter figure a verdict read, in order (the "figure used" column)
 
 
@@ -57,7 +50,7 @@ def gpu(chapter: str, key: str, optional: bool = False) -> float | None:
     that run lacks the chapter or the key (an older run, a key added later): never an error."""
     USED.append(f"{chapter}:{key}")
     hit = on_gpu[(on_gpu.chapter == chapter) & (on_gpu.key == key)]
-    return None if hit.empty else _value(hit.value.iloc[-1])
+    return None if hit.empty else figs.number(hit.value.iloc[-1])
 
 
 def gpu_rows(chapter: str, name: str) -> pd.DataFrame | None:

@@ -85,7 +85,8 @@ def chapter_link(chapter: str) -> str:
 
 
 # ----------------------------------------------------------------------------- figures
-def _num(v: Any) -> float | None:
+def number(v: Any) -> float | None:
+    """A stored figure as a float; None for a missing or NaN one."""
     try:
         f = float(v)
     except (TypeError, ValueError):
@@ -105,7 +106,7 @@ class Figures:
 
     def get(self, chapter: str, key: str, slug: str) -> float | None:
         hit = self.heads[(self.heads.slug == slug) & (self.heads.chapter == chapter) & (self.heads.key == key)]
-        return None if hit.empty else _num(hit.value.iloc[-1])
+        return None if hit.empty else number(hit.value.iloc[-1])
 
     def has_chapter(self, chapter: str, slug: str) -> bool:
         return bool(((self.heads.slug == slug) & (self.heads.chapter == chapter)).any())

@@ -97,8 +97,8 @@ def results_dir(run: Run) -> Path:
 
 
 def _jsonable(value: Any) -> Any:
-    if isinstance(value, float) and value != value:
-        return None
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return None  # JSON has no NaN or infinity: a figure that could not be measured
     if hasattr(value, "item") and not isinstance(value, (list, dict, str)):
         return _jsonable(value.item())
     return value
