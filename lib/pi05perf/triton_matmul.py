@@ -24,11 +24,13 @@ under the interpreter, where there is nothing to autotune on).
 """
 from __future__ import annotations
 
+import functools
 import os
 from typing import Iterable, Sequence
 
 import pandas as pd
 import torch
+from .kernels import autotuned
 from .log import progress
 
 # BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, num_stages, num_warps. Hopper first: 128-row tiles with
@@ -144,14 +146,9 @@ if triton is not None:  # module level, so that the kernel can call its step fun
         tl.store(c_ptrs, c, mask=(offs_cm[:, None] < M) & (offs_cn[None, :] < N))
 
 
-_K: dict | None = None
-
-
+@functools.lru_cache(maxsize=None)
 def _kernels() -> dict:
     """The autotuned launchers, built on first use."""
-    global _K
-    if _K is not None:
-        return _K
     if triton is None:
         raise RuntimeError("triton is not installed")
 
@@ -163,20 +160,15 @@ def _kernels() -> dict:
                 and c.kwargs["BLOCK_K"] <= cap(k)]
         return kept or configs[-1:]
 
-    def bench(kernel_call, quantiles):
-        # shorter than the default (25 ms warm-up, 100 ms): ~20 configs x 8 shapes stay in seconds
-        return triton.testing.do_bench(kernel_call, warmup=10, rep=40, quantiles=quantiles)
-
     even_k = triton.heuristics({"EVEN_K": lambda args: args["K"] % args["BLOCK_K"] == 0})(matmul_kernel)
 
     def tuned(fp8: bool):
         cfgs = [triton.Config({f: d[f] for f in _FIELDS[:4]}, num_stages=d["num_stages"], num_warps=d["num_warps"])
                 for d in autotune_configs(fp8)]
-        return triton.autotune(configs=cfgs, key=["M", "N", "K"], do_bench=bench,
-                               prune_configs_by={"early_config_prune": prune})(even_k)
+        # shorter than do_bench's default (25 ms warm-up, 100 ms): ~20 configs x 8 shapes stay in seconds
+        return autotuned(even_k, cfgs, ["M", "N", "K"], prune, warmup_ms=10, rep_ms=40)
 
-    _K = {"raw": matmul_kernel, "bf16": tuned(False), "fp8": tuned(True)}
-    return _K
+    return {"raw": matmul_kernel, "bf16": tuned(False), "fp8": tuned(True)}
 
 
 def triton_matmul(a: torch.Tensor, b: torch.Tensor, out_dtype: torch.dtype | None = None,
@@ -224,9 +216,9 @@ def triton_matmul(a: torch.Tensor, b: torch.Tensor, out_dtype: torch.dtype | Non
 
 def best_config(fp8: bool = False) -> dict | None:
     """The autotuner's choice for the last (M, N, K) it tuned, or None before any call."""
-    if _K is None:
+    if not _kernels.cache_info().currsize:  # nothing tuned yet (and triton may be absent)
         return None
-    cfg = getattr(_K["fp8" if fp8 else "bf16"], "best_config", None)
+    cfg = getattr(_kernels()["fp8" if fp8 else "bf16"], "best_config", None)
     if cfg is None:
         return None
     return {**cfg.kwargs, "num_warps": cfg.num_warps, "num_stages": cfg.num_stages}

@@ -44,6 +44,20 @@ def check_runnable(device: torch.device | str) -> None:
                            f"(device {device}, triton {'importable' if triton_importable() else 'not installed'})")
 
 
+def autotuned(kernel: Any, configs: list, key: list[str], prune: Callable, warmup_ms: float, rep_ms: float) -> Any:
+    """`triton.autotune` of `kernel` over `configs` (pruned by `prune` before benchmarking), each
+    timed with a short `do_bench` (`warmup_ms`, `rep_ms`) so that a dozen configs over a few
+    shapes autotune in seconds rather than minutes."""
+    import triton
+    import triton.testing
+
+    def bench(kernel_call, quantiles):
+        return triton.testing.do_bench(kernel_call, warmup=warmup_ms, rep=rep_ms, quantiles=quantiles)
+
+    return triton.autotune(configs=configs, key=key, do_bench=bench,
+                           prune_configs_by={"early_config_prune": prune})(kernel)
+
+
 def copies_past_l2(nbytes: int, device: torch.device | str, cap: int = 512) -> int:
     """How many distinct copies of an operand of `nbytes` to cycle through so that the set is
     twice the L2 cache: each call then streams its operand from device memory, as in the
@@ -94,4 +108,5 @@ def time_per_call(calls: Sequence[Callable[[], Any]], device: torch.device | str
         samples.append(start.elapsed_time(end) / n)
     return quartiles(samples, f"cuda-graph replay of {n} calls on distinct operand copies, events")
 
-__all__ = ["interpreting", "triton_importable", "runnable", "check_runnable", "copies_past_l2", "time_per_call"]
+__all__ = ["interpreting", "triton_importable", "runnable", "check_runnable", "autotuned", "copies_past_l2",
+           "time_per_call"]

@@ -18,6 +18,7 @@ activation dtype in registers and the scale is applied to the fp32 accumulator.
 """
 from __future__ import annotations
 
+import functools
 import time
 from typing import Iterable
 
@@ -25,7 +26,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from . import check_runnable, copies_past_l2, interpreting, time_per_call
+from . import autotuned, check_runnable, copies_past_l2, interpreting, time_per_call
 from ..log import progress
 
 # BLOCK_N, BLOCK_K, SPLIT_K, num_warps, num_stages. Few distinct (BLOCK_N, BLOCK_K, warps,
@@ -135,14 +136,9 @@ if triton is not None:  # the jit functions live at module level so that they ca
 
 
 
-_K: dict | None = None
-
-
+@functools.lru_cache(maxsize=None)
 def _kernels() -> dict:
     """The autotuned launcher, built on first use."""
-    global _K
-    if _K is not None:
-        return _K
     if triton is None:
         raise RuntimeError("triton is not installed")
 
@@ -153,14 +149,9 @@ def _kernels() -> dict:
 
     cfgs = [triton.Config({"BLOCK_N": c[0], "BLOCK_K": c[1], "SPLIT_K": c[2]}, num_warps=c[3], num_stages=c[4])
             for c in _CONFIGS]
-
-    def bench(kernel_call, quantiles):  # shorter than the default: 12 configs x 10 shapes stay in seconds
-        return triton.testing.do_bench(kernel_call, warmup=5, rep=20, quantiles=quantiles)
-
-    tuned = triton.autotune(configs=cfgs, key=["M", "N", "K", "HAS_SCALE"], do_bench=bench,
-                            prune_configs_by={"early_config_prune": prune})(gemv_splitk_kernel)
-    _K = {"raw": gemv_splitk_kernel, "tuned": tuned}
-    return _K
+    # short benchmarks: 12 configs x 10 shapes stay in seconds
+    tuned = autotuned(gemv_splitk_kernel, cfgs, ["M", "N", "K", "HAS_SCALE"], prune, warmup_ms=5, rep_ms=20)
+    return {"raw": gemv_splitk_kernel, "tuned": tuned}
 
 
 _WORK: dict = {}
@@ -229,7 +220,8 @@ def describe(cfg: dict | None) -> str:
 
 def best_config() -> dict | None:
     """The autotuner's choice for the last shape it ran (None before any call)."""
-    cfg = getattr(_K["tuned"], "best_config", None) if _K else None
+    built = _kernels() if _kernels.cache_info().currsize else None  # never builds (or imports triton) here
+    cfg = getattr(built["tuned"], "best_config", None) if built else None
     return None if cfg is None else {**cfg.kwargs, "num_warps": cfg.num_warps, "num_stages": cfg.num_stages}
 
 
