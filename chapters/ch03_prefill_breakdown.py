@@ -54,11 +54,11 @@ if chosen != variants:
 
 # %% tags=["hide-input"]
 ceil = ceilings.for_run(run)
+here = ceilings.this_device(run)
 cost = flops.stack_cost(cfg, tokens)
 nbytes = cost["min_bytes"]
-compute_floor_ms = cost["flops"] / (ceil["matmul_bf16_tflops"] * 1e12) * 1e3
-memory_floor_ms = nbytes / (ceil["copy_gbps"] * 1e9) * 1e3
-floor_ms = max(compute_floor_ms, memory_floor_ms)
+compute_floor_ms, memory_floor_ms = here.compute_ms(cost["flops"]), here.memory_ms(nbytes)
+floor_ms = here.floor_ms(cost["flops"], nbytes)
 md(f"{fmt(cost['flops'], 'FLOP')} and {fmt(nbytes, 'B')}: compute floor {compute_floor_ms:.2f} ms, "
    f"memory floor {memory_floor_ms:.2f} ms → **floor {floor_ms:.2f} ms** on {results.device_name(run.device)} "
    f"(ceilings: {ceil['source']}).")

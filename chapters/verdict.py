@@ -129,15 +129,15 @@ seed_mlp_ms, seed_kv = q("kv_mlp_total_ms"), q("kv_breakdown_measured_total_ms")
 seed_mlp_gbps = mlp_bytes / (seed_mlp_ms * 1e-3) / 1e9
 seed_mlp_tflops = mlp_flops / (seed_mlp_ms * 1e-3) / 1e12
 seed_floor_bw = q("weight_read_floor_bandwidth_gbps")
-floor_at_seed_bw = q("weights_total_bf16_gb") * 1e9 / (seedhw.bandwidth_gbps * 1e9) * 1e3
+floor_at_seed_bw = seedhw.memory_ms(q("weights_total_bf16_gb") * 1e9)
 # Floors divide by the spec's bandwidth: the seed's measured 130.1 GB/s is no floor (FlashRT's FP8 denoise
 # on Thor runs at about that rate; chapter 8 lists the anchors that beat it).
 base = lm.floor_table(lm.Scenario("bf16"), spec).set_index("stage")
 base8 = lm.floor_table(lm.Scenario("fp8", fp8=True), spec).set_index("stage")
 int4_bytes = flops.prefill_weight_bytes(G, 1) / 2 + base.floor_bytes["prefix"] - flops.prefill_weight_bytes(G)
-int4_floor = max(base.compute_ms["prefix"], int4_bytes / (spec.bandwidth_gbps * 1e9) * 1e3)
+int4_floor = max(base.compute_ms["prefix"], spec.memory_ms(int4_bytes))
 int4_bound = base.floor_ms["prefix"] / int4_floor
-mlp_compute_floor = mlp_flops / (spec.bf16_tflops * 1e12) * 1e3
+mlp_compute_floor = spec.compute_ms(mlp_flops)
 nv_bf16, nv8, nv4 = q("nvidia_thor_pytorch_bf16_compile_ms"), q("nvidia_thor_trt_fp8_ms"), q("nvidia_thor_trt_fp8_nvfp4_ms")
 nv4_cos, nv8_cos = q("nvidia_thor_nvfp4_cos"), q("nvidia_thor_fp8_cos")
 fr, fr_prefix, tp_prefix = q("flashrt_fp8_2view_ms"), q("flashrt_prefix_ms"), q("turbopi_trt_fp8_10step_prefix_ms")

@@ -160,3 +160,10 @@ def test_budget_table_grows_with_slots_and_text():
     assert list(t.prefix_tokens) == [560, 712, 968]
     assert t.call_flops.is_monotonic_increasing and t.call_floor_ms.is_monotonic_increasing
     assert (t.call_flops == t.vision_flops + t.prefix_flops + t.denoise_flops).all()
+
+
+def test_hardware_floor_is_the_larger_of_compute_and_memory_time():
+    hw = config.Hardware("toy", bandwidth_gbps=100.0, bf16_tflops=10.0, fp8_tflops=None, source="test")
+    assert hw.compute_ms(10e12) == pytest.approx(1000.0) and hw.memory_ms(100e9) == pytest.approx(1000.0)
+    assert hw.floor_ms(10e12, 1e9) == pytest.approx(1000.0)  # compute-bound
+    assert hw.floor_ms(1e9, 100e9) == pytest.approx(1000.0)  # memory-bound

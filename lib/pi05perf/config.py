@@ -123,6 +123,18 @@ class Hardware:
         """FLOPs per byte at which bf16 compute and memory take equal time."""
         return self.bf16_tflops * 1e12 / (self.bandwidth_gbps * 1e9)
 
+    def compute_ms(self, flops: float) -> float:
+        """Time of `flops` at the dense bf16 peak."""
+        return flops / (self.bf16_tflops * 1e12) * 1e3
+
+    def memory_ms(self, nbytes: float) -> float:
+        """Time of moving `nbytes` at the bandwidth."""
+        return nbytes / (self.bandwidth_gbps * 1e9) * 1e3
+
+    def floor_ms(self, flops: float, nbytes: float) -> float:
+        """The roofline floor: the larger of the two."""
+        return max(self.compute_ms(flops), self.memory_ms(nbytes))
+
 
 def _quoted(key: str) -> float:
     from .reference import quoted  # the CSV in data/reference is the one source of quoted figures

@@ -219,10 +219,10 @@ def pipeline_cost(budget: TokenBudget = TokenBudget(), num_steps: int = 10, dtyp
         row["floor_bytes"] = calls * cost["min_bytes"]
         row["intensity"] = arithmetic_intensity(row["flops"], row["bytes"])
         if hardware is not None:
-            row["compute_ms"] = row["flops"] / (hardware.bf16_tflops * 1e12) * 1e3
-            row["memory_ms"] = row["bytes"] / (hardware.bandwidth_gbps * 1e9) * 1e3
+            row["compute_ms"] = hardware.compute_ms(row["flops"])
+            row["memory_ms"] = hardware.memory_ms(row["bytes"])
             row["roofline_ms"] = max(row["compute_ms"], row["memory_ms"])
-            row["floor_ms"] = max(row["compute_ms"], row["floor_bytes"] / (hardware.bandwidth_gbps * 1e9) * 1e3)
+            row["floor_ms"] = hardware.floor_ms(row["flops"], row["floor_bytes"])
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -371,8 +371,7 @@ def bound_table(cfg: TransformerConfig, tokens: int, devices: list[Hardware]) ->
     intensity = arithmetic_intensity(cost["flops"], cost["min_bytes"])
     rows = []
     for d in devices:
-        compute_ms = cost["flops"] / (d.bf16_tflops * 1e12) * 1e3
-        memory_ms = cost["min_bytes"] / (d.bandwidth_gbps * 1e9) * 1e3
+        compute_ms, memory_ms = d.compute_ms(cost["flops"]), d.memory_ms(cost["min_bytes"])
         rows.append({"device": d.name, "ridge_flop_per_byte": d.ridge_bf16, "intensity_flop_per_byte": intensity,
                      "crossover_tokens": crossover_tokens(cfg, d), "compute_floor_ms": compute_ms,
                      "memory_floor_ms": memory_ms, "floor_ms": max(compute_ms, memory_ms),
