@@ -8,6 +8,7 @@ import sys
 import pytest
 import torch
 
+from pi05perf import config
 from pi05perf import flops as fl
 from pi05perf import model as M
 from pi05perf.__main__ import main
