@@ -52,7 +52,9 @@ def _executed(tmp_path, name, device, date, outputs_text="ok"):
          "execution_count": 1, "source": "profile = 'full'", "outputs": []},
         {"cell_type": "code", "metadata": {"execution": {"iopub.status.busy": "x"}}, "execution_count": 2,
          "source": "print()", "outputs": [{"output_type": "stream", "name": "stdout",
-                                            "text": f"{outputs_text} {book.ROOT}/lib/x.py"}]}],
+                                            "text": f"{outputs_text} {book.ROOT}/lib/x.py"},
+                                           {"output_type": "stream", "name": "stderr",
+                                            "text": "/opt/venv/lib/torch/x.py:1: UserWarning: w"}]}],
         "metadata": {"papermill": {"input_path": str(book.ROOT / "x"), "parameters": {"profile": "full"}}},
         "nbformat": 4, "nbformat_minor": 5}
     src = tmp_path / f"{name}-{device}.ipynb"
@@ -73,7 +75,7 @@ def test_committed_notebook_keeps_outputs_and_drops_paths_and_timing(tmp_path):
     text = path.read_text()
     assert str(book.ROOT) not in text and "papermill" not in text and "iopub" not in text
     nb = json.loads(text)
-    assert nb["cells"][2]["outputs"][0]["text"] == "ok lib/x.py"
+    assert nb["cells"][2]["outputs"] == [{"output_type": "stream", "name": "stdout", "text": "ok lib/x.py"}]
     assert nb["metadata"]["pi05perf"]["device"] == "NVIDIA H200"
 
 

@@ -85,3 +85,12 @@ def test_report_device_is_the_newest_unless_asked(store, monkeypatch):
     assert results.report_device() == "new-gpu"
     monkeypatch.setenv("REPORT_DEVICE", "old-gpu")
     assert results.report_device() == "old-gpu"
+
+
+def test_git_commit_named_by_the_environment_wins_over_git(monkeypatch):
+    # a copy of the tree on a GPU server can carry a stale .git: the commit given by the run wins
+    monkeypatch.setenv("PI05PERF_GIT_COMMIT", "0123abc")
+    assert results.git_commit() == "0123abc"
+    assert results.git_dirty() is None
+    monkeypatch.delenv("PI05PERF_GIT_COMMIT")
+    assert results.git_commit() != "0123abc"

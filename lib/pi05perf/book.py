@@ -199,7 +199,7 @@ def _clean(obj: Any) -> Any:
 def commit_notebook(src: Path, name: str, device: str, slug: str, profile: str = "full",
                     commit: str | None = None, date: str | None = None, dest: Path | None = None) -> Path:
     """Copy an executed full-profile notebook to `data/notebooks/<slug>/<name>.ipynb`: outputs
-    kept, timing metadata and machine paths dropped, provenance in `metadata.pi05perf`."""
+    kept (but stderr), timing metadata and machine paths dropped, provenance in `metadata.pi05perf`."""
     from .results import git_commit
 
     nb = json.loads(src.read_text())
@@ -207,6 +207,10 @@ def commit_notebook(src: Path, name: str, device: str, slug: str, profile: str =
         md = cell.get("metadata", {})
         md.pop("papermill", None)
         md.pop("execution", None)
+        # progress lines and library warnings: never shown (nb_output_stderr: remove), and they
+        # carry the running machine's paths
+        if "outputs" in cell:
+            cell["outputs"] = [o for o in cell["outputs"] if o.get("name") != "stderr"]
     pm = nb.get("metadata", {}).pop("papermill", {})
     nb["metadata"]["pi05perf"] = {
         "device": device, "slug": slug, "profile": profile,

@@ -40,14 +40,22 @@ def device_slug(name: str) -> str:
 
 
 def git_commit() -> str | None:
+    """The commit this tree is: $PI05PERF_GIT_COMMIT when set (a copy of the tree on a GPU server
+    may carry a stale .git of its own, as the lent H200s' copies did), else git's HEAD."""
+    if os.environ.get("PI05PERF_GIT_COMMIT"):
+        return os.environ["PI05PERF_GIT_COMMIT"]
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True)
         return out.stdout.strip()
     except (OSError, subprocess.CalledProcessError):
-        return os.environ.get("PI05PERF_GIT_COMMIT")
+        return None
 
 
 def git_dirty() -> bool | None:
+    """Whether tracked files differ from the commit; None when unknown (no git, or the commit
+    given by $PI05PERF_GIT_COMMIT, which git here cannot check)."""
+    if os.environ.get("PI05PERF_GIT_COMMIT"):
+        return None
     try:
         out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
                              capture_output=True, text=True, check=True)
