@@ -97,3 +97,12 @@ def test_short_kernel_names_keep_the_tile():
     assert "128x256x64" in profiling.short_kernel_name(name, width=200)
     assert len(profiling.short_kernel_name(name + "<" + "x" * 300 + ">")) <= 70
     assert isinstance(profiling.by_group(pd.DataFrame(columns=["group", "total_ms", "calls_per_run"])), pd.DataFrame)
+
+
+def test_user_annotations_on_the_gpu_timeline_are_not_kernels():
+    cuda = torch.autograd.DeviceType.CUDA
+    kernel = SimpleNamespace(name="nvjet_sm90_tst_128x184", device_type=cuda, is_user_annotation=False)
+    flagged = SimpleNamespace(name="my_range", device_type=cuda, is_user_annotation=True)
+    inductor = SimpleNamespace(name="## Call CompiledFxGraph abc ##", device_type=cuda)  # older torch: no flag
+    cpu_op = SimpleNamespace(name="aten::mm", device_type=torch.autograd.DeviceType.CPU, is_user_annotation=False)
+    assert [profiling.is_kernel(e) for e in (kernel, flagged, inductor, cpu_op)] == [True, False, False, False]

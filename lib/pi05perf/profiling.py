@@ -144,6 +144,14 @@ def quiet_profiler() -> Iterator[None]:
         os.close(saved)
 
 
+def is_kernel(event) -> bool:
+    """A device event that is a kernel (or copy/memset), not a user annotation: record_function
+    ranges, such as inductor's "## Call CompiledFxGraph … ##", also appear on the GPU timeline,
+    spanning the kernels they enclose, and would count those kernels twice."""
+    return (event.device_type == torch.autograd.DeviceType.CUDA
+            and not getattr(event, "is_user_annotation", False) and not event.name.startswith("## "))
+
+
 def kernel_profile(fn: Callable[[], object], device: torch.device | str, runs: int = 5,
                    classify: Classifier | None = None, warmup: int = 1) -> pd.DataFrame:
     """Device time of one call of `fn`, kernel by kernel.
@@ -174,7 +182,7 @@ def kernel_profile(fn: Callable[[], object], device: torch.device | str, runs: i
     if cuda:
         # Each kernel is listed under the frontend op that launched it (the profiler's correlation
         # ids); kernels no op launched (CUDA-graph replay) are the device events left over.
-        left = Counter((e.name, e.time_range.elapsed_us()) for e in events if e.device_type == DeviceType.CUDA)
+        left = Counter((e.name, e.time_range.elapsed_us()) for e in events if is_kernel(e))
         for op in events:
             if op.device_type != DeviceType.CPU or getattr(op, "is_legacy", False):
                 continue
