@@ -133,3 +133,12 @@ def test_reader_banner_names_every_committed_device_and_says_nothing_was_measure
     assert "data-device='GPU B'" in text  # the browser test reads the newest device from here
     assert "Nothing on it was measured" in text
     assert "none yet" in reader_banner([], "2026-11-30")
+
+
+def test_reader_banner_names_chapters_rerun_at_another_commit():
+    from pi05perf.report import reader_banner
+
+    dev = {"slug": "b", "device": "GPU B", "commit": "abc1234", "date": "2026-11-30T01:00:00",
+           "chapters": ["ch01_flops", "ch02_roofline", "ch03_prefill_breakdown"],
+           "commits": {"abc1234": ["ch01_flops", "ch02_roofline"], "fff0000": ["ch03_prefill_breakdown"]}}
+    assert "chapter 3 at <code>fff0000</code>" in reader_banner([dev], "2026-11-30")

@@ -87,6 +87,16 @@ def test_report_device_is_the_newest_unless_asked(store, monkeypatch):
     assert results.report_device() == "old-gpu"
 
 
+def test_a_devices_commit_is_the_one_most_chapters_ran_at(store, monkeypatch):
+    monkeypatch.setattr(results, "device_name", lambda d: "gpu")
+    for chapter, commit in (("ch01_flops", "aaaaaaa1"), ("ch02_roofline", "aaaaaaa1"), ("ch03_prefill_breakdown", "bbbbbbb2")):
+        monkeypatch.setenv("PI05PERF_GIT_COMMIT", commit)
+        results.save(resolve(chapter, profile="full", device="cpu"), {"a_ms": 1.0})
+    (dev,) = results.devices()
+    assert dev["commit"] == "aaaaaaa"
+    assert dev["commits"] == {"aaaaaaa": ["ch01_flops", "ch02_roofline"], "bbbbbbb": ["ch03_prefill_breakdown"]}
+
+
 def test_git_commit_named_by_the_environment_wins_over_git(monkeypatch):
     # a copy of the tree on a GPU server can carry a stale .git: the commit given by the run wins
     monkeypatch.setenv("PI05PERF_GIT_COMMIT", "0123abc")

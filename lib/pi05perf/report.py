@@ -205,8 +205,19 @@ def reader_banner(devs: list[dict[str, Any]], today: str) -> str:
     if not devs:
         return (f"This page reads the committed full-profile results ({today[:10]}): there are none yet, so it "
                 "shows quoted figures only.")
-    runs = "; ".join(f"<b>{html.escape(str(d['device']))}</b> (commit <code>{d['commit'] or 'unknown'}</code>, "
-                     f"{str(d['date'])[:10]}, {len(d['chapters'])} chapters)" for d in devs)
+    from .claims import chapter_number
+
+    def chapters(names: list[str]) -> str:
+        labels = [str(chapter_number(n) or n) for n in sorted(names)]
+        return ("chapter " if len(labels) == 1 else "chapters ") + ", ".join(labels)
+
+    def reruns(d: dict[str, Any]) -> str:
+        # chapters re-run at another commit than the rest of the device's run
+        other = {c: chs for c, chs in (d.get("commits") or {}).items() if c != d["commit"]}
+        return "".join(f"; {chapters(chs)} at <code>{c or 'unknown'}</code>" for c, chs in sorted(other.items()))
+
+    runs = "; ".join(f"<b>{html.escape(str(d['device']))}</b> (commit <code>{d['commit'] or 'unknown'}</code>"
+                     f"{reruns(d)}, {str(d['date'])[:10]}, {len(d['chapters'])} chapters)" for d in devs)
     return (f"<span class='pi05-run' data-device='{html.escape(str(devs[0]['device']))}' data-profile='full' "
             f"data-commit='{devs[0]['commit']}'>This page reads the committed full-profile GPU results "
             f"(built {today[:10]}): {runs}. Nothing on it was measured by the machine that built it.</span>")

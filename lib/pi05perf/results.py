@@ -170,17 +170,20 @@ def headlines(chapter: str | None = None) -> pd.DataFrame:
 
 def devices() -> list[dict[str, Any]]:
     """Every device with committed (full-profile) results, newest run first: slug, device,
-    commit (short), date, chapters."""
+    commit (short: the one most of its chapters ran at), commits (short commit -> chapters, when a
+    chapter was re-run at a later commit), date (the newest), chapters."""
     by_slug: dict[str, dict[str, Any]] = {}
     for doc in load_all():
         if doc["source"] != "committed":
             continue
         prov = doc["provenance"]
         d = by_slug.setdefault(doc["slug"], {"slug": doc["slug"], "device": prov.get("device"), "commit": "",
-                                             "date": "", "chapters": []})
+                                             "commits": {}, "date": "", "chapters": []})
         d["chapters"].append(doc["chapter"])
-        if (prov.get("date") or "") >= d["date"]:
-            d.update(date=prov.get("date") or "", commit=(prov.get("git_commit") or "")[:7])
+        d["commits"].setdefault((prov.get("git_commit") or "")[:7], []).append(doc["chapter"])
+        d["date"] = max(d["date"], prov.get("date") or "")
+    for d in by_slug.values():
+        d["commit"] = max(d["commits"], key=lambda c: len(d["commits"][c]))
     return sorted(by_slug.values(), key=lambda d: d["date"], reverse=True)
 
 
