@@ -47,7 +47,7 @@ This book re-derives each of those claims from first principles and re-measures 
 #
 # ## How to rerun one chapter
 # ```bash
-# make chapter NAME=ch01_flops                    # profile auto: full on a GPU, smoke on a CPU
+# make chapter NAME=ch01_flops        # full on a GPU, smoke on a CPU
 # make chapter NAME=ch01_flops PARAMS="-p prefix_tokens 968"
 # ```
 # Every chapter's first code cell lists its parameters: `profile` (`auto` = `full` on a

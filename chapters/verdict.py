@@ -87,7 +87,8 @@ show(figs.figure_table(devices, floor_slug=gpu_slug) if devices else md("No comm
 # %% [markdown]
 # ## The seed's conclusions, one by one
 # Quotes are the seed's (translated); the evidence column is computed from the reference data,
-# the analytic model (`pi05perf.flops`) and the committed GPU results.
+# the analytic model (`pi05perf.flops`) and the committed GPU results. The cell below holds the
+# shared facts; the code that decides each section's verdicts is in `chapters/verdict.py`.
 
 # %% tags=["hide-input"]
 claims: list[dict] = []
@@ -148,7 +149,7 @@ buffering_works = openpi_pct >= 90
 quoted_20hz = min(nv4, fr) <= budget
 print(f"analytic: MLP {100 * mlp_share:.1f}% of FLOPs, QKV+O {100 * qkvo_share:.1f}%, weights {weights_gb:.2f} GB")
 
-# %% tags=["hide-input"]
+# %% tags=["remove-input"]
 S = "延迟来源分析 — where the latency comes from"
 claim(S, "The KV-cache prefill is memory-bandwidth-bound, not compute-bound.",
       ("partly held" if seed_mlp_gbps < 0.8 * seedhw.bandwidth_gbps else "held") if b_spec.bound == "memory" else "not held",
@@ -182,7 +183,7 @@ claim(S, "The 48–52 ms are weights 22 + activations 10 + unhidden compute 8 + 
       "ch03_prefill_breakdown", short="the 22 + 10 + 8 + 5 + 3 ms composition")
 
 
-# %% tags=["hide-input"]
+# %% tags=["remove-input"]
 S = "为什么 TRT FP8 优化效果有限 — why TensorRT FP8 helped little"
 g = gpu("ch04_fp8_tensorrt", "fp8_full_vs_mlp_only_speedup_ratio")
 claim(S, f"Full-coverage TensorRT FP8 (QKV+O+MLP) is only {q('trt_full_coverage_speedup_ratio'):g}× faster than MLP-only FP8.",
@@ -209,7 +210,7 @@ claim(S, "QKV/O projections are only 8.6% of the computation: optimising them ga
       "ch01_flops", short="QKV/O are a small share")
 
 
-# %% tags=["hide-input"]
+# %% tags=["remove-input"]
 S = "INT4/FP4 量化分析 — INT4/FP4 quantization"
 # the INT4 kernel's prefill (new runs); an older run's weight-only INT4 prefill otherwise
 i4 = gpu("ch05_int4_fp4", "int4_prefill_kernel_tokens712_vs_bf16_ratio")
@@ -248,7 +249,7 @@ claim(S, "Current plan: TensorRT FP16 + CUDA graphs, 12 Hz.",
       short="TensorRT FP16 + CUDA graphs at 12 Hz")
 
 
-# %% tags=["hide-input"]
+# %% tags=["remove-input"]
 S = "Pipeline 流水线优化实验 — the action-buffering experiment"
 claim(S, "Buffering 10 actions: 0/9 success against 9/9 replanning every step.",
       "not testable here", "A LIBERO result on the seed's setup; this book has a simulation, not LIBERO.", "ch07_pipeline",
@@ -272,7 +273,7 @@ claim(S, "Consistent with the KV-cache-reuse failure: VLAs are extremely sensiti
       short="VLAs cannot use stale information (KV reuse)")
 
 
-# %% tags=["hide-input"]
+# %% tags=["remove-input"]
 S = "优化方向分析 — optimisation directions"
 works_elsewhere = (nv_bf16 / nv8 > 1.5) or (nv4_cos >= 0.99) or buffering_works
 claim(S, "Verified failures: KV reuse, INT4/FP4, FP8 (no speed-up), action buffering.",
@@ -294,7 +295,7 @@ claim(S, "Asynchronous pipelining and action chunking are ruled out (a VLA needs
       "asynchronously (quoted).", "ch07_pipeline", short="asynchronous pipelines and chunking are ruled out")
 
 
-# %% tags=["hide-input"]
+# %% tags=["remove-input"]
 S = "20 Hz 目标分析 — the 20 Hz target"
 need = q("target20_total_ms") / budget
 claim(S, f"From {q('target20_total_ms'):g} ms, 20 Hz ({budget:.0f} ms) needs a {q('target20_speedup_needed_ratio'):g}× speed-up.",
@@ -320,7 +321,7 @@ claim(S, "Model-level changes (distillation, pruning, a smaller model) are requi
       "software close the gap.", "ch08_roads_to_20hz", short="model changes are required")
 
 
-# %% tags=["hide-input"]
+# %% tags=["remove-input"]
 S = "总结 — summary"
 claim(S, f"Root cause: the model is too big — 18 layers × 16384 MLP = {q('weights_total_bf16_gb'):g} GB of weights.",
       "held" if abs(weights_gb - q("weights_total_bf16_gb")) < 0.1 else "not held",
@@ -364,7 +365,7 @@ claim(S, f"Current best: 10 steps {q('best_10step_latency_ms'):g} ms ({q('best_1
       short="the current best figures")
 
 
-# %% tags=["hide-input"]
+# %% tags=["remove-input"]
 S = "Phase 0 关键发现 — Phase 0 findings"
 # shares of the profiled best (graph-captured) prefill, not of eager components timed one by one
 h_mlp = gpu("ch03_prefill_breakdown", "profiled_best_mlp_share_pct")
@@ -408,7 +409,7 @@ claim(S, f"Plan B (INT4): KV cache ~{q('planb_int4_kv_ms'):g} ms, total ~{q('pla
       f"{x(i4, '.2f', '×')}.", "ch05_int4_fp4", short="Plan B: 17 ms prefill, 7.4 Hz")
 
 
-# %% tags=["hide-input"]
+# %% tags=["remove-input"]
 S = "量化方案验证结果 最终结论 — quantization validation, final conclusions"
 tr = gpu("ch06_triton", "triton_vs_cublas_bf16_ratio")
 claim(S, f"Triton reaches only {q('triton_vs_cublas_pct'):g}% of cuBLAS on Thor: custom kernels are not viable.",

@@ -97,6 +97,16 @@ def test_published_site_takes_the_newest_device_or_report_device(tmp_path, monke
     assert "h100" in json.dumps(book.published_sources(["ch01_flops"], nbs, fails={})["ch01_flops"])
 
 
+def test_tables_of_committed_notebooks_get_todays_cell_classes(tmp_path):
+    path = _executed(tmp_path, "ch01_flops", "NVIDIA H200", "2026-11-30T00:00:00+00:00")
+    nb = json.loads(path.read_text())
+    nb["cells"][2]["outputs"] = [{"output_type": "display_data", "metadata": {}, "data": {
+        "text/html": "<table class='pi05-table'><tr><td>0.205</td><td>a long sentence that may wrap</td></tr></table>"}}]
+    path.write_text(json.dumps(nb))
+    page = json.dumps(book.published_sources(["ch01_flops"], tmp_path / "notebooks", fails={})["ch01_flops"])
+    assert "<td class='pi05-short'>0.205</td>" in page and "<td>a long sentence" in page
+
+
 def test_a_failed_chapter_shows_its_last_good_run_under_a_banner(tmp_path):
     _executed(tmp_path, "ch01_flops", "NVIDIA H200", "2026-11-30T00:00:00+00:00")
     pages = book.published_sources(["ch01_flops", "ch02_roofline"], tmp_path / "notebooks",

@@ -36,6 +36,13 @@ def test_table_headers_units_no_index_and_missing_footnote():
         assert bad not in html
 
 
+def test_short_cells_stay_on_one_line_and_long_text_may_wrap():
+    t = report.table(pd.DataFrame({"floor_ms": [0.205], "kernel": ["nvjet_sm90_tst_128x184_64x5_2x1_v_bz_coopA"]}))
+    html = t._repr_html_()
+    assert "<td class='pi05-short'>0.205</td>" in html
+    assert "<td>nvjet_sm90" in html
+
+
 def test_meaningful_index_becomes_a_column():
     df = pd.DataFrame({"value_ms": [1.0]}, index=pd.Index(["a"], name="stage"))
     assert report.table(df).headers == ["stage", "value (ms)"]

@@ -343,12 +343,19 @@ def placeholder(name: str, text: str, kind: str = "missing") -> dict[str, Any]:
             "nbformat": 4, "nbformat_minor": 5}
 
 
-def _hide_injected(nb: dict[str, Any]) -> dict[str, Any]:
-    """papermill's `# Parameters` cell stays in the notebook but leaves the page."""
+def _page_ready(nb: dict[str, Any]) -> dict[str, Any]:
+    """papermill's `# Parameters` cell stays in the notebook but leaves the page; tables rendered
+    by an earlier formatter get today's cell classes (`report.mark_short_cells`)."""
+    from .report import mark_short_cells
+
     for cell in nb.get("cells", []):
         tags = cell.setdefault("metadata", {}).setdefault("tags", [])
         if "injected-parameters" in tags and "remove-cell" not in tags:
             tags.append("remove-cell")
+        for out in cell.get("outputs", []):
+            page = out.get("data", {}).get("text/html")
+            if page and "pi05-table" in "".join(page):
+                out["data"]["text/html"] = mark_short_cells("".join(page))
     return nb
 
 
@@ -389,7 +396,7 @@ def published_sources(names: list[str], notebooks: Path | None = None,
                                   f"(<code>{_escape(fails[name])}</code>). Shown: the last good run, "
                                   f"{_escape(str(meta.get('device', '?')))} at {str(meta.get('date', '?'))[:10]}.",
                               "failed")
-        out[name] = _hide_injected(nb)
+        out[name] = _page_ready(nb)
     return out
 
 
@@ -407,7 +414,7 @@ def smoke_sources(names: list[str]) -> dict[str, dict[str, Any]]:
         if not path.exists():
             out[name] = placeholder(name, "Not executed in this build's smoke run.", "missing")
             continue
-        nb = _hide_injected(json.loads(path.read_text()))
+        nb = _page_ready(json.loads(path.read_text()))
         if name in fails:
             nb = _with_banner(nb, f"<b>This chapter failed</b>: <code>{_escape(fails[name])}</code>", "failed")
         out[name] = nb
