@@ -64,6 +64,7 @@ OPENPI_LIBERO_IMAGE_SLOTS = 3
 #: numbers of 1-3 digits, which Gemma's tokenizer splits digit by digit (~3 tokens each with the
 #: space), and ~10 tokens of format and BOS: about 40-55 tokens. openpi computes the 200 padded
 #: positions anyway (masked, not skipped); an engine that trims the padding computes ~48.
+PREFIX_TOKENS = 712  # the seed's prefill: 2 images x 256 tokens + a 200-token prompt
 TYPICAL_PROMPT_TOKENS = 48
 
 
