@@ -50,6 +50,16 @@ for R, S, D, cfg in cases["attn"]:
 q, k, v = DA.random_inputs(2 * 8, 40, 32, "cpu")
 o = DA.decode_attention(q.view(2, 8, 32), k, v, {"BLOCK_Q": 16, "BLOCK_KV": 16, "KV_PER_SPLIT": 16})
 out["shape_dtype"] = [list(o.shape), str(o.dtype)]
+# the model-level swap: Attention.attend on the expert, eager and under torch.compile (the custom op's fake)
+from pi05perf import model as M
+g = torch.Generator().manual_seed(3)
+q, k, v = (torch.randn(*s, generator=g).to(torch.bfloat16) for s in ((1, 8, 10, 32), (1, 1, 50, 32), (1, 1, 50, 32)))
+ref = M.attend(q.float(), k.float(), v.float())
+rel = lambda o: float((o.float() - ref).norm() / ref.norm())
+compiled = torch.compile(DA.attend_split_kv, backend="aot_eager", fullgraph=True)
+k2, v2 = k.expand(1, 2, 50, 32).contiguous(), v.expand(1, 2, 50, 32).contiguous()
+out["model_swap"] = {"eager": rel(DA.attend_split_kv(q, k, v)), "compiled": rel(compiled(q, k, v)),
+                     "two_kv_heads": rel(DA.attend_split_kv(q, k2, v2)), "shape": list(DA.attend_split_kv(q, k, v).shape)}
 print("RESULT" + json.dumps(out, default=str))
 """
 
@@ -83,6 +93,13 @@ def test_split_kv_attention_matches_float32(interpreted):
 
 def test_split_kv_attention_keeps_the_query_shape_and_dtype(interpreted):
     assert interpreted["shape_dtype"] == [[2, 8, 32], "torch.bfloat16"]
+
+
+def test_split_kv_attention_stands_in_for_the_models_attention(interpreted):
+    # eager, compiled (the custom op's fake keeps the graph whole) and the fallback for 2 K/V heads
+    swap = interpreted["model_swap"]
+    assert swap["shape"] == [1, 8, 10, 32]
+    assert max(swap["eager"], swap["compiled"], swap["two_kv_heads"]) < 2e-2, swap
 
 
 # --------------------------------------------------------------------------- references and bookkeeping

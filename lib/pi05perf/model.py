@@ -123,6 +123,7 @@ class Attention(nn.Module):
         self.num_heads, self.num_kv_heads, self.head_dim = num_heads, num_kv_heads, head_dim
         self.q_dim, self.kv_dim = num_heads * head_dim, num_kv_heads * head_dim
         self.rope, self.fused = rope, fused
+        self.attend = attend  # swappable: `kernels.decode_attention.attend_split_kv` for the expert
         if fused:
             self.qkv_proj = nn.Linear(width, self.q_dim + 2 * self.kv_dim, bias=bias)
         else:
@@ -168,7 +169,7 @@ class Attention(nn.Module):
         if prefix_kv is not None:
             keys = torch.cat([prefix_kv[0], k], dim=2)
             values = torch.cat([prefix_kv[1], v], dim=2)
-        o = attend(q, keys, values).transpose(1, 2).reshape(B, T, self.q_dim)
+        o = self.attend(q, keys, values).transpose(1, 2).reshape(B, T, self.q_dim)
         return self.o_proj(o), (k, v)
 
 

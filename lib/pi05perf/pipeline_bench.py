@@ -27,6 +27,8 @@ compile                     eager_fused with every transformer block torch.compi
 compile_graph               compile + one CUDA graph for the whole call
 compile_autotune_graph      compile_graph with the expert's blocks in inductor's max-autotune
                             (Triton GEMM templates for the M = horizon GEMMs, epilogues fused)
+compile_graph_splitkv       compile_graph with the expert's attention through the split-KV
+                            Triton kernel (`kernels.decode_attention`, an opaque custom op)
 fp8_graph                   graph with the LLM's projections in FP8 (`pi05perf.precision`,
                             per-tensor E4M3, dynamic activation scales)
 fp8_all_graph               graph with every projection of SigLIP, the LLM and the expert in FP8
@@ -60,6 +62,7 @@ VARIANTS: dict[str, tuple[str, str | None]] = {
     "compile": ("compiled", None),
     "compile_graph": ("compiled", "all"),
     "compile_autotune_graph": ("compiled_autotune", "all"),
+    "compile_graph_splitkv": ("compiled_splitkv", "all"),
     "fp8_graph": ("fp8", "all"),
     "fp8_all_graph": ("fp8_all", "all"),
     "fp8_all_compile_graph": ("fp8_all_compiled", "all"),
@@ -178,6 +181,14 @@ class PipelineBench:
         elif kind == "compiled_autotune":
             m = compile_blocks(shared_copy(self.model("fast")), self.compile_mode, self.compile_backend,
                                expert_mode="max-autotune-no-cudagraphs")
+            self._tables[kind] = self._tables["fast"]
+        elif kind == "compiled_splitkv":
+            from .kernels.decode_attention import attend_split_kv
+
+            m = shared_copy(self.model("fast"))
+            for layer in m.expert.layers:
+                layer.attn.attend = attend_split_kv
+            m = compile_blocks(m, self.compile_mode, self.compile_backend)
             self._tables[kind] = self._tables["fast"]
         elif kind == "fp8":
             from .precision import FULL_COVERAGE, quantize_model
@@ -364,11 +375,16 @@ def kernel_table(fn: Callable[[], Any], device: torch.device | str, runs: int = 
 
 
 def available_variants(device: torch.device, fp8: bool = False) -> list[str]:
-    """Variants that can run on `device`: CUDA graphs need CUDA; fp8_graph needs FP8 matmuls."""
+    """Variants that can run on `device`: CUDA graphs need CUDA; fp8_graph needs FP8 matmuls;
+    the split-KV kernel needs Triton there."""
     from .precision import fp8_supported
+
+    from .kernels import runnable
 
     device = torch.device(device)
     out = [v for v, (_, g) in VARIANTS.items() if not g or device.type == "cuda"]
+    if not runnable(device):
+        out = [v for v in out if not v.endswith("splitkv")]
     if not (fp8 and fp8_supported(device)):
         out = [v for v in out if not v.startswith("fp8")]
     return out

@@ -44,7 +44,7 @@ ATTENTION_OPS = ("scaled_dot_product", "flash_attention", "efficient_attention",
 # Kernel-name patterns. Attention first (flash kernels contain "mm"); inductor's pointwise and
 # reduction kernels are elementwise even when named after the matmul they follow (triton_poi_fused_addmm_...);
 # names matching nothing are "other" (a profile of a Gemma stack has none of those).
-ATTENTION_NAMES = ("flash", "fmha", "sdpa", "attention", "attn")
+ATTENTION_NAMES = ("flash", "fmha", "sdpa", "attention", "attn", "split_kv")  # split_kv: kernels.decode_attention
 INDUCTOR_ELEMENTWISE = ("triton_poi", "triton_red", "triton_per")
 MATMUL_NAMES = ("gemm", "cutlass", "xmma", "nvjet", "cublas", "triton_tem", "_mm_", "splitk", "wgmma", "gemv",
                 "scaled_mm", "matmul")

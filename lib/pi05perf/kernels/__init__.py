@@ -5,8 +5,11 @@
 * `decode_attention`: 10 queries x 8 heads over a ~722-token single-KV-head cache, split over
   the cache (flash-decoding) so that every SM has work.
 
-Not wired into the pipeline: each module has the kernel, a float32 reference, a check on fresh
-random inputs and a benchmark against the library path (cuBLAS, SDPA), as Triton's tutorials do.
+Each module has the kernel, a float32 reference, a check on fresh random inputs and a benchmark
+against the library path (cuBLAS, SDPA), as Triton's tutorials do. The split-KV attention is also
+an opaque custom op that the expert's attention can use (`attend_split_kv`: chapter 7's
+`compile_graph_splitkv`); the GEMV is not wired into the pipeline (in chapter 6 it does not beat
+cuBLAS at M = 10).
 Triton is imported lazily, so the package imports on a CPU machine without it; under
 TRITON_INTERPRET=1 the kernels run on CPU tensors (Triton's interpreter), which is what the
 unit tests use.

@@ -114,7 +114,7 @@ if triton is not None:
         tl.store(lse_ptr + rows, m_i + tl.log2(l_i), mask=rq < R)
 
     @triton.jit
-    def combine_kernel(part_ptr, lse_ptr, o_ptr, R, NUM_SPLITS, stride_or, D: tl.constexpr, BLOCK_R: tl.constexpr,
+    def split_kv_combine_kernel(part_ptr, lse_ptr, o_ptr, R, NUM_SPLITS, stride_or, D: tl.constexpr, BLOCK_R: tl.constexpr,
                        MAX_SPLITS: tl.constexpr):
         pid = tl.program_id(0)
         rr = pid * BLOCK_R + tl.arange(0, BLOCK_R)
@@ -161,9 +161,33 @@ def decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, config: 
     split_kv_kernel[(triton.cdiv(R, cfg["BLOCK_Q"]), n_split)](
         qr, k, v, part, lse, R, S, qr.stride(0), k.stride(0), v.stride(0), qk_scale, D=D, BLOCK_Q=cfg["BLOCK_Q"],
         BLOCK_KV=cfg["BLOCK_KV"], KV_PER_SPLIT=cfg["KV_PER_SPLIT"], UPCAST=interpreting(), **launch)
-    combine_kernel[(triton.cdiv(R, 16),)](part, lse, out, R, n_split, out.stride(0), D=D, BLOCK_R=16,
+    split_kv_combine_kernel[(triton.cdiv(R, 16),)](part, lse, out, R, n_split, out.stride(0), D=D, BLOCK_R=16,
                                           MAX_SPLITS=triton.next_power_of_2(n_split), **({} if interpreting() else {"num_warps": 4}))
     return out.view(q.shape)
+
+
+# `decode_attention` as an opaque op: torch.compile leaves the kernel alone (its fake is an empty
+# tensor like q), and a CUDA graph captures its two launches.
+@torch.library.custom_op("pi05perf::split_kv_attention", mutates_args=())
+def split_kv_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    return decode_attention(q, k, v)
+
+
+@split_kv_attention.register_fake
+def _(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    return torch.empty_like(q)
+
+
+def attend_split_kv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """`model.attend`'s contract (q [B, H, T, D] against k, v [B, Hkv, S, D]) through the split-KV
+    kernel where it applies, batch 1 and one K/V head (the expert's denoise step); `model.attend`
+    otherwise. Set as `Attention.attend` on the expert's layers."""
+    from ..model import attend
+
+    B, H, T, D = q.shape
+    if B != 1 or k.shape[1] != 1:
+        return attend(q, k, v)
+    return split_kv_attention(q.reshape(H * T, D), k[0, 0], v[0, 0]).view(B, H, T, D)
 
 
 def sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
