@@ -466,7 +466,9 @@ def committed_fp8_pipeline(slug: str | None = None) -> dict | None:
     docs = [d for d in load_all("ch08_roads_to_20hz") if d["source"] == "committed"]
     docs.sort(key=lambda d: (d["slug"] == slug, d["provenance"].get("date") or ""))
     for doc in reversed(docs):
-        r = pd.DataFrame(doc.get("rows") or [])
+        # older runs saved the timings as rows, newer ones as named tables
+        tables = doc.get("tables") or {}
+        r = pd.DataFrame((doc.get("rows") or []) + tables.get("predictions", []) + tables.get("calibration", []))
         if r.empty or not {"variant", "stage", "median_ms", *shape} <= set(r) or "fp8_graph" not in set(r.variant):
             continue
         f8 = r[r.variant == "fp8_graph"]
