@@ -149,3 +149,11 @@ def test_reader_banner_names_chapters_rerun_at_another_commit():
            "chapters": ["ch01_flops", "ch02_roofline", "ch03_prefill_breakdown"],
            "commits": {"abc1234": ["ch01_flops", "ch02_roofline"], "fff0000": ["ch03_prefill_breakdown"]}}
     assert "chapter 3 at <code>fff0000</code>" in reader_banner([dev], "2026-11-30")
+
+
+def test_fp8_memory_bound_verdict_never_reads_overhead_as_a_law():
+    from pi05perf.claims import fp8_memory_bound_status
+
+    assert fp8_memory_bound_status(1.6) == "not held"
+    assert fp8_memory_bound_status(0.83) == "partly held"  # a path that does not realise the bytes
+    assert fp8_memory_bound_status(None) == "partly held"

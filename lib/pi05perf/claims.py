@@ -72,6 +72,17 @@ def toc_chapters() -> list[str]:
     return [n for n in toc_order() if n.startswith("ch")]
 
 
+def fp8_memory_bound_status(measured_speedup: float | None) -> str:
+    """The verdict on "FP8 cannot speed up a memory-bound prefill" (chapter 4 and the verdict page):
+    FP8 weights halve the bytes, so the claim's reason is wrong whatever is measured; a measured
+    gain where the pass is memory-bound makes it "not held", a path that does not realise the
+    halved bytes leaves it "partly held" (never "held": that would read an implementation's
+    overhead as a law of bandwidth)."""
+    if measured_speedup is None:
+        return "partly held"
+    return "not held" if measured_speedup > 1.1 else "partly held"
+
+
 def chapter_number(chapter: str) -> int | None:
     names = toc_chapters()
     return names.index(chapter) + 1 if chapter in names else None
