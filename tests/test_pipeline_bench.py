@@ -291,3 +291,14 @@ def test_split_kv_kind_swaps_only_the_experts_attention(monkeypatch):
     assert {l.attn.attend for l in [*swapped.llm.layers, *fast.expert.layers]} == {M.attend}
     assert pb.path_kind("compile_graph_splitkv") == "GPU (CUDA graph)"
     assert "compile_graph_splitkv" not in pb.available_variants(torch.device("cpu"))
+
+
+def test_kernels_by_kind_sets_two_calls_side_by_side():
+    a = pd.DataFrame({"kernel": ["gemm_a", "tri_poi"], "kind": ["GEMM", "elementwise/fused"], "count": [3.0, 2.0],
+                      "total_ms": [1.0, 0.5]})
+    b = pd.DataFrame({"kernel": ["scaled_mm", "amax", "cast"], "kind": ["GEMM", "elementwise/fused", "elementwise/fused"],
+                      "count": [3.0, 4.0, 4.0], "total_ms": [0.6, 0.3, 0.2]})
+    t = pb.kernels_by_kind({"bf16": a, "fp8": b}).set_index("kind")
+    assert list(t.index) == list(pb.KERNEL_CLASSES)
+    assert t.loc["elementwise/fused", "fp8 kernels_count"] == 8 and t.loc["elementwise/fused", "bf16 time_ms"] == 0.5
+    assert t.loc["attention"].sum() == 0  # a kind neither call ran: zeros, not NaN

@@ -374,6 +374,18 @@ def kernel_table(fn: Callable[[], Any], device: torch.device | str, runs: int = 
     return out.sort_values("total_ms", ascending=False, ignore_index=True)
 
 
+def kernels_by_kind(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Kernel count and time per kind (`classify_kernel`) of several `kernel_table`s side by side,
+    one pair of columns per name (e.g. the bf16 and the FP8 call): where one path spends what the
+    other does not."""
+    cols = {}
+    for name, t in tables.items():
+        g = t.groupby("kind").agg(count=("count", "sum"), ms=("total_ms", "sum"))
+        cols[f"{name} kernels_count"], cols[f"{name} time_ms"] = g["count"].round(), g["ms"]
+    out = pd.DataFrame(cols).reindex(KERNEL_CLASSES).fillna(0.0)
+    return out.rename_axis("kind").reset_index()
+
+
 def available_variants(device: torch.device, fp8: bool = False) -> list[str]:
     """Variants that can run on `device`: CUDA graphs need CUDA; fp8_graph needs FP8 matmuls;
     the split-KV kernel needs Triton there."""
