@@ -12,6 +12,7 @@
 #                                                         # (every chapter, or the ones named, in toc order)
 #   (two GPUs and no chapters named: chapters 7-8 run on the second GPU beside the rest)
 #   bash mk/gpu-run.sh status                               # which chapters are done, failures
+#   bash mk/gpu-run.sh html                                 # the site from this run (wheels: WHEEL_EXTRAS=run,book)
 #   bash mk/gpu-run.sh collect DIR                          # data/results + data/notebooks + logs as one tarball
 # The run works in an ignored copy of the tree, _build/gpu-tree: the lent machines re-sync the
 # checkout at every call and delete what a run wrote under tracked paths in between (the
@@ -55,10 +56,14 @@ start)
   echo "started at $(date -u +%H:%M:%S) in $TREE; follow with: bash mk/gpu-run.sh status";;
 status)
   for f in _build/gpu-run*.log; do echo "-- $f"; grep -E "^== (executing|committed)|^!! |done in|gpu-run rc=" "$f" | tail -20; done;;
+html)
+  # the site from this run's notebooks (copied into the checkout) and the committed ones of other devices
+  cp -r "$TREE/data/results/." data/results/ && cp -r "$TREE/data/notebooks/." data/notebooks/
+  make html PYTHON="$PYTHON" WHEELHOUSE=wheelhouse EXTRAS=run,book;;
 collect)
   out=$(cd "${2:?collect DIR}" && pwd)
   tar czf "$out/gpu-run.tgz" -C "$TREE" data/results data/notebooks _build/ceilings -C "$HERE" $(ls _build/gpu-run*.log)
   ls -la "$out";;
 *)
-  echo "usage: bash mk/gpu-run.sh start|status|collect DIR" >&2; exit 2;;
+  echo "usage: bash mk/gpu-run.sh start|status|html|collect DIR" >&2; exit 2;;
 esac
