@@ -27,54 +27,18 @@ repeats = 0  # unused here
 gpu_slug = ""  # whose results the verdicts read; "" = $REPORT_DEVICE or the newest run
 
 # %% tags=["hide-input"]
-import pandas as pd
-
 from pi05perf import claims as figs, config, flops, latency_model as lm, reference, results
-from pi05perf.report import VERDICTS, md, show, start, table
+from pi05perf.report import md, show, start, table
+from pi05perf.verdicts import NOT_YET, Ledger, status_of as gpu_status, text as x
 
 run = start("verdict", profile=profile, device=device, dtype=dtype, repeats=repeats)
 q = reference.quoted
-NOT_YET = figs.NOT_MEASURED
 gpu_slug = gpu_slug or results.report_device() or "none"
 devices = results.devices()
-gpu_name = next((d["device"] for d in devices if d["slug"] == gpu_slug), gpu_slug)
-heads = results.headlines()
-on_gpu = heads[(heads.slug == gpu_slug) & (heads.source == "committed")]
-docs = {d["chapter"]: d for d in results.load_all() if d["slug"] == gpu_slug and d["source"] == "committed"}
-
-USED: list[str] = []  # every chapter figure a verdict read, in order (the "figure used" column)
-
-
-def gpu(chapter: str, key: str, optional: bool = False) -> float | None:
-    """A committed headline figure of the presented GPU; None ("not measured in this run") when
-    that run lacks the chapter or the key (an older run, a key added later): never an error."""
-    USED.append(f"{chapter}:{key}")
-    hit = on_gpu[(on_gpu.chapter == chapter) & (on_gpu.key == key)]
-    return None if hit.empty else figs.number(hit.value.iloc[-1])
-
-
-def gpu_rows(chapter: str, name: str) -> pd.DataFrame | None:
-    """A named table of the presented run: `tables` (new runs) or the legacy `rows` with a `table` column."""
-    doc = docs.get(chapter)
-    if doc is None:
-        return None
-    if name in doc.get("tables", {}):
-        return pd.DataFrame(doc["tables"][name])
-    df = pd.DataFrame(doc["rows"])
-    return df[df.table == name] if "table" in df else df.iloc[0:0]
-
-
-def link(chapter: str) -> str:
-    return figs.chapter_link(chapter)
-
-
-def x(v: float | None, fmt: str = ".2f", unit: str = "") -> str:
-    """A GPU figure for the evidence column; the fallback text where it is not measured yet."""
-    return f"({NOT_YET})" if v is None else f"{v:{fmt}}{unit}"
-
-
+ledger = Ledger(gpu_slug)
+gpu_name, gpu, gpu_rows, claim, link = ledger.device, ledger.gpu, ledger.rows, ledger.claim, figs.chapter_link
 md(f"Verdicts read the committed results of **{gpu_name}** (`{gpu_slug}`), which cover "
-   f"{', '.join(link(c) for c in sorted(set(on_gpu.chapter))) or 'none yet'}.")
+   f"{', '.join(link(c) for c in ledger.chapters) or 'none yet'}.")
 
 # %% [markdown]
 # ## Key figures
@@ -91,29 +55,6 @@ show(figs.figure_table(devices, floor_slug=gpu_slug) if devices else md("No comm
 # shared facts; the code that decides each section's verdicts is in `chapters/verdict.py`.
 
 # %% tags=["hide-input"]
-claims: list[dict] = []
-
-
-def claim(section: str, text: str, status: str, evidence: str, *chapters: str, short: str = "") -> None:
-    """One verdict; the chapter figures read since the previous claim are the ones it uses."""
-    assert status in VERDICTS or status == NOT_YET, status
-    used = list(dict.fromkeys(USED))
-    USED.clear()
-    by_chapter: dict[str, list[str]] = {}
-    for k in used:
-        by_chapter.setdefault(k.split(":")[0], []).append(f"`{k.split(':')[1]}`")
-    figures = "; ".join(f"{link(c)}: {', '.join(keys)}" for c, keys in by_chapter.items())
-    others = ", ".join(link(c) for c in chapters if c not in by_chapter)
-    claims.append({"section": section, "conclusion": text, "status": status, "evidence": evidence,
-                   "chapters": "; ".join(t for t in (figures, (("quoted / analytic: " if not figures else "see ") + others)
-                                                               if others else "") if t),
-                   "short": short or text})
-
-
-def gpu_status(value: float | None, decide) -> str:
-    return NOT_YET if value is None else decide(value)
-
-
 # ---- shared analytic facts -------------------------------------------------------------
 G = config.GEMMA_2B
 spec, seedhw = config.THOR_SPEC, config.THOR_SEED_MEASURED
@@ -219,7 +160,7 @@ S = "INT4/FP4 量化分析 — INT4/FP4 quantization"
 i4 = gpu("ch05_int4_fp4", "int4_prefill_kernel_tokens712_vs_bf16_ratio")
 i4_key = "ch05_int4_fp4:int4_prefill_kernel_tokens712_vs_bf16_ratio"
 if i4 is None:
-    USED.clear()
+    ledger.used.clear()
     i4 = gpu("ch05_int4_fp4", "int4wo_prefill_vs_bf16_ratio")
     i4_key = "ch05_int4_fp4:int4wo_prefill_vs_bf16_ratio"
 claim(S, "INT4 would read a quarter of the bytes: ~5.5 ms instead of ~22 ms, a 4× speed-up (FP8: 2×).",
@@ -391,7 +332,7 @@ claim(S, f"down_proj's bandwidth is abnormally low at 712 tokens ({q('down_proj_
       f"At 712 tokens down_proj does {712} FLOPs per weight byte: GB/s is the wrong yardstick. It is slower per FLOP than "
       f"gate_proj ({gpu_name}, TFLOP/s: down_proj {x(dn, '.0f')}, gate_proj {x(gt, '.0f')}), because N = {G.width} gives few output "
       "tiles to spread over the SMs, not because of K.", "ch03_prefill_breakdown", short="the down_proj bandwidth anomaly")
-USED.append(i4_key)
+ledger.used.append(i4_key)
 claim(S, f"INT4 would take the MLP from {seed_mlp_ms:g} to ~{q('int4_mlp_projected_ms'):g} ms, saving ~{q('int4_projected_savings_ms'):g} ms.",
       "not held" if mlp_compute_floor > 0.7 * q("int4_mlp_projected_ms") else "partly held",
       f"The MLP's {mlp_flops / 1e12:.2f} TFLOP need {mlp_compute_floor:.1f} ms at Thor's full dense bf16 rate, which weight-only INT4 "
@@ -403,7 +344,7 @@ claim(S, f"Measured bandwidth {seedhw.bandwidth_gbps:g} GB/s is {q('hw_avg_bandw
       f"The measurement is the seed's; the 'theoretical' ~{q('mem_bw_theoretical_gbps'):g} GB/s is not the spec's "
       f"{spec.bandwidth_gbps:g} GB/s, of which {seedhw.bandwidth_gbps:g} is {100 * seedhw.bandwidth_gbps / spec.bandwidth_gbps:.0f}%.",
       "ch02_roofline", short="130.1 GB/s is 65% of theory")
-USED.append(i4_key)
+ledger.used.append(i4_key)
 claim(S, f"Plan B (INT4): KV cache ~{q('planb_int4_kv_ms'):g} ms, total ~{q('planb_int4_total_ms'):g} ms, {q('planb_int4_hz'):g} Hz.",
       gpu_status(i4, lambda v: "not held" if v >= 0.9 else "partly held"),
       f"A weight-only INT4 prefill still computes in bf16: it cannot go below the bf16 compute floor "
@@ -450,33 +391,15 @@ claim(S, f"No quantization speed-up is usable on Thor today: stay in bf16 at ~{q
       "ch04_fp8_tensorrt", "ch05_int4_fp4", short="no quantization speed-up is usable on Thor")
 
 # %% tags=["hide-input"] mystnb={"markdown_format": "myst"}
-table_ = pd.DataFrame(claims)
-label = {**VERDICTS, NOT_YET: f'<span class="pi05-badge pi05-not-yet-measured">{NOT_YET}</span>'}
-counts = table_.status.value_counts()
-show(table(pd.DataFrame({"verdict": [label[s] for s in counts.index], "conclusions_count": counts.values}),
-           html_columns=("verdict",)))
-esc = lambda s: str(s).replace("|", "\\|").replace("\n", " ")  # noqa: E731
-out = []
-for section, g_ in table_.groupby("section", sort=False):
-    out.append(f"### {section}\n\n| the seed concluded | verdict | evidence | figure used |\n|---|---|---|---|")
-    out += [f"| {esc(r.conclusion)} | {label[r.status]} | {esc(r.evidence)} | {r.chapters} |"
-            for r in g_.itertuples()]
-    out.append("")
-md("\n".join(out))
+show(table(ledger.counts(), html_columns=("verdict",)))
+md(ledger.sections_markdown())
 
 # %% [markdown]
 # ## In one paragraph
 
 # %% tags=["hide-input"]
-groups = {st: list(table_[table_.status == st].short) for st in (*VERDICTS, NOT_YET)}
 best = gpu("ch07_pipeline", "pipeline_2view_steps10_best_ms")
-lines = [f"Of the seed's {len(table_)} conclusions: " + "; ".join(
-    f"{len(v)} {label[st]}" for st, v in groups.items() if v) + "."]
-for st in ("held", "partly held", "not held"):
-    if groups[st]:
-        lines.append(f"**{label[st]}:** " + "; ".join(groups[st]) + ".")
-if groups[NOT_YET]:
-    lines.append(f"**{NOT_YET.capitalize()}:** " + "; ".join(groups[NOT_YET]) + ".")
+lines = ledger.summary()
 peer = gpu("ch09_peers", "ours_vs_lerobot_compiled_speedup_ratio")
 if peer is not None:
     lines.append(f"On {gpu_name} this book's best path runs the whole call {peer:.1f}× faster than LeRobot's compiled "
