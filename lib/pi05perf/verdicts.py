@@ -88,16 +88,19 @@ class Ledger:
         return pd.DataFrame({"verdict": [LABEL[s] for s in c.index], "conclusions_count": c.values})
 
     def sections_markdown(self) -> str:
-        """One markdown table per section of the seed: conclusion, verdict, evidence, figure used."""
-        def esc(s: Any) -> str:
-            return str(s).replace("|", "\\|").replace("\n", " ")
+        """One MyST list-table per section of the seed (conclusion, verdict, evidence, figure used),
+        with column widths: a pipe table gets equal columns and squeezes the evidence."""
+        def one_line(s: Any) -> str:
+            return " ".join(str(s).split())
 
         out = []
         for section, g in self.table().groupby("section", sort=False):
-            out.append(f"### {section}\n\n| the seed concluded | verdict | evidence | figure used |\n|---|---|---|---|")
-            out += [f"| {esc(r.conclusion)} | {LABEL[r.status]} | {esc(r.evidence)} | {r.chapters} |"
-                    for r in g.itertuples()]
-            out.append("")
+            out += [f"### {section}", "", "```{list-table}", ":header-rows: 1", ":widths: 22 11 42 25", "",
+                    "* - the seed concluded", "  - verdict", "  - evidence", "  - figure used"]
+            for r in g.itertuples():
+                out += [f"* - {one_line(r.conclusion)}", f"  - {LABEL[r.status]}", f"  - {one_line(r.evidence)}",
+                        f"  - {one_line(r.chapters) or '–'}"]
+            out += ["```", ""]
         return "\n".join(out)
 
     def summary(self) -> list[str]:
