@@ -95,7 +95,7 @@ class Ledger:
 
         out = []
         for section, g in self.table().groupby("section", sort=False):
-            out += [f"### {section}", "", "```{list-table}", ":header-rows: 1", ":widths: 22 11 42 25", ":class: pi05-claims", "",
+            out += [f"### {section}", "", "```{list-table}", ":header-rows: 1", ":widths: 21 14 40 25", ":class: pi05-claims", "",
                     "* - the seed concluded", "  - verdict", "  - evidence", "  - figure used"]
             for r in g.itertuples():
                 out += [f"* - {one_line(r.conclusion)}", f"  - {LABEL[r.status]}", f"  - {one_line(r.evidence)}",
