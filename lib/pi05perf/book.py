@@ -27,6 +27,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -236,8 +237,10 @@ def committed_devices(notebooks: Path | None = None) -> list[dict[str, Any]]:
         if not metas:
             continue
         newest = max(metas.values(), key=lambda m: m.get("date", ""))
+        commits = Counter(str(m.get("commit", ""))[:7] for m in metas.values())
         out.append({"slug": folder.name, "device": newest.get("device", folder.name), "date": newest.get("date", ""),
-                    "commit": str(newest.get("commit", ""))[:7], "chapters": sorted(metas)})
+                    "commit": commits.most_common(1)[0][0],  # the run's; a chapter re-run later is the exception
+                    "chapters": sorted(metas)})
     return sorted(out, key=lambda d: d["date"], reverse=True)
 
 
