@@ -27,7 +27,6 @@ import shutil
 import subprocess
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -230,6 +229,8 @@ def _meta(path: Path) -> dict[str, Any]:
 
 def committed_devices(notebooks: Path | None = None) -> list[dict[str, Any]]:
     """Devices with committed notebooks, newest run first: slug, device, date, commit, chapters."""
+    from .results import run_commit
+
     base = notebooks or NOTEBOOKS
     out = []
     for folder in sorted(p for p in base.glob("*") if p.is_dir()):
@@ -237,9 +238,8 @@ def committed_devices(notebooks: Path | None = None) -> list[dict[str, Any]]:
         if not metas:
             continue
         newest = max(metas.values(), key=lambda m: m.get("date", ""))
-        commits = Counter(str(m.get("commit", ""))[:7] for m in metas.values())
         out.append({"slug": folder.name, "device": newest.get("device", folder.name), "date": newest.get("date", ""),
-                    "commit": commits.most_common(1)[0][0],  # the run's; a chapter re-run later is the exception
+                    "commit": run_commit([str(m.get("commit", ""))[:7] for m in metas.values()]),
                     "chapters": sorted(metas)})
     return sorted(out, key=lambda d: d["date"], reverse=True)
 

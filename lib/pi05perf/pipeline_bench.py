@@ -389,9 +389,8 @@ def kernels_by_kind(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
 def available_variants(device: torch.device, fp8: bool = False) -> list[str]:
     """Variants that can run on `device`: CUDA graphs need CUDA; fp8_graph needs FP8 matmuls;
     the split-KV kernel needs Triton there."""
-    from .precision import fp8_supported
-
     from .kernels import runnable
+    from .precision import fp8_supported
 
     device = torch.device(device)
     out = [v for v, (_, g) in VARIANTS.items() if not g or device.type == "cuda"]

@@ -12,6 +12,7 @@ import platform
 import re
 import subprocess
 import tempfile
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -168,6 +169,12 @@ def headlines(chapter: str | None = None) -> pd.DataFrame:
                                        "commit", "date"])
 
 
+def run_commit(commits: list[str]) -> str:
+    """The commit of a device's run: the one most of its chapters ran at (a chapter re-run later
+    at another commit is the exception, named beside it)."""
+    return Counter(commits).most_common(1)[0][0]
+
+
 def devices() -> list[dict[str, Any]]:
     """Every device with committed (full-profile) results, newest run first: slug, device,
     commit (short: the one most of its chapters ran at), commits (short commit -> chapters, when a
@@ -183,7 +190,7 @@ def devices() -> list[dict[str, Any]]:
         d["commits"].setdefault((prov.get("git_commit") or "")[:7], []).append(doc["chapter"])
         d["date"] = max(d["date"], prov.get("date") or "")
     for d in by_slug.values():
-        d["commit"] = max(d["commits"], key=lambda c: len(d["commits"][c]))
+        d["commit"] = run_commit([c for c, chs in d["commits"].items() for _ in chs])
     return sorted(by_slug.values(), key=lambda d: d["date"], reverse=True)
 
 

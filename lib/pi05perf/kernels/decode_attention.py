@@ -114,8 +114,8 @@ if triton is not None:
         tl.store(lse_ptr + rows, m_i + tl.log2(l_i), mask=rq < R)
 
     @triton.jit
-    def split_kv_combine_kernel(part_ptr, lse_ptr, o_ptr, R, NUM_SPLITS, stride_or, D: tl.constexpr, BLOCK_R: tl.constexpr,
-                       MAX_SPLITS: tl.constexpr):
+    def split_kv_combine_kernel(part_ptr, lse_ptr, o_ptr, R, NUM_SPLITS, stride_or, D: tl.constexpr,
+                                BLOCK_R: tl.constexpr, MAX_SPLITS: tl.constexpr):
         pid = tl.program_id(0)
         rr = pid * BLOCK_R + tl.arange(0, BLOCK_R)
         rs = tl.arange(0, MAX_SPLITS)
@@ -162,7 +162,7 @@ def decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, config: 
         qr, k, v, part, lse, R, S, qr.stride(0), k.stride(0), v.stride(0), qk_scale, D=D, BLOCK_Q=cfg["BLOCK_Q"],
         BLOCK_KV=cfg["BLOCK_KV"], KV_PER_SPLIT=cfg["KV_PER_SPLIT"], UPCAST=interpreting(), **launch)
     split_kv_combine_kernel[(triton.cdiv(R, 16),)](part, lse, out, R, n_split, out.stride(0), D=D, BLOCK_R=16,
-                                          MAX_SPLITS=triton.next_power_of_2(n_split), **({} if interpreting() else {"num_warps": 4}))
+                                                   MAX_SPLITS=triton.next_power_of_2(n_split), **({} if interpreting() else {"num_warps": 4}))
     return out.view(q.shape)
 
 

@@ -215,6 +215,19 @@ class BF16Linear(QuantLinear):
         return self.weight.numel() * 2
 
 
+class ScaledCodesLinear(QuantLinear):
+    """A quantized linear whose weight is one-byte codes `qweight` [N,K] times `weight_scale`, one
+    scale for the tensor or one per output channel (FP8 and INT8)."""
+
+    def dequantized_weight(self, drop_scales=None):
+        drop = self.scale_ignored if drop_scales is None else drop_scales
+        w = self.qweight.float()
+        return w if drop else w * self.weight_scale.reshape(-1, 1)
+
+    def weight_bytes(self):
+        return self.qweight.numel() * self.qweight.element_size() + self.weight_scale.numel() * 4
+
+
 def dequantize(layer: QuantLinear, drop_scales: bool = False) -> torch.Tensor:
     """The fp32 weight a quantized layer represents; drop_scales=True: what a runtime that
     ignores the scales (treats them as 1) multiplies by."""

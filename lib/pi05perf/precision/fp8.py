@@ -14,7 +14,7 @@ from typing import Literal
 import torch
 import torch.nn as nn
 
-from .base import FP8, FP8_MAX, Backend, QuantLinear, _amax_scale, fp8_supported
+from .base import FP8, FP8_MAX, Backend, ScaledCodesLinear, _amax_scale, fp8_supported
 
 
 # ----------------------------------------------------------------------------- FP8 E4M3
@@ -26,7 +26,7 @@ def quantize_fp8(t: torch.Tensor, granularity: Literal["tensor", "row"] = "tenso
     return codes, scale
 
 
-class FP8Linear(QuantLinear):
+class FP8Linear(ScaledCodesLinear):
     """W8A8 in E4M3. granularity "tensor": one weight scale; "channel": one per output channel.
     act "tensor": one dynamic activation scale per call; "token": one per row of x.
     Native: torch._scaled_mm (tensorwise if both scales are single, else rowwise), bf16 out."""
@@ -76,10 +76,3 @@ class FP8Linear(QuantLinear):
             return xq.float() @ self.qweight.float().t()
         return (xq.float() * sx) @ self.dequantized_weight().t()
 
-    def dequantized_weight(self, drop_scales=None):
-        drop = self.scale_ignored if drop_scales is None else drop_scales
-        w = self.qweight.float()
-        return w if drop else w * self.weight_scale.reshape(-1, 1)
-
-    def weight_bytes(self):
-        return self.qweight_bits.numel() + self.weight_scale.numel() * 4

@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .base import INT8_MAX, Backend, QuantLinear, _amax_scale, int_mm_supported
+from .base import INT8_MAX, Backend, ScaledCodesLinear, _amax_scale, int_mm_supported
 
 
 # ----------------------------------------------------------------------------- INT8
@@ -27,7 +27,7 @@ def quantize_int8(t: torch.Tensor, granularity: Literal["tensor", "row"] = "row"
     return codes, scale
 
 
-class Int8Linear(QuantLinear):
+class Int8Linear(ScaledCodesLinear):
     """W8A8 int8: per-output-channel weight scales, dynamic per-token (or per-tensor)
     activation scales, int32 accumulate. Native: torch._int_mm(x_i8 [M,K], w_i8.t() [K,N])
     with the column-major second operand; simulated exactly in float64."""
@@ -62,10 +62,3 @@ class Int8Linear(QuantLinear):
             return acc.float()
         return (acc * sx.double() * self.weight_scale.double()).float()
 
-    def dequantized_weight(self, drop_scales=None):
-        drop = self.scale_ignored if drop_scales is None else drop_scales
-        w = self.qweight.float()
-        return w if drop else w * self.weight_scale.reshape(-1, 1)
-
-    def weight_bytes(self):
-        return self.qweight.numel() + self.weight_scale.numel() * 4
