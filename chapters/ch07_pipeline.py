@@ -52,7 +52,7 @@ import altair as alt
 import pandas as pd
 import torch
 
-from pi05perf import ceilings, config, control_sim, flops, pipeline, pipeline_bench, reference, results
+from pi05perf import ceilings, config, control_sim, flops, pipeline, pipeline_bench, reference, results, timing
 from pi05perf.charts import PALETTE, SERIES_COLORS
 from pi05perf.report import cos, fmt, headlines_everywhere, md, show, start, verdict
 
@@ -419,6 +419,50 @@ else:
     kernels_per_step = None
 
 # %% [markdown]
+# ## What stands in the way of the denoise target
+# In a graphed step the kernels run one after another, each waiting for the one before it. So a step
+# costs at least its kernel count times what one kernel costs when it does almost nothing, measured here
+# as one CUDA graph of 200 dependent one-element kernels. Beside that: the step's floor, the target of
+# 2× that floor, and how many kernels the target leaves room for at that cost. The kernel classes are
+# set side by side for `compile_graph` (cuDNN's attention over the concatenated cache) and the best path.
+
+# %% tags=["hide-input"]
+launch_floor = None
+if step_kernels is not None:
+    lat = timing.graphed_kernel_latency(run.device)
+    lat_ms = lat.median_ms
+    launch_floor = kernels_per_step * lat_ms
+    stages_profiled = {den_v: step_kernels}
+    if den_v != "compile_graph" and "compile_graph" in staged.index:
+        stages_profiled = {"compile_graph": bench.kernels("compile_graph", "denoise", headline_shape, profile_runs),
+                           **stages_profiled}
+    by_class = pipeline_bench.kernels_by_kind(stages_profiled)
+    numeric = by_class.columns.drop("kind")
+    by_class[numeric] = by_class[numeric] / headline_steps  # per denoise step
+    by_class["floor_ms"] = by_class.kind.map(class_floor)
+    show(by_class.rename(columns={"kind": "kernel class (per denoise step)"}))
+    room = int(2 * step_floor_ms // lat_ms)
+    way = pd.DataFrame([
+        {"per denoise step": "kernels (best path)", "value": fmt(kernels_per_step, "")},
+        {"per denoise step": "one graphed kernel that does almost nothing", "value": fmt(lat_ms * 1e3, "µs")},
+        {"per denoise step": "kernels × that cost: the launch floor", "value": fmt(launch_floor, "ms")},
+        {"per denoise step": "floor (bytes over bandwidth, FLOPs over peak)", "value": fmt(step_floor_ms, "ms")},
+        {"per denoise step": "target: 2 × floor", "value": fmt(2 * step_floor_ms, "ms")},
+        {"per denoise step": "measured (best path)", "value": fmt(step_best_ms, "ms")},
+        {"per denoise step": "kernels that fit the target if each did nothing", "value": fmt(room, "")}])
+    show(way)
+    show(md(f"""One kernel in a graph costs {lat_ms * 1e3:.2f} µs here (IQR {lat.p25_ms * 1e3:.2f}–{lat.p75_ms * 1e3:.2f}) however
+little it does, so the best step's {kernels_per_step:.0f} kernels cost **{launch_floor:.3f} ms before any byte moves**:
+{launch_floor / step_best_ms:.0%} of the measured {step_best_ms:.3f} ms and {launch_floor / step_floor_ms:.1f}× the step's floor of
+{step_floor_ms:.3f} ms. The 2× target leaves room for at most {room} such kernels per step, {room / arch.expert.depth:.1f} per
+layer of the {arch.expert.depth}-layer expert, where the present step runs {kernels_per_step / arch.expert.depth:.1f}. Fusing
+more of the same chain (norms into GEMM prologues, GeGLU into epilogues, attention in one kernel) lowers the count but
+cannot reach that: it takes a few kernels per layer — a persistent kernel per layer or per step that streams
+the weights — which is what the published fast engines build and what this book does not."""))
+else:
+    show(md("No launch-floor analysis without the kernel timeline above."))
+
+# %% [markdown]
 # ## FP8 through the whole call
 # Every projection of SigLIP, the LLM and the expert in FP8 (per-tensor E4M3 weights, dynamic per-tensor
 # activation scales, `pi05perf.precision`), compiled and in one CUDA graph like the best bf16 path (the uncompiled
@@ -642,12 +686,17 @@ if floors_ok:
 if kernels_per_step is not None:
     headline["denoise_step_kernels_count"] = kernels_per_step
     headline["pipeline_kernels_count"] = float(whole_kernels["count"].sum())
+if launch_floor is not None:
+    headline["graphed_kernel_latency_us"] = lat_ms * 1e3
+    headline["denoise_step_launch_floor_ms"] = launch_floor
 if fp8_row is not None:
     headline[f"pipeline_fp8_{n_views}view_steps{n_steps}_ms"] = float(fp8_row.median_ms)
     headline["pipeline_fp8_action_cos"] = float(fp8_row.cos_actions)
 tables = {"budget": budget, "targets": targets}
 if whole_kernels is not None:
     tables.update(kernels_whole=whole_kernels, kernels_denoise=step_kernels)
+if launch_floor is not None:
+    tables["kernels_denoise_by_class"] = by_class
 results.save(run, headline, pd.concat([allrows.assign(table="latency"), pooled.assign(table="simulation"),
                                        anchors.assign(table="anchors")], ignore_index=True), tables=tables)
 print("device-side wall time per section (s):", {k: round(v, 1) for k, v in section_s.items()})

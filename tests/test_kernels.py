@@ -34,6 +34,12 @@ ATTN_CASES = [
     (20, 5, 32, {"BLOCK_Q": 16, "BLOCK_KV": 16, "KV_PER_SPLIT": 16}),
     (24, 61, 16, {"BLOCK_Q": 16, "BLOCK_KV": 16, "KV_PER_SPLIT": 48}),
 ]
+# (rows, prefix keys, own keys, head_dim, config): the prefix cache and the step's own keys as two sources
+ATTN2_CASES = [
+    (80, 100, 10, 64, {"BLOCK_Q": 16, "BLOCK_KV": 32, "KV_PER_SPLIT": 32}),
+    (20, 5, 1, 32, {"BLOCK_Q": 16, "BLOCK_KV": 16, "KV_PER_SPLIT": 16}),
+    (24, 61, 40, 16, {"BLOCK_Q": 16, "BLOCK_KV": 16, "KV_PER_SPLIT": 32}),
+]
 
 _SCRIPT = r"""
 import json, sys, torch
@@ -47,6 +53,12 @@ for M, N, K, cfg in cases["gemv"]:
 out["counters_zero"] = all(int(c.abs().sum()) == 0 for _, c in GS._WORK.values())
 for R, S, D, cfg in cases["attn"]:
     out["attn"].append(DA.check([(R, S, D)], "cpu", [cfg]).iloc[0].to_dict())
+out["two_sources"] = []
+for R, S, S2, D, cfg in cases["attn2"]:
+    q, k, v = DA.random_inputs(R, S + S2, D, "cpu", seed=S2)
+    ref = DA.reference(q, k, v)
+    o = DA.decode_attention(q, k[:S], v[:S], cfg, extra_kv=(k[S:], v[S:]))
+    out["two_sources"].append(float((o.float() - ref).norm() / ref.norm()))
 q, k, v = DA.random_inputs(2 * 8, 40, 32, "cpu")
 o = DA.decode_attention(q.view(2, 8, 32), k, v, {"BLOCK_Q": 16, "BLOCK_KV": 16, "KV_PER_SPLIT": 16})
 out["shape_dtype"] = [list(o.shape), str(o.dtype)]
@@ -56,17 +68,20 @@ g = torch.Generator().manual_seed(3)
 q, k, v = (torch.randn(*s, generator=g).to(torch.bfloat16) for s in ((1, 8, 10, 32), (1, 1, 50, 32), (1, 1, 50, 32)))
 ref = M.attend(q.float(), k.float(), v.float())
 rel = lambda o: float((o.float() - ref).norm() / ref.norm())
+prefix, own = (k[:, :, :40], v[:, :, :40]), (k[:, :, 40:], v[:, :, 40:])  # a 40-key cache and 10 own keys
 compiled = torch.compile(DA.attend_split_kv, backend="aot_eager", fullgraph=True)
 k2, v2 = k.expand(1, 2, 50, 32).contiguous(), v.expand(1, 2, 50, 32).contiguous()
-out["model_swap"] = {"eager": rel(DA.attend_split_kv(q, k, v)), "compiled": rel(compiled(q, k, v)),
-                     "two_kv_heads": rel(DA.attend_split_kv(q, k2, v2)), "shape": list(DA.attend_split_kv(q, k, v).shape)}
+out["model_swap"] = {"eager": rel(DA.attend_split_kv(q, *own, prefix)), "compiled": rel(compiled(q, *own, prefix)),
+                     "no_prefix": rel(DA.attend_split_kv(q, k, v)),
+                     "two_kv_heads": rel(DA.attend_split_kv(q, k2[:, :, 40:], v2[:, :, 40:], (k2[:, :, :40], v2[:, :, :40]))),
+                     "shape": list(DA.attend_split_kv(q, *own, prefix).shape)}
 print("RESULT" + json.dumps(out, default=str))
 """
 
 
 @pytest.fixture(scope="module")
 def interpreted():
-    return run_interpreted(_SCRIPT, json.dumps({"gemv": GEMV_CASES, "attn": ATTN_CASES}),
+    return run_interpreted(_SCRIPT, json.dumps({"gemv": GEMV_CASES, "attn": ATTN_CASES, "attn2": ATTN2_CASES}),
                        skip_reason="triton is not installed: the kernels cannot run here (their references are tested below)")
 
 
@@ -91,6 +106,12 @@ def test_split_kv_attention_matches_float32(interpreted):
     assert rows.ok.all(), rows.to_string()
 
 
+def test_split_kv_attention_over_two_sources_matches_their_concatenation(interpreted):
+    # the prefix cache and the step's own keys, attended as one set of keys without a copy
+    errs = interpreted["two_sources"]
+    assert len(errs) == len(ATTN2_CASES) and max(errs) < 1e-2, errs
+
+
 def test_split_kv_attention_keeps_the_query_shape_and_dtype(interpreted):
     assert interpreted["shape_dtype"] == [[2, 8, 32], "torch.bfloat16"]
 
@@ -99,7 +120,7 @@ def test_split_kv_attention_stands_in_for_the_models_attention(interpreted):
     # eager, compiled (the custom op's fake keeps the graph whole) and the fallback for 2 K/V heads
     swap = interpreted["model_swap"]
     assert swap["shape"] == [1, 8, 10, 32]
-    assert max(swap["eager"], swap["compiled"], swap["two_kv_heads"]) < 2e-2, swap
+    assert max(swap["eager"], swap["compiled"], swap["no_prefix"], swap["two_kv_heads"]) < 2e-2, swap
 
 
 # --------------------------------------------------------------------------- references and bookkeeping

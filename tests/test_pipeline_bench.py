@@ -278,7 +278,7 @@ def test_compile_blocks_gives_the_expert_its_own_mode(monkeypatch):
 
 def test_split_kv_kind_swaps_only_the_experts_attention(monkeypatch):
     """compile_graph_splitkv: the expert's layers attend through the split-KV kernel; the LLM's and
-    the shared "fast" model's layers keep model.attend."""
+    the shared "fast" model's layers keep model.attend_joint."""
     import torch.nn as nn
 
     from pi05perf import model as M
@@ -288,7 +288,7 @@ def test_split_kv_kind_swaps_only_the_experts_attention(monkeypatch):
     bench = pb.PipelineBench(pipeline.arch(False), torch.device("cpu"), torch.float32, 1, [SHAPE.steps])
     swapped, fast = bench.model("compiled_splitkv"), bench.model("fast")
     assert {l.attn.attend for l in swapped.expert.layers} == {attend_split_kv}
-    assert {l.attn.attend for l in [*swapped.llm.layers, *fast.expert.layers]} == {M.attend}
+    assert {l.attn.attend for l in [*swapped.llm.layers, *fast.expert.layers]} == {M.attend_joint}
     assert pb.path_kind("compile_graph_splitkv") == "GPU (CUDA graph)"
     assert "compile_graph_splitkv" not in pb.available_variants(torch.device("cpu"))
 

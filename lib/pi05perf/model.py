@@ -107,6 +107,13 @@ def attend(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
     return F.scaled_dot_product_attention(q, k, v)
 
 
+def attend_joint(q: Tensor, k: Tensor, v: Tensor, prefix_kv: tuple[Tensor, Tensor] | None = None) -> Tensor:
+    """`attend` over the keys [prefix K/V; k] and values [prefix K/V; v] (joint attention)."""
+    if prefix_kv is not None:
+        k, v = torch.cat([prefix_kv[0], k], dim=2), torch.cat([prefix_kv[1], v], dim=2)
+    return attend(q, k, v)
+
+
 class Attention(nn.Module):
     """Multi-head attention with optional GQA, RoPE and prepended K/V (joint attention).
 
@@ -123,7 +130,7 @@ class Attention(nn.Module):
         self.num_heads, self.num_kv_heads, self.head_dim = num_heads, num_kv_heads, head_dim
         self.q_dim, self.kv_dim = num_heads * head_dim, num_kv_heads * head_dim
         self.rope, self.fused = rope, fused
-        self.attend = attend  # swappable: `kernels.decode_attention.attend_split_kv` for the expert
+        self.attend = attend_joint  # swappable: `kernels.decode_attention.attend_split_kv` for the expert
         if fused:
             self.qkv_proj = nn.Linear(width, self.q_dim + 2 * self.kv_dim, bias=bias)
         else:
@@ -165,11 +172,7 @@ class Attention(nn.Module):
         q, k, v = self.project(x)
         if self.rope:
             q, k = apply_rope(q, rope), apply_rope(k, rope)
-        keys, values = k, v
-        if prefix_kv is not None:
-            keys = torch.cat([prefix_kv[0], k], dim=2)
-            values = torch.cat([prefix_kv[1], v], dim=2)
-        o = self.attend(q, keys, values).transpose(1, 2).reshape(B, T, self.q_dim)
+        o = self.attend(q, k, v, prefix_kv).transpose(1, 2).reshape(B, T, self.q_dim)
         return self.o_proj(o), (k, v)
 
 

@@ -77,6 +77,31 @@ def time_fn(fn: Callable[[], Any], device: torch.device | str, repeats: int = 50
     return quartiles(samples, "cpu wall clock")
 
 
+def graphed_kernel_latency(device: torch.device | str, kernels: int = 200, repeats: int = 50) -> Timing:
+    """Time per kernel of one CUDA graph of `kernels` dependent kernels that each add one to a
+    one-element tensor: what a kernel of a graphed step costs on this device however little it
+    does (launch, one wave, completion before the next may start). Per-kernel quartiles."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        raise RuntimeError(f"a graphed kernel's latency needs a CUDA device, not {device}")
+    x = torch.randn(1, device=device)
+    start = x.clone()
+    for _ in range(3):  # load the kernel outside the capture
+        x.add_(1.0)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        for _ in range(kernels):
+            x.add_(1.0)
+    x.copy_(start)
+    graph.replay()
+    torch.cuda.synchronize(device)
+    if not torch.allclose(x, start + kernels):
+        raise AssertionError("the graphed kernels did not all run")
+    t = time_fn(graph.replay, device, repeats)
+    return Timing(t.median_ms / kernels, t.p25_ms / kernels, t.p75_ms / kernels, t.n,
+                  f"CUDA graph of {kernels} dependent one-element kernels, per kernel")
+
+
 def spread_overlaps(a: Timing, b: Timing) -> bool:
     """True when the two interquartile ranges overlap: the difference is noise."""
     return not (a.p75_ms < b.p25_ms or b.p75_ms < a.p25_ms)

@@ -91,10 +91,13 @@ if triton is not None:
         acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v)
         return acc, m_new, l_i
 
-    @triton.jit
-    def split_kv_kernel(q_ptr, k_ptr, v_ptr, part_ptr, lse_ptr, R, S, stride_qr, stride_ks, stride_vs, qk_scale,
-                        D: tl.constexpr, BLOCK_Q: tl.constexpr, BLOCK_KV: tl.constexpr, KV_PER_SPLIT: tl.constexpr,
+    @triton.jit(do_not_specialize=["S", "S2"])  # a length of 1 would become a constant in one branch only
+    def split_kv_kernel(q_ptr, k_ptr, v_ptr, k2_ptr, v2_ptr, part_ptr, lse_ptr, R, S, S2, SPLITS1, stride_qr,
+                        stride_ks, stride_vs, stride_k2s, stride_v2s, qk_scale, D: tl.constexpr,
+                        BLOCK_Q: tl.constexpr, BLOCK_KV: tl.constexpr, KV_PER_SPLIT: tl.constexpr,
                         UPCAST: tl.constexpr):
+        """Slices 0..SPLITS1-1 cover the first K/V source (S keys), the rest the second (S2 keys):
+        the expert's prefix cache and its own 10 keys are attended without concatenating them."""
         pid_q = tl.program_id(0)
         pid_s = tl.program_id(1)
         rq = pid_q * BLOCK_Q + tl.arange(0, BLOCK_Q)
@@ -105,9 +108,13 @@ if triton is not None:
         m_i = tl.full((BLOCK_Q,), float("-inf"), dtype=tl.float32)
         l_i = tl.zeros((BLOCK_Q,), dtype=tl.float32)
         acc = tl.zeros((BLOCK_Q, D), dtype=tl.float32)
-        lo = pid_s * KV_PER_SPLIT  # < S for every launched slice, so its first block has a key
+        if pid_s < SPLITS1:
+            kp, vp, n, sk, sv, lo = k_ptr, v_ptr, S, stride_ks, stride_vs, pid_s * KV_PER_SPLIT
+        else:
+            kp, vp, n, sk, sv, lo = k2_ptr, v2_ptr, S2, stride_k2s, stride_v2s, (pid_s - SPLITS1) * KV_PER_SPLIT
+        # lo < n for every launched slice, so its first block has a key
         for i in range(0, KV_PER_SPLIT // BLOCK_KV):
-            acc, m_i, l_i = _kv_block(acc, m_i, l_i, q, k_ptr, v_ptr, S, stride_ks, stride_vs, lo + i * BLOCK_KV,
+            acc, m_i, l_i = _kv_block(acc, m_i, l_i, q, kp, vp, n, sk, sv, lo + i * BLOCK_KV,
                                       rd, qk_scale, BLOCK_KV, UPCAST)
         rows = pid_s * R + rq
         tl.store(part_ptr + rows[:, None] * D + rd[None, :], acc / l_i[:, None], mask=rq[:, None] < R)
@@ -135,32 +142,40 @@ if triton is not None:
         tl.store(o_ptr + rr[:, None] * stride_or + rd[None, :], out.to(o_ptr.dtype.element_ty), mask=rr[:, None] < R)
 
 
-def decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, config: dict | None = None) -> torch.Tensor:
+def _rows(t: torch.Tensor) -> torch.Tensor:
+    return t if t.stride(-1) == 1 else t.contiguous()
+
+
+def decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, config: dict | None = None,
+                     extra_kv: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """softmax(q kᵀ / sqrt(D)) v for q [..., D] (all query rows, heads folded in) against one
-    K/V head k, v [S, D]; D a power of two >= 16. Returns q's shape and dtype."""
-    if k.dim() != 2 or v.shape != k.shape or q.shape[-1] != k.shape[-1]:
-        raise ValueError(f"need q [..., D] and k, v [S, D], got {tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
-    if not (q.dtype == k.dtype == v.dtype) or q.dtype not in (torch.bfloat16, torch.float16):
+    K/V head k, v [S, D] -- and, with `extra_kv` (k2, v2 [S2, D]), against the keys [k; k2]
+    without building that concatenation. D a power of two >= 16. Returns q's shape and dtype."""
+    k2, v2 = extra_kv if extra_kv is not None else (k, v)
+    for kk, vv in ((k, v), (k2, v2)):
+        if kk.dim() != 2 or vv.shape != kk.shape or q.shape[-1] != kk.shape[-1]:
+            raise ValueError(f"need q [..., D] and k, v [S, D], got {tuple(q.shape)}, {tuple(kk.shape)}, {tuple(vv.shape)}")
+    if len({q.dtype, k.dtype, v.dtype, k2.dtype, v2.dtype}) != 1 or q.dtype not in (torch.bfloat16, torch.float16):
         raise TypeError(f"q, k, v must share dtype bfloat16 or float16, got {q.dtype}, {k.dtype}, {v.dtype}")
     D = q.shape[-1]
     if D < 16 or D & (D - 1):
         raise ValueError(f"head_dim must be a power of two >= 16, got {D}")
     check_runnable(q.device)
     cfg = config or configs()[2]
-    qr = q.reshape(-1, D)
-    qr = qr if qr.stride(1) == 1 else qr.contiguous()
-    k = k if k.stride(1) == 1 else k.contiguous()
-    v = v if v.stride(1) == 1 else v.contiguous()
+    qr, k, v, k2, v2 = _rows(q.reshape(-1, D)), _rows(k), _rows(v), _rows(k2), _rows(v2)
     R, S = qr.shape[0], k.shape[0]
-    n_split = splits(cfg, S)
+    S2 = k2.shape[0] if extra_kv is not None else 0
+    splits1 = splits(cfg, S)
+    n_split = splits1 + (splits(cfg, S2) if S2 else 0)
     part = torch.empty((n_split, R, D), device=q.device, dtype=torch.float32)
     lse = torch.empty((n_split, R), device=q.device, dtype=torch.float32)
     out = torch.empty((R, D), device=q.device, dtype=q.dtype)
     launch = {} if interpreting() else {"num_warps": cfg.get("num_warps", 4), "num_stages": cfg.get("num_stages", 2)}
     qk_scale = 1.4426950408889634 / math.sqrt(D)  # log2(e) / sqrt(D): exp2 of the scaled scores
     split_kv_kernel[(triton.cdiv(R, cfg["BLOCK_Q"]), n_split)](
-        qr, k, v, part, lse, R, S, qr.stride(0), k.stride(0), v.stride(0), qk_scale, D=D, BLOCK_Q=cfg["BLOCK_Q"],
-        BLOCK_KV=cfg["BLOCK_KV"], KV_PER_SPLIT=cfg["KV_PER_SPLIT"], UPCAST=interpreting(), **launch)
+        qr, k, v, k2, v2, part, lse, R, S, S2, splits1, qr.stride(0), k.stride(0), v.stride(0), k2.stride(0),
+        v2.stride(0), qk_scale, D=D, BLOCK_Q=cfg["BLOCK_Q"], BLOCK_KV=cfg["BLOCK_KV"],
+        KV_PER_SPLIT=cfg["KV_PER_SPLIT"], UPCAST=interpreting(), **launch)
     split_kv_combine_kernel[(triton.cdiv(R, 16),)](part, lse, out, R, n_split, out.stride(0), D=D, BLOCK_R=16,
                                                    MAX_SPLITS=triton.next_power_of_2(n_split), **({} if interpreting() else {"num_warps": 4}))
     return out.view(q.shape)
@@ -169,25 +184,31 @@ def decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, config: 
 # `decode_attention` as an opaque op: torch.compile leaves the kernel alone (its fake is an empty
 # tensor like q), and a CUDA graph captures its two launches.
 @torch.library.custom_op("pi05perf::split_kv_attention", mutates_args=())
-def split_kv_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    return decode_attention(q, k, v)
+def split_kv_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, k2: torch.Tensor,
+                       v2: torch.Tensor) -> torch.Tensor:
+    """q [R, D] against the keys [k; k2] and values [v; v2] (each [S, D], [S2, D])."""
+    return decode_attention(q, k, v, extra_kv=(k2, v2))
 
 
 @split_kv_attention.register_fake
-def _(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+def _(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, k2: torch.Tensor, v2: torch.Tensor) -> torch.Tensor:
     return torch.empty_like(q)
 
 
-def attend_split_kv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """`model.attend`'s contract (q [B, H, T, D] against k, v [B, Hkv, S, D]) through the split-KV
-    kernel where it applies, batch 1 and one K/V head (the expert's denoise step); `model.attend`
-    otherwise. Set as `Attention.attend` on the expert's layers."""
-    from ..model import attend
+def attend_split_kv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                    prefix_kv: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    """`model.attend_joint`'s contract (q [B, H, T, D] against [prefix K/V; k, v], each
+    [B, Hkv, S, D]) through the split-KV kernel where it applies -- batch 1, one K/V head and a
+    prefix cache (the expert's denoise step) -- and `model.attend_joint` otherwise. The prefix
+    cache and the step's own keys are two sources of slices: nothing is concatenated. Set as
+    `Attention.attend` on the expert's layers."""
+    from ..model import attend_joint
 
     B, H, T, D = q.shape
-    if B != 1 or k.shape[1] != 1:
-        return attend(q, k, v)
-    return split_kv_attention(q.reshape(H * T, D), k[0, 0], v[0, 0]).view(B, H, T, D)
+    if B != 1 or k.shape[1] != 1 or prefix_kv is None:
+        return attend_joint(q, k, v, prefix_kv)
+    pk, pv = prefix_kv
+    return split_kv_attention(q.reshape(H * T, D), pk[0, 0], pv[0, 0], k[0, 0], v[0, 0]).view(B, H, T, D)
 
 
 def sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
