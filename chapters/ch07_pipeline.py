@@ -687,7 +687,7 @@ if kernels_per_step is not None:
     headline["denoise_step_kernels_count"] = kernels_per_step
     headline["pipeline_kernels_count"] = float(whole_kernels["count"].sum())
 if launch_floor is not None:
-    headline["graphed_kernel_latency_us"] = lat_ms * 1e3
+    headline["graphed_kernel_latency_ms"] = lat_ms
     headline["denoise_step_launch_floor_ms"] = launch_floor
 if fp8_row is not None:
     headline[f"pipeline_fp8_{n_views}view_steps{n_steps}_ms"] = float(fp8_row.median_ms)
