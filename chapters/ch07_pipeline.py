@@ -441,7 +441,7 @@ if step_kernels is not None:
     by_class[numeric] = by_class[numeric] / headline_steps  # per denoise step
     by_class["floor_ms"] = by_class.kind.map(class_floor)
     show(by_class.rename(columns={"kind": "kernel class (per denoise step)"}))
-    room = int(2 * step_floor_ms // lat_ms)
+    room = int(2 * step_floor_ms // lat_ms)  # as `launch_floor_text` counts it
     way = pd.DataFrame([
         {"per denoise step": "kernels (best path)", "value": fmt(kernels_per_step, "")},
         {"per denoise step": "one graphed kernel that does almost nothing", "value": fmt(lat_ms * 1e3, "µs")},
@@ -451,14 +451,8 @@ if step_kernels is not None:
         {"per denoise step": "measured (best path)", "value": fmt(step_best_ms, "ms")},
         {"per denoise step": "kernels that fit the target if each did nothing", "value": fmt(room, "")}])
     show(way)
-    show(md(f"""One kernel in a graph costs {lat_ms * 1e3:.2f} µs here (IQR {lat.p25_ms * 1e3:.2f}–{lat.p75_ms * 1e3:.2f}) however
-little it does, so the best step's {kernels_per_step:.0f} kernels cost **{launch_floor:.3f} ms before any byte moves**:
-{launch_floor / step_best_ms:.0%} of the measured {step_best_ms:.3f} ms and {launch_floor / step_floor_ms:.1f}× the step's floor of
-{step_floor_ms:.3f} ms. The 2× target leaves room for at most {room} such kernels per step, {room / arch.expert.depth:.1f} per
-layer of the {arch.expert.depth}-layer expert, where the present step runs {kernels_per_step / arch.expert.depth:.1f}. Fusing
-more of the same chain (norms into GEMM prologues, GeGLU into epilogues, attention in one kernel) lowers the count but
-cannot reach that: it takes a few kernels per layer — a persistent kernel per layer or per step that streams
-the weights — which is what the published fast engines build and what this book does not."""))
+    show(md(pipeline_bench.launch_floor_text(lat, kernels_per_step, step_best_ms, step_floor_ms, by_class, den_v,
+                                             arch.expert.depth)))
 else:
     show(md("No launch-floor analysis without the kernel timeline above."))
 

@@ -49,7 +49,7 @@ from .check import TOLERANCE, cosine, relative_error
 from .model import Pi05
 from .pipeline import Arch, Pipeline, Shape, TimeTable, build_pi05, compile_blocks, compiled_graph_count, shared_copy
 from .prefill_bench import exact_fp32
-from .timing import Graphed, standard_strides, time_fn
+from .timing import Graphed, Timing, standard_strides, time_fn
 from .log import progress
 
 #: variant -> (model kind, what is CUDA-graphed: None | "all" | "denoise")
@@ -384,6 +384,36 @@ def kernels_by_kind(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
         cols[f"{name} kernels_count"], cols[f"{name} time_ms"] = g["count"].round(), g["ms"]
     out = pd.DataFrame(cols).reindex(KERNEL_CLASSES).fillna(0.0)
     return out.rename_axis("kind").reset_index()
+
+
+def launch_floor_text(latency: Timing, kernels_per_step: float, step_ms: float, step_floor_ms: float,
+                      by_class: pd.DataFrame, path: str, depth: int, target_x: float = 2.0) -> str:
+    """What stands between a denoise step and `target_x` times its floor, in words: the kernel
+    count times one graphed kernel's `latency` (the launch floor) against the target, then each
+    kernel class of `path` (`kernels_by_kind` per step, with a floor_ms column) against its floor."""
+    lat, launch, target = latency.median_ms, kernels_per_step * latency.median_ms, target_x * step_floor_ms
+    room = int(target // lat)
+    parts = [f"One kernel in a graph costs {lat * 1e3:.2f} µs here (IQR {latency.p25_ms * 1e3:.2f}–{latency.p75_ms * 1e3:.2f}) "
+             f"however little it does, so the {kernels_per_step:.0f} kernels of a `{path}` step cost **{launch:.3f} ms before "
+             f"any byte moves**: {launch / step_ms:.0%} of the measured {step_ms:.3f} ms and {launch / step_floor_ms:.1f}× the "
+             f"step's floor of {step_floor_ms:.3f} ms. The target of {target_x:g}× that floor ({target:.3f} ms) leaves room for "
+             f"{room} such kernels, {room / depth:.1f} per layer of the {depth}-layer expert; this step runs "
+             f"{kernels_per_step / depth:.1f} per layer."]
+    if kernels_per_step <= room:
+        parts.append(f"So the kernel count alone does not rule the target out ({target - launch:.3f} ms would be left for "
+                     "work); the work inside the kernels does.")
+    else:
+        parts.append("So the kernel count alone rules the target out: fewer kernels, not faster ones, come first.")
+    t = by_class.set_index("kind")
+    time_col = f"{path} time_ms"
+    cls = [(k, float(t.loc[k, time_col]), float(t.loc[k, "floor_ms"])) for k in t.index if t.loc[k, time_col] > 0]
+    parts.append("Per step, by class: " + "; ".join(
+        f"{k} {ms:.3f} ms against a floor of {fl:.3f} ms ({ms / fl:.1f}×)" if fl > 0 else
+        f"{k} {ms:.3f} ms (floor 0: a fused step keeps this traffic on chip)" for k, ms, fl in cls) + ".")
+    over = [(k, ms) for k, ms, _ in cls if ms > target]
+    parts.append(" ".join(f"The {k} kernels alone ({ms:.3f} ms) take more than the whole target." for k, ms in over)
+                 or f"No class alone exceeds the target; together they take {sum(ms for _, ms, _ in cls):.3f} ms.")
+    return " ".join(parts)
 
 
 def available_variants(device: torch.device, fp8: bool = False) -> list[str]:
