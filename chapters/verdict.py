@@ -27,7 +27,7 @@ repeats = 0  # unused here
 gpu_slug = ""  # whose results the verdicts read; "" = $REPORT_DEVICE or the newest run
 
 # %% tags=["hide-input"]
-from pi05perf import claims as figs, config, flops, latency_model as lm, reference, results
+from pi05perf import claims as figs, config, flops, latency_model as lm, reference, results, triton_matmul as TM
 from pi05perf.report import md, show, start, table
 from pi05perf.verdicts import NOT_YET, Ledger, status_of as gpu_status, text as x
 
@@ -356,10 +356,13 @@ claim(S, f"Plan B (INT4): KV cache ~{q('planb_int4_kv_ms'):g} ms, total ~{q('pla
 # %% tags=["remove-input"]
 S = "量化方案验证结果 最终结论 — quantization validation, final conclusions"
 tr = gpu("ch06_triton", "triton_vs_cublas_bf16_ratio")
+tr_host = TM.launched_from_python(gpu_rows("ch06_triton", "timings"))
 claim(S, f"Triton reaches only {q('triton_vs_cublas_pct'):g}% of cuBLAS on Thor: custom kernels are not viable.",
       "not testable here",
       f"No Thor here. Dexmal's Triton kernels run pi0.5 in {q('dexmal_rtx4090_2view_ms'):g} ms on an RTX 4090 (quoted). "
-      f"Time of a tutorial-style Triton matmul over cuBLAS on the prefill matmuls, {gpu_name}: {x(tr, '.2f', '×')}.",
+      f"Time of a tutorial-style Triton matmul over cuBLAS on the prefill matmuls, {gpu_name}: {x(tr, '.2f', '×')}"
+      + (" — timed call by call from Python, so the small GEMMs' times include the Triton launch's host cost: "
+         "partly host overhead, not a GPU comparison." if tr_host else "."),
       "ch06_triton", short="Triton is too slow on Thor")
 ao8, ao4 = gpu("ch09_peers", "torchao_int8_prefill712_vs_bf16_ratio"), gpu("ch09_peers", "torchao_int4wo_prefill712_vs_bf16_ratio")
 claim(S, f"torchao INT8 is {q('torchao_int8_slowdown_ratio'):g}× slower than bf16; torchao INT4 lacks fbgemm-gpu-genai.",

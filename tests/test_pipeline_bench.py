@@ -302,3 +302,29 @@ def test_kernels_by_kind_sets_two_calls_side_by_side():
     assert list(t.index) == list(pb.KERNEL_CLASSES)
     assert t.loc["elementwise/fused", "fp8 kernels_count"] == 8 and t.loc["elementwise/fused", "bf16 time_ms"] == 0.5
     assert t.loc["attention"].sum() == 0  # a kind neither call ran: zeros, not NaN
+
+
+def _classes(gemm_ms: float, attention_ms: float) -> pd.DataFrame:
+    return pd.DataFrame({"kind": ["GEMM", "attention", "elementwise/fused", "other"],
+                         "p time_ms": [gemm_ms, attention_ms, 0.1, 0.0], "floor_ms": [0.2, 0.01, 0.0, 0.0]})
+
+
+def test_launch_floor_text_tells_whether_the_kernel_count_alone_rules_the_target_out():
+    from pi05perf.timing import Timing
+
+    lat = Timing(0.002, 0.002, 0.002, 9, "")  # 2 us a kernel; target 2 x 0.2 ms = 0.4 ms: room for 200
+    few = pb.launch_floor_text(lat, 150, 1.0, 0.2, _classes(0.5, 0.1), "p", 18)
+    many = pb.launch_floor_text(lat, 250, 1.0, 0.2, _classes(0.3, 0.1), "p", 18)
+    assert "room for 200 such kernels" in few and "does not rule the target out" in few
+    assert "rules the target out: fewer kernels" in many
+    # a class whose time alone exceeds the target is named; without one, the sum is given
+    assert "The GEMM kernels alone (0.500 ms)" in few and "kernels alone (" not in many
+    assert "No class alone exceeds the target; together they take 0.500 ms" in many
+    assert "other" not in few  # a class with no time is left out
+
+
+def test_graphed_kernel_latency_needs_a_gpu():
+    from pi05perf.timing import graphed_kernel_latency
+
+    with pytest.raises(RuntimeError, match="CUDA"):
+        graphed_kernel_latency("cpu")

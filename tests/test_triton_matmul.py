@@ -97,3 +97,11 @@ def test_tiles_counts_partial_tiles():
     assert TM.tiles(cfg, 128, 256) == 1
     assert TM.tiles(None, 712, 2048) is None
     assert math.ceil(712 / 64) * math.ceil(2048 / 128) == TM.tiles({"BLOCK_M": 64, "BLOCK_N": 128}, 712, 2048)
+
+
+def test_timings_launched_from_python_are_told_from_graphed_ones():
+    eager = pd.DataFrame({"method": ["cuda events, L2 flushed"] * 2})
+    graphed = pd.DataFrame({"method": ["cuda-graph replay of 8 calls on distinct operand copies, events"] * 2})
+    assert TM.launched_from_python(eager) and not TM.launched_from_python(graphed)
+    assert TM.launched_from_python(pd.concat([eager.iloc[:1], graphed.iloc[:1]]))  # any eager row taints the ratio
+    assert not TM.launched_from_python(None) and not TM.launched_from_python(pd.DataFrame())

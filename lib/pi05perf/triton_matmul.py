@@ -295,14 +295,15 @@ def triton_vs_cublas(shapes: dict[str, tuple[int, int, int]], device: torch.devi
     scales for FP8) on each (M, N, K), the second operand laid out as nn.Linear keeps it (W [N,K],
     passed as the column-major view W.t()). Per shape and dtype: autotune on these operands (its
     wall time is `autotune_s`, its choice the BLOCK_* columns), check both against fp32 on them and
-    `check_triton_matmul` on fresh inputs (both layouts of b), then time both (medians, IQR, L2
-    flushed). A failed check or an exception is a `checks` row with `error` and no timing.
+    `check_triton_matmul` on fresh inputs (both layouts of b), then time both (medians, IQR: one CUDA graph of calls on
+    operand copies that do not fit in L2 together, `kernels.time_per_call`). A failed check or an exception is a `checks` row with `error` and no timing.
     Returns (checks, timings)."""
     import math
     import time
 
     from .check import relative_error
-    from .timing import synchronize, time_fn
+    from .kernels import copies_past_l2, time_per_call
+    from .timing import synchronize
 
     if not triton_available():
         raise RuntimeError("Triton needs a CUDA device and an importable triton")
@@ -322,9 +323,10 @@ def triton_vs_cublas(shapes: dict[str, tuple[int, int, int]], device: torch.devi
             a, w = a.to(device=device, dtype=dtype), w.to(device=device, dtype=dtype)
             b = w.t()  # [K,N], column-major: nn.Linear's weight as the second operand
             one = torch.ones((), device=device)
-            impls = {"cuBLAS": (lambda a=a, b=b: torch._scaled_mm(a, b, scale_a=one, scale_b=one, out_dtype=torch.bfloat16))
-                     if fp8 else (lambda a=a, b=b: torch.matmul(a, b)),
-                     "Triton": lambda a=a, b=b: triton_matmul(a, b)}
+            products = {"cuBLAS": (lambda a, b: torch._scaled_mm(a, b, scale_a=one, scale_b=one, out_dtype=torch.bfloat16))
+                        if fp8 else torch.matmul,
+                        "Triton": triton_matmul}
+            impls = {impl: (lambda f=f, a=a, b=b: f(a, b)) for impl, f in products.items()}
             try:
                 t0 = time.perf_counter()
                 impls["Triton"]()  # autotunes on these operands
@@ -349,7 +351,11 @@ def triton_vs_cublas(shapes: dict[str, tuple[int, int, int]], device: torch.devi
                 log(f"  {label} {name}: FAILED {checks[-1]['error']}")
                 continue
             try:
-                timed = {impl: time_fn(fn, device, repeats) for impl, fn in impls.items()}
+                # graphed calls on operand copies past L2: a Triton launch costs tens of µs of Python, more
+                # than a 712-row GEMM takes on the GPU, and an eager timing would measure that launch
+                copies = [(a, b)] + [(a.clone(), w.clone().t()) for _ in range(copies_past_l2(a.nbytes + w.nbytes, device) - 1)]
+                timed = {impl: time_per_call([lambda f=f, x=x, y=y: f(x, y) for x, y in copies], device, repeats)
+                         for impl, f in products.items()}
             except Exception as e:  # a pair is timed whole or not at all
                 checks.append({"gemm": label, "dtype": name, "impl": "timing", "rel_err_vs_fp32": math.nan,
                                "fresh_max_rel_err": math.nan, "error": f"{type(e).__name__}: {str(e)[:300]}"})
@@ -365,6 +371,13 @@ def triton_vs_cublas(shapes: dict[str, tuple[int, int, int]], device: torch.devi
     return pd.DataFrame(checks), pd.DataFrame(rows)
 
 
+def launched_from_python(timings: pd.DataFrame | None) -> bool:
+    """True when the timings were taken call by call from Python (runs before graphed timing):
+    a Triton launch's host cost then sits in the small GEMMs' times, so their ratio to cuBLAS is
+    partly host overhead."""
+    return timings is not None and not timings.empty and not timings["method"].str.startswith("cuda-graph").all()
+
+
 def triton_ratio(timings: pd.DataFrame | None, dtype: str) -> float | None:
     """Triton time over cuBLAS time, summed over the shapes both timed (> 1: Triton slower)."""
     if timings is None or timings.empty:
@@ -376,5 +389,5 @@ def triton_ratio(timings: pd.DataFrame | None, dtype: str) -> float | None:
 
 
 __all__ = ["triton_available", "triton_version", "fp8_matmul_supported", "triton_matmul", "triton_vs_cublas",
-           "triton_ratio", "tiles",
+           "triton_ratio", "launched_from_python", "tiles",
            "check_triton_matmul", "autotune_configs", "best_config"]
