@@ -42,7 +42,7 @@ def test_one_p_syntax():
 # ----------------------------------------------------------------------------- published site sources
 import json  # noqa: E402
 
-from pi05perf import book  # noqa: E402
+from pi05perf import book, notebooks  # noqa: E402
 
 
 def _executed(tmp_path, name, device, date, outputs_text="ok"):
@@ -59,7 +59,7 @@ def _executed(tmp_path, name, device, date, outputs_text="ok"):
         "nbformat": 4, "nbformat_minor": 5}
     src = tmp_path / f"{name}-{device}.ipynb"
     src.write_text(json.dumps(nb))
-    return book.commit_notebook(src, name, device, book_slug(device), commit="abcdef1234", date=date,
+    return notebooks.commit_notebook(src, name, device, book_slug(device), commit="abcdef1234", date=date,
                                 dest=tmp_path / "notebooks")
 
 
@@ -85,7 +85,7 @@ def test_published_site_takes_the_newest_device_or_report_device(tmp_path, monke
     _executed(tmp_path, "ch01_flops", "NVIDIA H200", "2026-11-30T00:00:00+00:00", "h200")
     _executed(tmp_path, "ch02_roofline", "NVIDIA H100", "2026-11-01T00:00:00+00:00", "h100")
     nbs = tmp_path / "notebooks"
-    assert book.report_slug(nbs) == "nvidia-h200"
+    assert notebooks.report_slug(nbs) == "nvidia-h200"
     pages = book.published_sources(["ch01_flops", "ch02_roofline", "ch03_prefill_breakdown"], nbs, fails={})
     assert "h200" in json.dumps(pages["ch01_flops"])
     assert "h100" in json.dumps(pages["ch02_roofline"])  # the chosen device lacks it: another device's run
@@ -117,6 +117,6 @@ def test_a_failed_chapter_shows_its_last_good_run_under_a_banner(tmp_path):
 
 def test_no_committed_notebooks_at_all(tmp_path, monkeypatch):
     monkeypatch.delenv("REPORT_DEVICE", raising=False)
-    assert book.report_slug(tmp_path / "none") is None
+    assert notebooks.report_slug(tmp_path / "none") is None
     pages = book.published_sources(["intro"], tmp_path / "none", fails={})
     assert pages["intro"]["cells"][0]["source"].startswith("# ")

@@ -239,7 +239,7 @@ from pi05perf.results import devices  # noqa: E402
 
 def committed_gpus() -> set[str]:
     """Device names with committed executed notebooks (what a published page may present)."""
-    from pi05perf.book import committed_devices
+    from pi05perf.notebooks import committed_devices
 
     return {d["device"] for d in committed_devices()}
 

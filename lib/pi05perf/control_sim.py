@@ -74,32 +74,12 @@ than one inference at a time allows, and not so rarely that the buffer runs dry
 used: e.g. ``rtc`` with ``k = 10`` at 180 ms (d = 4, H = 10) replans every 6 steps.
 If the buffer does run dry (``d > H / 2``, or ``d >= H``) the robot holds still.
 
-What the simulation can tell
-----------------------------
-Only mechanisms, in a toy whose parameters are invented.
-How staleness (open-loop execution of old predictions), latency (the observation
-is ``d`` steps old when its actions run) and blocking (a synchronous loop runs at
-``1 / (latency + dt)``) trade off, *given* that chunk error grows along the
-horizon at the chosen rate -- and that a blanket "buffering fails" needs steep
-error growth, while "buffering that blocks" and "buffering that overlaps
-inference with execution" (RTC) behave very differently.
-
-The mechanisms pull in opposite directions: blocking (``sync``, ``naive``) costs
-control rate in proportion to latency; open-loop execution costs accuracy in
-proportion to ``error_growth`` and ``k``; ``rtc`` never blocks, but every action it
-executes was predicted at least ``d`` periods ahead. Which effect wins depends on
-the time budget, the disturbances and ``error_growth`` -- the chapter reports
-what comes out; the tests check only the mechanics.
-
-What it cannot tell
--------------------
-Anything about LIBERO's contact-rich manipulation, about how consistent a real
-pi0.5's chunks are (its learned action expert may be far better or worse than
-this noise model), or why the seed measured 0/9: that result may have other
-causes, for instance a bug in their buffering (indexing the wrong chunk entry,
-executing a chunk computed for an old state after a reset, mismatched action
-normalisation). All numbers here come from a 2-D point with invented
-parameters; use them for direction and mechanism, not magnitude.
+What it can and cannot tell
+---------------------------
+Mechanisms only, in a 2-D toy with invented parameters: how blocking, open-loop staleness and
+latency trade off *given* the chosen error growth. Nothing about LIBERO, a real pi0.5's chunks,
+or why the seed measured 0/9. Chapter 7 says this beside every figure; the tests check only the
+mechanics, never which strategy wins.
 
 Everything is numpy, vectorised over episodes, and deterministic for a seed.
 Strategies share common random numbers: for a given seed, the start positions,
@@ -119,18 +99,8 @@ import pandas as pd
 
 STRATEGIES: tuple[str, ...] = ("sync", "naive", "ensemble", "rtc")
 
-__all__ = [
-    "STRATEGIES",
-    "SimConfig",
-    "SimResult",
-    "latency_steps",
-    "latency_ticks",
-    "CLOCKS",
-    "simulate",
-    "sweep",
-    "pool_over_seeds",
-    "wilson_interval",
-]
+__all__ = ["STRATEGIES", "SimConfig", "SimResult", "latency_steps", "latency_ticks", "CLOCKS", "simulate", "sweep",
+           "pool_over_seeds", "wilson_interval", "success_text", "intervals_overlap"]
 
 
 @dataclass(frozen=True)
