@@ -68,11 +68,11 @@ installed).""")
 # neighbouring programs share tiles of A and B in L2, a K loop of `tl.dot` into an fp32
 # accumulator (unmasked loads when BLOCK_K divides K, as it does for every prefill shape).
 # `triton.autotune` times every configuration below once per shape on the running GPU, keyed on
-# (M, N, K), and keeps the fastest for the rest of the process; the table of timings below
-# records which one it picked. The list leads with tiles that suit Hopper (128 × 256 and
-# 256 × 128 with 8 warps, i.e. two warpgroups, and 3–4 pipeline stages), then smaller tiles,
-# which give more programs when N is only 2048. It is kept short: every configuration is a
-# compile per dtype and a benchmark per shape.
+# (M, N, K), keeps the fastest and caches the choice on disk for later runs on this GPU; the
+# table of timings below records which one it picked. The list leads with tiles that suit
+# Hopper (128 × 256 and 256 × 128 with 8 warps, i.e. two warpgroups, and 3–4 pipeline
+# stages), then smaller tiles, which give more programs when N is only 2048. It is kept
+# short: every configuration is a compile per dtype and a benchmark per shape.
 
 # %% tags=["hide-input"]
 space = pd.concat([pd.DataFrame(TM.autotune_configs(False)).assign(operands="bf16 / fp16"),

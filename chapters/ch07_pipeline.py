@@ -38,7 +38,7 @@ headline_views = 2  # the configuration of the headline figures
 headline_steps = 10
 variants = ["eager", "eager_fused", "graph_denoise", "graph_no_precompute", "graph", "compile", "compile_graph", "compile_autotune_graph", "compile_graph_splitkv"]  # the last two: the expert in max-autotune; its attention as split-KV
 compile_mode = "default"  # default | max-autotune-no-cudagraphs
-fp8_variants = ["fp8_all_compile_graph", "fp8_all_graph"]  # FP8 in all three stacks: the first that runs; [] = off
+fp8_variants = ["fp8_static_compile_graph", "fp8_all_compile_graph", "fp8_all_graph"]  # FP8 in all three stacks, each tried; [] = off
 profile_runs = 3  # profiled calls of the best path for the kernel timeline
 target_ms = 12.0  # performance target of the headline configuration on the H100
 sim_episodes = 0  # simulated episodes per seed and setting; 0 means the profile default
@@ -406,7 +406,7 @@ if whole_kernels is not None and step_kernels is not None:
     per_step = per_step.reindex(pipeline_bench.KERNEL_CLASSES, fill_value=0.0)
     per_step["floor_ms"] = [class_floor[k] for k in per_step.index]
     per_step["x_floor_ratio"] = per_step.time_ms / per_step.floor_ms.where(per_step.floor_ms > 0)
-    show(per_step.reset_index().rename(columns={"kind": "kernel class (per denoise step)"}))
+    show(per_step.reset_index().rename(columns={"kind": "class, per step"}))
     kernels_per_step = float(per_step.kernels_count.sum())
     show(md(f"""The best call (`{best_h.variant}`) runs {whole_kernels['count'].sum():.0f} kernels, {whole_kernels.total_ms.sum():.2f} ms
 of kernel time against {best_ms:.2f} ms measured (the rest is gaps between kernels). One denoise step (`{den_v}`) is
@@ -440,7 +440,7 @@ if step_kernels is not None:
     numeric = by_class.columns.drop("kind")
     by_class[numeric] = by_class[numeric] / headline_steps  # per denoise step
     by_class["floor_ms"] = by_class.kind.map(class_floor)
-    show(by_class.rename(columns={"kind": "kernel class (per denoise step)"}))
+    show(by_class.rename(columns={"kind": "class, per step"}))
     room = int(2 * step_floor_ms // lat_ms)  # as `launch_floor_text` counts it
     way = pd.DataFrame([
         {"per denoise step": "kernels (best path)", "value": fmt(kernels_per_step, "")},
@@ -458,36 +458,38 @@ else:
 
 # %% [markdown]
 # ## FP8 through the whole call
-# Every projection of SigLIP, the LLM and the expert in FP8 (per-tensor E4M3 weights, dynamic per-tensor
-# activation scales, `pi05perf.precision`), compiled and in one CUDA graph like the best bf16 path (the uncompiled
-# graph if compiling fails). FP8 is a different numeric format, so it is held to a looser check (relative L2
-# error of every output ≤ 0.1 against fp32) and its actions' cosine to the fp32 model is reported.
+# Every projection of SigLIP, the LLM and the expert in FP8 (per-tensor E4M3 weights, `pi05perf.precision`), in
+# one CUDA graph like the best bf16 path: compiled with dynamic per-tensor activation scales (`fp8_all_compile_graph`;
+# uncompiled, `fp8_all_graph`), and compiled with static activation scales calibrated once on an input of their own,
+# with the expert's attention as split-KV (`fp8_static_compile_graph`). A dynamic scale costs a reduction over
+# every activation before each GEMM; a static one is a multiply the compiler folds into the kernel before it. FP8
+# is a different numeric format, so it is held to a looser check (relative L2 error of every output ≤ 0.1 against
+# fp32, on inputs the calibration never saw) and its actions' cosine to the fp32 model is reported. The fastest
+# FP8 path that passes is the one the targets judge.
 
 # %% tags=["hide-input"]
 fp8_candidates = [v for v in fp8_variants if v in pipeline_bench.available_variants(run.device, fp8=True)
                   and (run.full or "compile" not in v)]
-fp8_row = None
 t0 = time.perf_counter()
-for v in fp8_candidates:
-    got = bench.attempt(v, ("whole",), headline_shape)  # a failed check is a result: shown, not fatal
-    if got:
-        fp8_row = pd.Series(got[0])
-        break
+fp8_rows = pd.DataFrame([r for v in fp8_candidates for r in bench.attempt(v, ("whole",), headline_shape)])
 section_s["fp8"] = time.perf_counter() - t0
+fp8_row = fp8_rows.loc[fp8_rows.median_ms.idxmin()] if not fp8_rows.empty else None
 fp8_failed = {v: bench.failed[v] for v in fp8_candidates if v in bench.failed}
 bench.new_failures()  # FP8's own failures are shown just below
 if fp8_row is not None:
-    bf16_twin = fp8_row.variant.removeprefix("fp8_all_")  # the same path in bf16
-    twin = (f", {fp8_row.median_ms / by_variant.loc[bf16_twin].median_ms:.2f}× its bf16 twin `{bf16_twin}`"
-            if bf16_twin in by_variant.index and bf16_twin != best_h.variant else "")
-    show(md(f"""`{fp8_row.variant}`: **{fp8_row.median_ms:.2f} ms** (IQR {fp8_row.p25_ms:.2f}–{fp8_row.p75_ms:.2f}) against
-{best_ms:.2f} ms for the best bf16 path ({fp8_row.median_ms / best_ms:.2f}×{twin}); the actions' cosine to fp32 is
+    fp8_rows["bf16_twin_ms"] = fp8_rows.variant.map(pipeline_bench.BF16_TWIN).map(by_variant.median_ms)
+    show(fp8_rows[["variant", "median_ms", "p25_ms", "p75_ms", "bf16_twin_ms", "cos_actions", "max_rel_err"]])
+    show(md(f"""The fastest, `{fp8_row.variant}`: **{fp8_row.median_ms:.2f} ms** (IQR {fp8_row.p25_ms:.2f}–{fp8_row.p75_ms:.2f})
+against {best_ms:.2f} ms for the best bf16 path ({fp8_row.median_ms / best_ms:.2f}×); the actions' cosine to fp32 is
 {fp8_row.cos_actions:.5f} (their displacement from the noise: {fp8_row.cos_displacement:.5f}), the largest relative error
 {fp8_row.max_rel_err:.2e}."""))
     if whole_kernels is not None:  # where the FP8 call's time goes, against the best bf16 call's
         try:
             fp8_kernels = bench.kernels(fp8_row.variant, "whole", headline_shape, profile_runs)
-            show(pipeline_bench.kernels_by_kind({f"bf16 {best_h.variant}": whole_kernels, f"FP8 {fp8_row.variant}": fp8_kernels}))
+            names = (f"bf16 {best_h.variant}", f"FP8 {fp8_row.variant}")
+            fp8_by_kind = pipeline_bench.kernels_by_kind(dict(zip(names, (whole_kernels, fp8_kernels))))
+            show(fp8_by_kind)
+            show(md(pipeline_bench.shift_text(fp8_by_kind, *names)))
         except Exception as e:  # noqa: BLE001 - the timing above stands without its profile
             show(md(f"No kernel profile of the FP8 call: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"))
 if fp8_failed or fp8_row is None:

@@ -328,3 +328,38 @@ def test_graphed_kernel_latency_needs_a_gpu():
 
     with pytest.raises(RuntimeError, match="CUDA"):
         graphed_kernel_latency("cpu")
+
+
+def test_static_fp8_kind_is_calibrated_once_on_its_own_input_before_it_is_compiled(monkeypatch):
+    import torch.nn as nn
+
+    from pi05perf.kernels.decode_attention import attend_split_kv
+    from pi05perf.precision import FP8Linear
+
+    monkeypatch.setattr(nn.Module, "compile", lambda self, **kw: None)
+    bench = pb.PipelineBench(ARCH, torch.device("cpu"), torch.float32, 1, [SHAPE.steps], fp8_backend="simulate",
+                             log=lambda *a: None)
+    seeds = []
+    real_inputs = bench.ref.inputs
+    monkeypatch.setattr(bench.ref, "inputs", lambda stage, shape, seed: seeds.append(seed) or real_inputs(stage, shape, seed))
+    bench.calibrate(SHAPE)
+    bench.calibrate(SHAPE)  # once
+    assert seeds == [pb.CALIBRATION_SEED]
+    static = bench.model("fp8_static")
+    layers = [m for m in static.modules() if isinstance(m, FP8Linear)]
+    assert layers and all(m.act == "static" and m.calibrated and float(m.act_scale) > 0 for m in layers)
+    compiled = bench.model("fp8_static_compiled")
+    copies = [m for m in compiled.modules() if isinstance(m, FP8Linear)]
+    assert all(m.calibrated for m in copies) and copies[0].act_scale is layers[0].act_scale  # shared, not refitted
+    assert {l.attn.attend for l in compiled.expert.layers} == {attend_split_kv}
+    assert "fp8_static_compile_graph" in pb.SPLIT_KV_VARIANTS and pb.BF16_TWIN["fp8_static_compile_graph"] == "compile_graph_splitkv"
+
+
+def test_shift_text_names_each_kinds_change():
+    t = pd.DataFrame({"kind": ["GEMM", "attention", "elementwise/fused", "other"],
+                      "bf16 a kernels_count": [10.0, 2.0, 5.0, 0.0], "bf16 a time_ms": [1.0, 0.5, 0.4, 0.0],
+                      "FP8 b kernels_count": [10.0, 2.0, 12.0, 0.0], "FP8 b time_ms": [0.6, 0.5, 0.9, 0.0]})
+    text = pb.shift_text(t, "bf16 a", "FP8 b")
+    assert "GEMM -0.40 ms (1.00 → 0.60 ms, 10 → 10 kernels)" in text
+    assert "elementwise/fused +0.50 ms (0.40 → 0.90 ms, 5 → 12 kernels)" in text
+    assert "other" not in text and "In all, +0.10 ms" in text and "`b` against `a`" in text

@@ -105,3 +105,38 @@ def test_forward_under_compile_uses_the_resolved_kernel():
     torch._dynamo.reset()
     y_native = torch.compile(auto, backend="eager", fullgraph=True)(x)
     assert Q.accuracy(y_native, auto(x))["rel_err"] == 0.0
+
+
+def test_static_fp8_scale_is_fitted_on_the_calibration_input_and_saturates_beyond_it():
+    from pi05perf.precision import FP8_MAX, FP8Linear, calibrate_static
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.GELU(), torch.nn.Linear(32, 16))
+    ref = model.float()
+    x_cal, x_new = torch.randn(8, 64), torch.randn(8, 64)
+    with torch.no_grad():
+        want_first_amax = x_cal.abs().amax()
+        want_new = ref(x_new)
+    q = torch.nn.Sequential(FP8Linear(model[0], act="static", backend="simulate"), torch.nn.GELU(),
+                            FP8Linear(model[2], act="static", backend="simulate"))
+    with pytest.raises(RuntimeError, match="calibrate_static"):
+        q(x_new)
+    assert calibrate_static(q, lambda: q(x_cal)) == 2
+    torch.testing.assert_close(q[0].act_scale, (want_first_amax / FP8_MAX).reshape(1))
+    with torch.no_grad():
+        got = q(x_new)  # an input the calibration never saw
+        cos = torch.nn.functional.cosine_similarity(got.flatten(), want_new.flatten(), dim=0)
+        assert cos > 0.99
+        # ten times the calibrated range saturates: the static layer clips, a dynamic one would not
+        big = q[0](10 * x_cal)
+        dyn = FP8Linear(model[0], act="tensor", backend="simulate")(10 * x_cal)
+        full = model[0](10 * x_cal)
+        assert (big - full).norm() > 10 * (dyn - full).norm()
+
+
+def test_static_fp8_scale_lives_on_the_weights_device():
+    # on a GPU a CPU scale broke torch.compile's device propagation (an eager division hides it)
+    from pi05perf.precision import FP8Linear
+
+    layer = FP8Linear(torch.nn.Linear(32, 16, device="meta"), act="static", backend="simulate")
+    assert layer.act_scale.device.type == "meta" == layer.weight_scale.device.type

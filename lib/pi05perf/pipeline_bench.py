@@ -33,6 +33,10 @@ fp8_graph                   graph with the LLM's projections in FP8 (`pi05perf.p
                             per-tensor E4M3, dynamic activation scales)
 fp8_all_graph               graph with every projection of SigLIP, the LLM and the expert in FP8
 fp8_all_compile_graph       fp8_all_graph with every block compiled (as compile_graph)
+fp8_static_compile_graph    fp8_all_compile_graph with static activation scales (calibrated once on
+                            an input of its own, `precision.calibrate_static`: quantizing is then a
+                            multiply and a cast the compiler fuses, not an amax per call) and the
+                            expert's attention as in compile_graph_splitkv
 ==========================  ==============================================================
 
 What each path is built from (the model, the time table, the Euler loop, the graphed call) is
@@ -66,7 +70,13 @@ VARIANTS: dict[str, tuple[str, str | None]] = {
     "fp8_graph": ("fp8", "all"),
     "fp8_all_graph": ("fp8_all", "all"),
     "fp8_all_compile_graph": ("fp8_all_compiled", "all"),
+    "fp8_static_compile_graph": ("fp8_static_compiled", "all"),
 }
+#: each FP8 path's bf16 counterpart: the same model, graph and attention in bf16
+BF16_TWIN = {"fp8_graph": "graph", "fp8_all_graph": "graph", "fp8_all_compile_graph": "compile_graph",
+             "fp8_static_compile_graph": "compile_graph_splitkv"}
+SPLIT_KV_VARIANTS = ("compile_graph_splitkv", "fp8_static_compile_graph")  #: need the Triton kernel
+CALIBRATION_SEED = 5_000  #: the input static FP8 scales are fitted on (the checks use others)
 GRAPH_VARIANTS = tuple(v for v, (_, g) in VARIANTS.items() if g)
 #: FP8 (per-tensor E4M3 weights and activations) is a different numeric format, not a
 #: reordering of bf16 sums: it is held to a looser bound (relative L2 error against fp32).
@@ -196,16 +206,25 @@ class PipelineBench:
             m = shared_copy(self.model("fast"))
             quantize_model(m.llm, "fp8_tensor", FULL_COVERAGE, backend=self.fp8_backend)
             self._tables[kind] = self._tables["fast"]
-        elif kind == "fp8_all":  # every projection of the three stacks (not the stems, not the time MLP)
+        elif kind in ("fp8_all", "fp8_static"):  # every projection of the three stacks (not the stems, not the time MLP)
             from .precision import FULL_COVERAGE, quantize_model
 
             m = shared_copy(self.model("fast"))
+            act = {"act": "static"} if kind == "fp8_static" else {}
             for stack in (m.vision, m.llm, m.expert):
                 quantize_model(stack, "fp8_tensor", lambda n: FULL_COVERAGE(n) or n.rsplit(".", 1)[-1] in ("fc1", "fc2"),
-                               backend=self.fp8_backend)
+                               backend=self.fp8_backend, **act)
             self._tables[kind] = self._tables["fast"]
         elif kind == "fp8_all_compiled":
             m = compile_blocks(shared_copy(self.model("fp8_all")), self.compile_mode, self.compile_backend)
+            self._tables[kind] = self._tables["fast"]
+        elif kind == "fp8_static_compiled":  # built after `calibrate` (the copy keeps the calibrated flags)
+            from .kernels.decode_attention import attend_split_kv
+
+            m = shared_copy(self.model("fp8_static"))
+            for layer in m.expert.layers:
+                layer.attn.attend = attend_split_kv
+            m = compile_blocks(m, self.compile_mode, self.compile_backend)
             self._tables[kind] = self._tables["fast"]
         else:
             raise ValueError(f"unknown model kind {kind!r}")
@@ -232,6 +251,8 @@ class PipelineBench:
         graphed = VARIANTS[variant][1]
         if graphed and self.device.type != "cuda":
             raise RuntimeError(f"{variant}: CUDA graphs need a CUDA device, not {self.device}")
+        if VARIANTS[variant][0].startswith("fp8_static"):
+            self.calibrate(shape)
         pipe = self.pipeline(variant, shape.steps)
         if graphed == "all":
             return Graphed(pipe.stage(stage), example)
@@ -250,6 +271,20 @@ class PipelineBench:
             call.graph = den
             return call
         return pipe.stage(stage)
+
+    def calibrate(self, shape: Shape) -> None:
+        """Static FP8 activation scales (`precision.calibrate_static`), once: the uncompiled static
+        model runs the whole call eagerly on the input of `CALIBRATION_SEED`, never one the checks
+        or timings use."""
+        from .precision import calibrate_static
+
+        m = self.model("fp8_static")
+        if getattr(m, "calibrated_on", None) is not None:
+            return
+        x = self.ref.inputs("whole", shape, CALIBRATION_SEED)
+        with torch.no_grad():
+            calibrate_static(m, lambda: Pipeline(m, shape.steps, self._tables["fp8_static"]).stage("whole")(*x))
+        m.calibrated_on = shape
 
     def reference(self, stage: str, shape: Shape, n: int = 2) -> list[tuple]:
         key = (stage, shape)
@@ -386,6 +421,22 @@ def kernels_by_kind(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return out.rename_axis("kind").reset_index()
 
 
+def shift_text(by_kind: pd.DataFrame, before: str, after: str) -> str:
+    """Where `after` spends more or less than `before`, kind by kind, from a `kernels_by_kind`
+    table of the two: time and kernel count of each kind either ran."""
+    t = by_kind.set_index("kind")
+    parts = []
+    for kind in t.index:
+        b_ms, a_ms = t.loc[kind, f"{before} time_ms"], t.loc[kind, f"{after} time_ms"]
+        if b_ms == 0 and a_ms == 0:
+            continue
+        b_n, a_n = t.loc[kind, f"{before} kernels_count"], t.loc[kind, f"{after} kernels_count"]
+        parts.append(f"{kind} {a_ms - b_ms:+.2f} ms ({b_ms:.2f} → {a_ms:.2f} ms, {b_n:.0f} → {a_n:.0f} kernels)")
+    total = sum(t[f"{after} time_ms"]) - sum(t[f"{before} time_ms"])
+    return (f"Kernel time of `{after.split(' ', 1)[-1]}` against `{before.split(' ', 1)[-1]}`, kind by kind: "
+            + "; ".join(parts) + f". In all, {total:+.2f} ms of kernel time.")
+
+
 def launch_floor_text(latency: Timing, kernels_per_step: float, step_ms: float, step_floor_ms: float,
                       by_class: pd.DataFrame, path: str, depth: int, target_x: float = 2.0) -> str:
     """What stands between a denoise step and `target_x` times its floor, in words: the kernel
@@ -425,7 +476,7 @@ def available_variants(device: torch.device, fp8: bool = False) -> list[str]:
     device = torch.device(device)
     out = [v for v, (_, g) in VARIANTS.items() if not g or device.type == "cuda"]
     if not runnable(device):
-        out = [v for v in out if not v.endswith("splitkv")]
+        out = [v for v in out if v not in SPLIT_KV_VARIANTS]
     if not (fp8 and fp8_supported(device)):
         out = [v for v in out if not v.startswith("fp8")]
     return out

@@ -48,17 +48,21 @@ def check_runnable(device: torch.device | str) -> None:
 
 
 def autotuned(kernel: Any, configs: list, key: list[str], prune: Callable, warmup_ms: float, rep_ms: float) -> Any:
-    """`triton.autotune` of `kernel` over `configs` (pruned by `prune` before benchmarking), each
-    timed with a short `do_bench` (`warmup_ms`, `rep_ms`) so that a dozen configs over a few
-    shapes autotune in seconds rather than minutes."""
+    """`triton.autotune` of `kernel` over `configs` (pruned by `prune` before benchmarking) on the
+    running GPU, each timed with a short `do_bench` (`warmup_ms`, `rep_ms`) so that a dozen
+    configs over a few shapes autotune in seconds rather than minutes. The choice is cached on
+    disk where this Triton can (`cache_results`), so a later run on this GPU reuses it."""
+    import inspect
+
     import triton
     import triton.testing
 
     def bench(kernel_call, quantiles):
         return triton.testing.do_bench(kernel_call, warmup=warmup_ms, rep=rep_ms, quantiles=quantiles)
 
-    return triton.autotune(configs=configs, key=key, do_bench=bench,
-                           prune_configs_by={"early_config_prune": prune})(kernel)
+    cache = {"cache_results": True} if "cache_results" in inspect.signature(triton.autotune).parameters else {}
+    return triton.autotune(configs=configs, key=key, do_bench=bench, prune_configs_by={"early_config_prune": prune},
+                           **cache)(kernel)
 
 
 def copies_past_l2(nbytes: int, device: torch.device | str, cap: int = 512) -> int:

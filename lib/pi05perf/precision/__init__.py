@@ -9,7 +9,7 @@ from .base import (FP8, FP8_MAX, INT8_MAX, NOSCALE, Backend, BF16Linear, QuantLi
                    cuda_capability, dequantize, fp8_supported, int4_supported, int_mm_supported)
 from .faults import (apply_fault, e2m1_as_int4, fault_signatures, fault_weights, read_other_major, signature,
                      swap_nibbles, toy_residual_stack)
-from .fp8 import FP8Linear, quantize_fp8
+from .fp8 import FP8Linear, calibrate_static, quantize_fp8
 from .int4 import Int4WOLinear, int4_dequantize, int4_group_quantize, pack_uint4, unpack_uint4
 from .int8 import Int8Linear, quantize_int8
 from .nvfp4 import (E2M1_MAX, E2M1_VALUES, NVFP4Linear, dequantize_nvfp4, e2m1_decode, e2m1_encode,
@@ -25,7 +25,7 @@ __all__ = [
     "FP8", "FP8_MAX", "INT8_MAX", "NOSCALE", "Backend", "BF16Linear", "QuantLinear", "accuracy", "cuda_capability",
     "dequantize", "fp8_supported", "int4_supported", "int_mm_supported", "apply_fault", "e2m1_as_int4",
     "fault_signatures", "fault_weights", "read_other_major", "signature", "swap_nibbles", "toy_residual_stack",
-    "FP8Linear", "quantize_fp8", "Int4WOLinear", "int4_dequantize", "int4_group_quantize", "pack_uint4",
+    "FP8Linear", "calibrate_static", "quantize_fp8", "Int4WOLinear", "int4_dequantize", "int4_group_quantize", "pack_uint4",
     "unpack_uint4", "Int8Linear", "quantize_int8", "E2M1_MAX", "E2M1_VALUES", "NVFP4Linear", "dequantize_nvfp4",
     "e2m1_decode", "e2m1_encode", "fake_quant_nvfp4", "quantize_nvfp4", "export_geglu_qdq_onnx", "export_qdq_onnx",
     "onnx_scale_dtypes", "run_onnxruntime", "simulate_geglu_qdq", "simulate_qdq", "ALL_SCHEMES", "ATTN_ONLY",

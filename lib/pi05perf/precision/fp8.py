@@ -1,5 +1,7 @@
-"""FP8 E4M3 (W8A8): per-tensor or per-output-channel weight scales, dynamic per-tensor or
-per-token activation scales.
+"""FP8 E4M3 (W8A8): per-tensor or per-output-channel weight scales; dynamic per-tensor or
+per-token activation scales, or one static activation scale per layer, calibrated once
+(`calibrate_static`): then quantizing an activation is a multiply and a cast that a compiler
+fuses into the kernel before it, instead of an amax reduction per call.
 
 Native kernel: `torch._scaled_mm(a, b, scale_a, scale_b, out_dtype=bf16)` (cuBLASLt), sm_89+.
 Layout: a [M,K] row-major, b [K,N] **column-major** (we pass `w_fp8.t()` of a contiguous
@@ -9,7 +11,7 @@ depending on the torch build).
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Callable, Literal
 
 import torch
 import torch.nn as nn
@@ -28,11 +30,13 @@ def quantize_fp8(t: torch.Tensor, granularity: Literal["tensor", "row"] = "tenso
 
 class FP8Linear(ScaledCodesLinear):
     """W8A8 in E4M3. granularity "tensor": one weight scale; "channel": one per output channel.
-    act "tensor": one dynamic activation scale per call; "token": one per row of x.
+    act "tensor": one dynamic activation scale per call; "token": one per row of x; "static":
+    the `act_scale` buffer, set by `calibrate_static` (until then, and while calibrating, the
+    layer quantizes dynamically per tensor). Values beyond a static scale's range saturate.
     Native: torch._scaled_mm (tensorwise if both scales are single, else rowwise), bf16 out."""
 
     def __init__(self, linear: nn.Linear, granularity: Literal["tensor", "channel"] = "tensor",
-                 act: Literal["tensor", "token"] | None = None, scale_ignored: bool = False,
+                 act: Literal["tensor", "token", "static"] | None = None, scale_ignored: bool = False,
                  backend: Backend = "auto", fast_accum: bool = False, **_):
         super().__init__(linear.in_features, linear.out_features, linear.bias, scale_ignored, backend)
         self.granularity = granularity
@@ -44,13 +48,24 @@ class FP8Linear(ScaledCodesLinear):
         # q.t() is the column-major second operand _scaled_mm wants
         self.register_buffer("qweight_bits", q.contiguous().view(torch.uint8))
         self.register_buffer("weight_scale", s.reshape(-1).float())  # [1] or [N]
+        if self.act == "static":
+            self.register_buffer("act_scale", torch.ones(1, device=self.weight_scale.device))
+            self.calibrated = False
+            self.observed_amax: torch.Tensor | None = None  # set while calibrating
 
     @property
     def qweight(self) -> torch.Tensor:
         return self.qweight_bits.view(FP8)
 
     def _quant_act(self, x2):
-        return quantize_fp8(x2, "tensor" if self.act == "tensor" else "row")
+        if self.act == "static":
+            if self.observed_amax is not None:  # calibrating: record, quantize dynamically
+                self.observed_amax = torch.maximum(self.observed_amax, x2.detach().abs().amax().float())
+            elif not self.calibrated:
+                raise RuntimeError("FP8Linear(act='static') used before calibrate_static")
+            else:
+                return (x2.float() / self.act_scale).clamp(-FP8_MAX, FP8_MAX).to(FP8), self.act_scale
+        return quantize_fp8(x2, "tensor" if self.act in ("tensor", "static") else "row")
 
     def _native_ok(self, device):
         if device.type == "cpu":
@@ -76,3 +91,21 @@ class FP8Linear(ScaledCodesLinear):
             return xq.float() @ self.qweight.float().t()
         return (xq.float() * sx) @ self.dequantized_weight().t()
 
+
+@torch.no_grad()
+def calibrate_static(model: nn.Module, run: Callable[[], Any]) -> int:
+    """Set the `act_scale` of every FP8Linear(act="static") in `model` from the largest |input|
+    it sees while `run()` executes (amax / 448: the calibration input just fits E4M3's range);
+    returns how many layers were calibrated. Inputs outside the calibrated range saturate, so
+    check the model on other inputs than `run`'s."""
+    layers = [m for m in model.modules() if isinstance(m, FP8Linear) and m.act == "static"]
+    for m in layers:
+        m.observed_amax = torch.zeros((), device=m.weight_scale.device)
+    try:
+        run()
+    finally:
+        for m in layers:
+            amax, m.observed_amax = m.observed_amax, None
+            m.act_scale.copy_((amax / FP8_MAX).clamp(min=torch.finfo(torch.float32).tiny).reshape(1))
+            m.calibrated = True
+    return len(layers)
