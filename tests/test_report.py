@@ -43,6 +43,13 @@ def test_short_cells_stay_on_one_line_and_long_text_may_wrap():
     assert "<td>nvjet_sm90" in html
 
 
+def test_headers_may_break_after_an_underscore_once():
+    t = report.table(pd.DataFrame({"compile_graph_splitkv time_ms": [1.0]}))
+    html = t._repr_html_()
+    assert "<th>compile_<wbr>graph_<wbr>splitkv time (ms)</th>" in html
+    assert report.wrap_hints(html) == html  # staging a page twice changes nothing
+
+
 def test_meaningful_index_becomes_a_column():
     df = pd.DataFrame({"value_ms": [1.0]}, index=pd.Index(["a"], name="stage"))
     assert report.table(df).headers == ["stage", "value (ms)"]

@@ -272,8 +272,8 @@ def placeholder(name: str, text: str, kind: str = "missing") -> dict[str, Any]:
 
 def _page_ready(nb: dict[str, Any]) -> dict[str, Any]:
     """papermill's `# Parameters` cell stays in the notebook but leaves the page; tables rendered
-    by an earlier formatter get today's cell classes (`report.mark_short_cells`)."""
-    from .report import mark_short_cells
+    by an earlier formatter get today's wrapping rules (`report.wrap_hints`)."""
+    from .report import wrap_hints
 
     for cell in nb.get("cells", []):
         tags = cell.setdefault("metadata", {}).setdefault("tags", [])
@@ -282,7 +282,7 @@ def _page_ready(nb: dict[str, Any]) -> dict[str, Any]:
         for out in cell.get("outputs", []):
             page = out.get("data", {}).get("text/html")
             if page and "pi05-table" in "".join(page):
-                out["data"]["text/html"] = mark_short_cells("".join(page))
+                out["data"]["text/html"] = wrap_hints("".join(page))
     return nb
 
 

@@ -131,14 +131,21 @@ SHORT_CELL = 12  # characters: a cell this short is kept on one line
 _PLAIN_CELL = re.compile(r"<td>([^<]*)</td>")
 
 
-def mark_short_cells(table_html: str) -> str:
-    """Keep a number or short token on one line ("0.20|5" was a wrapped 0.205); long text still
-    wraps anywhere. Applied when a table is rendered and, by the book's staging, to tables in
-    notebooks executed before the rule existed."""
-    def mark(m: re.Match) -> str:
+_HEADER = re.compile(r"<th>([^<]*)</th>")
+
+
+def wrap_hints(table_html: str) -> str:
+    """Where a table's cells may wrap. A number or short token stays on one line ("0.20|5" was a
+    wrapped 0.205; long text still wraps anywhere); a header may break after an underscore
+    (`compile_graph_splitkv`) before it breaks mid-word. Applied when a table is rendered and, by
+    the book's staging, to tables in notebooks executed before these rules existed."""
+    def short(m: re.Match) -> str:
         return f"<td class='pi05-short'>{m[1]}</td>" if len(html.unescape(m[1])) <= SHORT_CELL else m[0]
 
-    return _PLAIN_CELL.sub(mark, table_html)
+    def header(m: re.Match) -> str:
+        return "<th>" + re.sub(r"_(?!<wbr>)", "_<wbr>", m[1]) + "</th>"
+
+    return _HEADER.sub(header, _PLAIN_CELL.sub(short, table_html))
 
 
 class Table:
@@ -152,7 +159,7 @@ class Table:
         body = "".join("<tr>" + "".join(f"<td>{c if j in self.raw_html else html.escape(c)}</td>"
                                         for j, c in enumerate(r)) + "</tr>" for r in self.rows)
         notes = "".join(f"<p class='pi05-footnote'>{html.escape(n)}</p>" for n in self.footnotes)
-        return mark_short_cells(f"<div class='pi05-table-wrap'><table class='pi05-table'><thead><tr>{head}</tr>"
+        return wrap_hints(f"<div class='pi05-table-wrap'><table class='pi05-table'><thead><tr>{head}</tr>"
                                 f"</thead><tbody>{body}</tbody></table>{notes}</div>")
 
     def __repr__(self) -> str:
