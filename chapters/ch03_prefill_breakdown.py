@@ -163,6 +163,9 @@ The MLP GEMMs (gate/up and down) take **{share('gate_up_proj', 'down_proj'):.0f}
 {share('attention'):.0f}%, elementwise kernels {share('elementwise'):.0f}% and the attention projections
 {share('qkvo_proj'):.0f}%; the seed's Thor breakdown gives the MLP
 {seed_parts.set_index('group').share_pct[['gate_up_proj', 'down_proj']].sum():.0f}% (quoted)."""))
+    if run.cuda:
+        show(md(prefill_bench.target_gap_text(groups, best_ms, floor_ms,
+                                              max(0.0, best_ms - replay_sum) if replay_sum else None)))
     show(md("Which kernel ran each GEMM of the best path (names from the profiler):"))
     show(profiling.gemm_kernels(kernels))
 

@@ -122,3 +122,15 @@ def test_timing_reports_median_and_spread():
     assert t.n == 5 and t.p25_ms <= t.median_ms <= t.p75_ms
     a, b = timing.Timing(1.0, 0.9, 1.1, 5, ""), timing.Timing(1.05, 1.0, 1.2, 5, "")
     assert timing.spread_overlaps(a, b) and not timing.spread_overlaps(a, timing.Timing(2.0, 1.9, 2.1, 5, ""))
+
+
+def test_target_gap_text_ranks_the_groups_over_their_floors():
+    import pandas as pd
+
+    g = pd.DataFrame({"group": ["gate_up_proj", "attention", "elementwise"], "total_ms": [2.4, 0.55, 0.88],
+                      "floor_ms": [2.46, 0.11, 0.45]})
+    text = prefill_bench.target_gap_text(g, 6.06, 4.14, 0.46)
+    assert "1.25× the floor is 5.17 ms; the timed prefill is 0.88 ms above it" in text
+    assert text.index("attention +0.44") < text.index("elementwise +0.43")  # largest excess first
+    assert "gate_up_proj" not in text and "gaps between kernels 0.46 ms" in text
+    assert prefill_bench.target_gap_text(g, 5.0, 4.14, None).startswith("The prefill meets 1.25×")

@@ -330,3 +330,18 @@ def component_floors(cfg: TransformerConfig, tokens: int, peak_tflops: float, co
     ops = {o.name: o for o in fl.layer_ops(cfg, tokens)}
     return {g: cfg.depth * 1e3 * sum(fl.roofline_time_s(ops[n].flops, ops[n].bytes, peak_tflops, copy_gbps)
                                       for n in names if n in ops) for g, names in groups.items()}
+
+
+def target_gap_text(groups: pd.DataFrame, timed_ms: float, floor_ms: float, gaps_ms: float | None,
+                    target_x: float = 1.25) -> str:
+    """How far a timed prefill is from `target_x` times its floor and where that time sits: each
+    profiled group's excess over its own floor (`profiling.by_group`: total_ms, floor_ms), largest
+    first, and the gaps between kernels."""
+    target = target_x * floor_ms
+    if timed_ms <= target:
+        return f"The prefill meets {target_x:g}× its floor ({timed_ms:.2f} ms against {target:.2f} ms)."
+    excess = (groups.total_ms - groups.floor_ms).set_axis(groups.group).sort_values(ascending=False)
+    over = "; ".join(f"{g} {e:+.2f} ms" for g, e in excess.items() if e > 0.005)
+    gaps = f"; the gaps between kernels {gaps_ms:.2f} ms" if gaps_ms is not None else ""
+    return (f"{target_x:g}× the floor is {target:.2f} ms; the timed prefill is {timed_ms - target:.2f} ms above it. "
+            f"Over their own floors: {over or 'no group'}{gaps}. Those are the places to take it from.")
