@@ -441,16 +441,7 @@ if step_kernels is not None:
     by_class[numeric] = by_class[numeric] / headline_steps  # per denoise step
     by_class["floor_ms"] = by_class.kind.map(class_floor)
     show(by_class.rename(columns={"kind": "class, per step"}))
-    room = int(2 * step_floor_ms // lat_ms)  # as `launch_floor_text` counts it
-    way = pd.DataFrame([
-        {"per denoise step": "kernels (best path)", "value": fmt(kernels_per_step, "")},
-        {"per denoise step": "one graphed kernel that does almost nothing", "value": fmt(lat_ms * 1e3, "µs")},
-        {"per denoise step": "kernels × that cost: the launch floor", "value": fmt(launch_floor, "ms")},
-        {"per denoise step": "floor (bytes over bandwidth, FLOPs over peak)", "value": fmt(step_floor_ms, "ms")},
-        {"per denoise step": "target: 2 × floor", "value": fmt(2 * step_floor_ms, "ms")},
-        {"per denoise step": "measured (best path)", "value": fmt(step_best_ms, "ms")},
-        {"per denoise step": "kernels that fit the target if each did nothing", "value": fmt(room, "")}])
-    show(way)
+    show(pipeline_bench.launch_floor_table(lat, kernels_per_step, step_best_ms, step_floor_ms))
     show(md(pipeline_bench.launch_floor_text(lat, kernels_per_step, step_best_ms, step_floor_ms, by_class, den_v,
                                              arch.expert.depth)))
 else:

@@ -363,3 +363,12 @@ def test_shift_text_names_each_kinds_change():
     assert "GEMM -0.40 ms (1.00 → 0.60 ms, 10 → 10 kernels)" in text
     assert "elementwise/fused +0.50 ms (0.40 → 0.90 ms, 5 → 12 kernels)" in text
     assert "other" not in text and "In all, +0.10 ms" in text and "`b` against `a`" in text
+
+
+def test_launch_floor_table_multiplies_the_kernel_count_by_one_kernels_cost():
+    from pi05perf.timing import Timing
+
+    t = pb.launch_floor_table(Timing(0.00127, 0.00127, 0.00127, 9, ""), 281, 1.01, 0.205).set_index("per denoise step")
+    assert t.loc["kernels × that cost: the launch floor", "value"] == "0.357 ms"
+    assert t.loc["kernels that fit the target if each did nothing", "value"] == "322"
+    assert t.loc["one graphed kernel that does almost nothing", "value"] == "1.27 µs"

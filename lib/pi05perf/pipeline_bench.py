@@ -437,6 +437,24 @@ def shift_text(by_kind: pd.DataFrame, before: str, after: str) -> str:
             + "; ".join(parts) + f". In all, {total:+.2f} ms of kernel time.")
 
 
+def launch_floor_table(latency: Timing, kernels_per_step: float, step_ms: float, step_floor_ms: float,
+                       target_x: float = 2.0) -> pd.DataFrame:
+    """One denoise step's kernel count, one graphed kernel's cost (`timing.graphed_kernel_latency`),
+    their product (the launch floor), the step's floor, the target, the measured step and how many
+    kernels would fit the target if each did nothing; values as text with units."""
+    from .report import fmt
+
+    lat = latency.median_ms
+    rows = [("kernels (best path)", fmt(kernels_per_step)),
+            ("one graphed kernel that does almost nothing", fmt(lat * 1e3, "µs")),
+            ("kernels × that cost: the launch floor", fmt(kernels_per_step * lat, "ms")),
+            ("floor (bytes over bandwidth, FLOPs over peak)", fmt(step_floor_ms, "ms")),
+            (f"target: {target_x:g} × floor", fmt(target_x * step_floor_ms, "ms")),
+            ("measured (best path)", fmt(step_ms, "ms")),
+            ("kernels that fit the target if each did nothing", fmt(int(target_x * step_floor_ms // lat)))]
+    return pd.DataFrame(rows, columns=["per denoise step", "value"])
+
+
 def launch_floor_text(latency: Timing, kernels_per_step: float, step_ms: float, step_floor_ms: float,
                       by_class: pd.DataFrame, path: str, depth: int, target_x: float = 2.0) -> str:
     """What stands between a denoise step and `target_x` times its floor, in words: the kernel
