@@ -285,8 +285,9 @@ def fastest_ms(table, sdpa: bool):
 
 
 tuned = timings is not None and not timings.empty
-headline = {"triton_vs_cublas_bf16_ratio": bf, "triton_vs_cublas_fp8_ratio": ratios.get("float8_e4m3fn"),
-            "triton_vs_cublas_fp16_ratio": ratios.get("float16"),
+# "graphed": timed as graphed calls; runs before that stored eager timings under the names without it
+headline = {"triton_vs_cublas_bf16_graphed_ratio": bf, "triton_vs_cublas_fp8_graphed_ratio": ratios.get("float8_e4m3fn"),
+            "triton_vs_cublas_fp16_graphed_ratio": ratios.get("float16"),
             "triton_matmul_autotune_ms": float(timings.autotune_s.sum() * 1e3) if tuned else None,
             "gemv_splitk_vs_cublas_ratio": gemv_ratio, "gemv_splitk_fp8_vs_cublas_ratio": gemv_fp8_ratio,
             "gemv_cublaslt_fp8_vs_cublas_ratio": fp8_cublas_ratio, "gemv_splitk_vs_floor_ratio": gemv_floor_ratio,
