@@ -65,8 +65,7 @@ show(pd.DataFrame([{"stage": "image tokens", "tokens": budget.image_tokens},
 
 # %% tags=["hide-input"]
 ceil = ceilings.for_run(run)
-this_device = config.Hardware(f"{results.device_name(run.device)} (measured)", ceil["copy_gbps"],
-                              ceil["matmul_bf16_tflops"], ceil.get("matmul_fp8_tflops"), ceil["source"])
+this_device = ceilings.this_device(run, ceil)
 typical = config.TYPICAL_PROMPT_TOKENS
 budgets = [config.TokenBudget(num_images=slots, text_tokens=txt)
            for slots in (num_images, config.OPENPI_LIBERO_IMAGE_SLOTS) for txt in (text_tokens, typical)]

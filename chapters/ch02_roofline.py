@@ -54,8 +54,7 @@ tokens_list = sweep_tokens if run.full else [t for t in sweep_tokens if t <= 256
 # %% tags=["hide-input"]
 ceil, ceiling_table = ceilings.measure_once(run)
 show(ceiling_table)
-here = config.Hardware(f"{results.device_name(run.device)} (measured)", ceil["copy_gbps"],
-                       ceil["matmul_bf16_tflops"], ceil.get("matmul_fp8_tflops"), "measured in this run")
+here = ceilings.this_device(run, ceil)
 datasheet = ceilings.spec_for(results.device_name(run.device))
 if datasheet:
     show(md(f"""Against {datasheet['source']}: matmul {here.bf16_tflops:.0f} of {datasheet['bf16_tflops']:.0f} TFLOP/s

@@ -54,7 +54,7 @@ if chosen != variants:
 
 # %% tags=["hide-input"]
 ceil = ceilings.for_run(run)
-here = ceilings.this_device(run)
+here = ceilings.this_device(run, ceil)
 cost = flops.stack_cost(cfg, tokens)
 nbytes = cost["min_bytes"]
 compute_floor_ms, memory_floor_ms = here.compute_ms(cost["flops"]), here.memory_ms(nbytes)

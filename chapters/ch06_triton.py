@@ -86,8 +86,8 @@ show(space)
 # cuBLAS against an fp32 product of the same rounded operands, and check Triton again on
 # fresh random inputs in both layouts of B; only then time both: medians and IQR of one CUDA
 # graph of back-to-back calls on operand copies that do not fit in L2 together, so that neither
-# the Python launch (tens of µs for a Triton kernel, more than a 712-row GEMM takes) nor a warm
-# L2 enters the time. cuBLAS is `torch.matmul` for bf16 / fp16 and `torch._scaled_mm` (unit
+# the Python launch (a Triton kernel's can take longer than a 712-row GEMM runs) nor a warm L2
+# enters the time. cuBLAS is `torch.matmul` for bf16 / fp16 and `torch._scaled_mm` (unit
 # scales, bf16 out) for FP8.
 
 # %% tags=["hide-input"]

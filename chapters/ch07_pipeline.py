@@ -84,8 +84,7 @@ bench = pipeline_bench.PipelineBench(arch, run.device, run.dtype, run.repeats, d
                                      eager_repeats=min(eager_repeats, run.repeats), compile_mode=compile_mode)
 headline_shape = pipeline.Shape(headline_views, text, headline_steps, action_horizon)
 ceil = ceilings.for_run(run)
-hw_here = config.Hardware(f"{dev_name} (measured)", ceil["copy_gbps"], ceil["matmul_bf16_tflops"],
-                          ceil.get("matmul_fp8_tflops"), ceil["source"])
+hw_here = ceilings.this_device(run, ceil)
 section_s: dict[str, float] = {}  # wall time of each measured section: the chapter's device cost
 print(f"model: SigLIP {arch.vision.name} x{arch.vision.depth}, LLM {arch.llm.name} x{arch.llm.depth}, "
       f"expert {arch.expert.name} x{arch.expert.depth}; {arch.tokens_per_image} tokens per image; "
@@ -430,8 +429,7 @@ else:
 launch_floor = None
 if step_kernels is not None:
     lat = timing.graphed_kernel_latency(run.device)
-    lat_ms = lat.median_ms
-    launch_floor = kernels_per_step * lat_ms
+    launch_floor = pipeline_bench.launch_floor(lat, kernels_per_step, step_floor_ms)[0]
     stages_profiled = {den_v: step_kernels}
     if den_v != "compile_graph" and "compile_graph" in staged.index:
         stages_profiled = {"compile_graph": bench.kernels("compile_graph", "denoise", headline_shape, profile_runs),
@@ -674,7 +672,7 @@ if kernels_per_step is not None:
     headline["denoise_step_kernels_count"] = kernels_per_step
     headline["pipeline_kernels_count"] = float(whole_kernels["count"].sum())
 if launch_floor is not None:
-    headline["graphed_kernel_latency_ms"] = lat_ms
+    headline["graphed_kernel_latency_ms"] = lat.median_ms
     headline["denoise_step_launch_floor_ms"] = launch_floor
 if fp8_row is not None:
     headline[f"pipeline_fp8_{n_views}view_steps{n_steps}_ms"] = float(fp8_row.median_ms)

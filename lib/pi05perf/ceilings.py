@@ -86,11 +86,11 @@ def matmul_rate(device: torch.device | str, dtype: torch.dtype, n: int | tuple[i
                 repeats: int) -> Ceiling:
     """cuBLAS (`torch.matmul`, or `torch._scaled_mm` for fp8) on random [M,K] x [K,N]; the first
     rows are checked against a float64 product before timing. Timed as the model's GEMMs run and
-    as a profile sums them: back to back in one CUDA graph (`kernels.time_per_call`, at least
+    as a profile sums them: back to back in one CUDA graph (`kernels.time_on_copies`, at least
     `GRAPHED_CALLS` calls on their own operand copies), so that no launch gap enters the rate (at
     712 rows a GEMM takes ~0.14 ms and a launch between events a few µs of it)."""
     from .check import relative_error
-    from .kernels import copies_past_l2, time_per_call
+    from .kernels import time_on_copies
 
     device = torch.device(device)
     M, N, K = _shape(n)
@@ -109,9 +109,7 @@ def matmul_rate(device: torch.device | str, dtype: torch.dtype, n: int | tuple[i
     err = relative_error(mm(a, b)[:rows], a[:rows].double() @ b.double())
     if err > 2e-2:
         raise AssertionError(f"{label} at {M}x{N}x{K}: relative error {err:.2e} against the reference")
-    copies = max(copies_past_l2(a.nbytes + b.nbytes, device), GRAPHED_CALLS if device.type == "cuda" else 1)
-    ops = [(a, b)] + [(a.clone(), b.clone()) for _ in range(copies - 1)]  # clone keeps B's column-major strides
-    t = time_per_call([lambda x=x, y=y: mm(x, y) for x, y in ops], device, repeats)
+    t = time_on_copies(mm, (a, b), device, repeats, min_calls=GRAPHED_CALLS)
     return Ceiling(label, 2 * M * N * K / (t.median_ms * 1e-3) / 1e12, "TFLOP/s", t, f"{M}x{N}x{K}", stack)
 
 
@@ -311,11 +309,12 @@ def for_run(run, log=progress) -> dict:
     return measure_once(run, log)[0]
 
 
-def this_device(run, log=progress):
-    """The running device as a `config.Hardware` with its measured ceilings (see `for_run`)."""
+def this_device(run, ceil: dict | None = None, log=progress):
+    """The running device as a `config.Hardware` with its measured ceilings: `ceil` where the
+    caller already holds them, else `for_run`'s."""
     from .config import Hardware
     from .results import device_name
 
-    ceil = for_run(run, log)
+    ceil = ceil or for_run(run, log)
     return Hardware(f"{device_name(run.device)} (measured)", ceil["copy_gbps"], ceil["matmul_bf16_tflops"],
                     ceil.get("matmul_fp8_tflops"), ceil["source"])

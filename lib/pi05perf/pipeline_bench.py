@@ -75,7 +75,8 @@ VARIANTS: dict[str, tuple[str, str | None]] = {
 #: each FP8 path's bf16 counterpart: the same model, graph and attention in bf16
 BF16_TWIN = {"fp8_graph": "graph", "fp8_all_graph": "graph", "fp8_all_compile_graph": "compile_graph",
              "fp8_static_compile_graph": "compile_graph_splitkv"}
-SPLIT_KV_VARIANTS = ("compile_graph_splitkv", "fp8_static_compile_graph")  #: need the Triton kernel
+SPLIT_KV_KINDS = ("compiled_splitkv", "fp8_static_compiled")  #: the expert attends through the Triton kernel
+SPLIT_KV_VARIANTS = tuple(v for v, (kind, _) in VARIANTS.items() if kind in SPLIT_KV_KINDS)
 CALIBRATION_SEED = 5_000  #: the input static FP8 scales are fitted on (the checks use others)
 GRAPH_VARIANTS = tuple(v for v, (_, g) in VARIANTS.items() if g)
 #: FP8 (per-tensor E4M3 weights and activations) is a different numeric format, not a
@@ -147,6 +148,15 @@ def compare(stage: str, out: Any, ref: Any, inputs: Sequence[torch.Tensor]) -> d
     return errs
 
 
+def _expert_split_kv(m: Pi05) -> Pi05:
+    """`m` with the expert's attention through the split-KV kernel (`kernels.decode_attention`)."""
+    from .kernels.decode_attention import attend_split_kv
+
+    for layer in m.expert.layers:
+        layer.attn.attend = attend_split_kv
+    return m
+
+
 # ----------------------------------------------------------------------------- the bench
 class PipelineBench:
     """Models of one architecture (built lazily, weights shared where possible) and the fp32
@@ -193,12 +203,7 @@ class PipelineBench:
                                expert_mode="max-autotune-no-cudagraphs")
             self._tables[kind] = self._tables["fast"]
         elif kind == "compiled_splitkv":
-            from .kernels.decode_attention import attend_split_kv
-
-            m = shared_copy(self.model("fast"))
-            for layer in m.expert.layers:
-                layer.attn.attend = attend_split_kv
-            m = compile_blocks(m, self.compile_mode, self.compile_backend)
+            m = compile_blocks(_expert_split_kv(shared_copy(self.model("fast"))), self.compile_mode, self.compile_backend)
             self._tables[kind] = self._tables["fast"]
         elif kind == "fp8":
             from .precision import FULL_COVERAGE, quantize_model
@@ -219,12 +224,8 @@ class PipelineBench:
             m = compile_blocks(shared_copy(self.model("fp8_all")), self.compile_mode, self.compile_backend)
             self._tables[kind] = self._tables["fast"]
         elif kind == "fp8_static_compiled":  # built after `calibrate` (the copy keeps the calibrated flags)
-            from .kernels.decode_attention import attend_split_kv
-
-            m = shared_copy(self.model("fp8_static"))
-            for layer in m.expert.layers:
-                layer.attn.attend = attend_split_kv
-            m = compile_blocks(m, self.compile_mode, self.compile_backend)
+            m = compile_blocks(_expert_split_kv(shared_copy(self.model("fp8_static"))), self.compile_mode,
+                               self.compile_backend)
             self._tables[kind] = self._tables["fast"]
         else:
             raise ValueError(f"unknown model kind {kind!r}")
@@ -437,6 +438,14 @@ def shift_text(by_kind: pd.DataFrame, before: str, after: str) -> str:
             + "; ".join(parts) + f". In all, {total:+.2f} ms of kernel time.")
 
 
+def launch_floor(latency: Timing, kernels_per_step: float, step_floor_ms: float,
+                 target_x: float = 2.0) -> tuple[float, float, int]:
+    """The launch floor (kernels × one graphed kernel's cost), the target (`target_x` × the
+    step's floor) and how many kernels that do nothing would fit it."""
+    target = target_x * step_floor_ms
+    return kernels_per_step * latency.median_ms, target, int(target // latency.median_ms)
+
+
 def launch_floor_table(latency: Timing, kernels_per_step: float, step_ms: float, step_floor_ms: float,
                        target_x: float = 2.0) -> pd.DataFrame:
     """One denoise step's kernel count, one graphed kernel's cost (`timing.graphed_kernel_latency`),
@@ -444,14 +453,14 @@ def launch_floor_table(latency: Timing, kernels_per_step: float, step_ms: float,
     kernels would fit the target if each did nothing; values as text with units."""
     from .report import fmt
 
-    lat = latency.median_ms
+    launch, target, room = launch_floor(latency, kernels_per_step, step_floor_ms, target_x)
     rows = [("kernels (best path)", fmt(kernels_per_step)),
-            ("one graphed kernel that does almost nothing", fmt(lat * 1e3, "µs")),
-            ("kernels × that cost: the launch floor", fmt(kernels_per_step * lat, "ms")),
+            ("one graphed kernel that does almost nothing", fmt(latency.median_ms * 1e3, "µs")),
+            ("kernels × that cost: the launch floor", fmt(launch, "ms")),
             ("floor (bytes over bandwidth, FLOPs over peak)", fmt(step_floor_ms, "ms")),
-            (f"target: {target_x:g} × floor", fmt(target_x * step_floor_ms, "ms")),
+            (f"target: {target_x:g} × floor", fmt(target, "ms")),
             ("measured (best path)", fmt(step_ms, "ms")),
-            ("kernels that fit the target if each did nothing", fmt(int(target_x * step_floor_ms // lat)))]
+            ("kernels that fit the target if each did nothing", fmt(room))]
     return pd.DataFrame(rows, columns=["per denoise step", "value"])
 
 
@@ -460,8 +469,8 @@ def launch_floor_text(latency: Timing, kernels_per_step: float, step_ms: float, 
     """What stands between a denoise step and `target_x` times its floor, in words: the kernel
     count times one graphed kernel's `latency` (the launch floor) against the target, then each
     kernel class of `path` (`kernels_by_kind` per step, with a floor_ms column) against its floor."""
-    lat, launch, target = latency.median_ms, kernels_per_step * latency.median_ms, target_x * step_floor_ms
-    room = int(target // lat)
+    lat = latency.median_ms
+    launch, target, room = launch_floor(latency, kernels_per_step, step_floor_ms, target_x)
     parts = [f"One kernel in a graph costs {lat * 1e3:.2f} µs here (IQR {latency.p25_ms * 1e3:.2f}–{latency.p75_ms * 1e3:.2f}) "
              f"however little it does, so the {kernels_per_step:.0f} kernels of a `{path}` step cost **{launch:.3f} ms before "
              f"any byte moves**: {launch / step_ms:.0%} of the measured {step_ms:.3f} ms and {launch / step_floor_ms:.1f}× the "

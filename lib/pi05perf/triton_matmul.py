@@ -295,14 +295,15 @@ def triton_vs_cublas(shapes: dict[str, tuple[int, int, int]], device: torch.devi
     scales for FP8) on each (M, N, K), the second operand laid out as nn.Linear keeps it (W [N,K],
     passed as the column-major view W.t()). Per shape and dtype: autotune on these operands (its
     wall time is `autotune_s`, its choice the BLOCK_* columns), check both against fp32 on them and
-    `check_triton_matmul` on fresh inputs (both layouts of b), then time both (medians, IQR: one CUDA graph of calls on
-    operand copies that do not fit in L2 together, `kernels.time_per_call`). A failed check or an exception is a `checks` row with `error` and no timing.
+    `check_triton_matmul` on fresh inputs (both layouts of b), then time both (medians, IQR: one
+    CUDA graph of calls on operand copies that do not fit in L2 together, `kernels.time_on_copies`).
+    A failed check or an exception is a `checks` row with `error` and no timing.
     Returns (checks, timings)."""
     import math
     import time
 
     from .check import relative_error
-    from .kernels import copies_past_l2, time_per_call
+    from .kernels import time_on_copies
     from .timing import synchronize
 
     if not triton_available():
@@ -353,9 +354,7 @@ def triton_vs_cublas(shapes: dict[str, tuple[int, int, int]], device: torch.devi
             try:
                 # graphed calls on operand copies past L2: a Triton launch costs tens of µs of Python, more
                 # than a 712-row GEMM takes on the GPU, and an eager timing would measure that launch
-                copies = [(a, b)] + [(a.clone(), w.clone().t()) for _ in range(copies_past_l2(a.nbytes + w.nbytes, device) - 1)]
-                timed = {impl: time_per_call([lambda f=f, x=x, y=y: f(x, y) for x, y in copies], device, repeats)
-                         for impl, f in products.items()}
+                timed = {impl: time_on_copies(f, (a, b), device, repeats) for impl, f in products.items()}
             except Exception as e:  # a pair is timed whole or not at all
                 checks.append({"gemm": label, "dtype": name, "impl": "timing", "rel_err_vs_fp32": math.nan,
                                "fresh_max_rel_err": math.nan, "error": f"{type(e).__name__}: {str(e)[:300]}"})

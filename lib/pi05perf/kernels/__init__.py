@@ -76,6 +76,18 @@ def copies_past_l2(nbytes: int, device: torch.device | str, cap: int = 512) -> i
     return int(min(cap, max(1, math.ceil(2 * l2 / max(1, nbytes)))))
 
 
+def time_on_copies(fn: Callable[..., Any], operands: Sequence[torch.Tensor], device: torch.device | str,
+                   repeats: int, min_calls: int = 1):
+    """`time_per_call` of `fn(*operands)` over as many copies of `operands` as `copies_past_l2`
+    asks for (at least `min_calls` on a GPU): the first set is `operands` themselves, the others
+    clones, which keep each operand's strides (a column-major weight stays column-major)."""
+    n = copies_past_l2(sum(t.nbytes for t in operands), device)
+    if torch.device(device).type == "cuda":
+        n = max(n, min_calls)
+    sets = [tuple(operands)] + [tuple(t.clone() for t in operands) for _ in range(n - 1)]
+    return time_per_call([lambda s=s: fn(*s) for s in sets], device, repeats)
+
+
 def time_per_call(calls: Sequence[Callable[[], Any]], device: torch.device | str, repeats: int):
     """`timing.Timing` of one call: all `calls` (each on its own operand copies, see
     `copies_past_l2`) captured back to back in one CUDA graph, the graph replayed `repeats` times
@@ -116,4 +128,4 @@ def time_per_call(calls: Sequence[Callable[[], Any]], device: torch.device | str
     return quartiles(samples, f"cuda-graph replay of {n} calls on distinct operand copies, events")
 
 __all__ = ["interpreting", "triton_importable", "runnable", "check_runnable", "autotuned", "copies_past_l2",
-           "time_per_call"]
+           "time_on_copies", "time_per_call"]

@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from . import check_runnable, copies_past_l2, interpreting, time_per_call
+from . import check_runnable, interpreting, time_on_copies
 from ..log import progress
 
 # BLOCK_Q, BLOCK_KV, KV_PER_SPLIT, num_warps, num_stages; every entry is one compile.
@@ -247,7 +247,7 @@ def check(cases: Iterable[tuple[int, int, int]], device, cfgs: Iterable[dict] | 
 def bench(rows: int, keys: int, head_dim: int, device, repeats: int, copy_gbps: float, seed: int = 0,
           log=progress) -> pd.DataFrame:
     """SDPA (the model's path) and the split-KV kernel in each of `configs()`: each checked
-    against float32 on these inputs and on fresh ones, then timed with `time_per_call` over
+    against float32 on these inputs and on fresh ones, then timed with `time_on_copies` over
     copies of the KV cache (not served from L2). A failure is a row with `error` and no time.
     byte_floor_ms: q, k, v and the output once over `copy_gbps`."""
     from ..check import relative_error
@@ -256,8 +256,6 @@ def bench(rows: int, keys: int, head_dim: int, device, repeats: int, copy_gbps: 
     q, k, v = random_inputs(rows, keys, head_dim, device, seed=seed)
     ref = reference(q, k, v)
     moved = 2 * q.nbytes + k.nbytes + v.nbytes
-    n = copies_past_l2(k.nbytes + v.nbytes, device)
-    kvs = [(k, v)] + [(k.clone(), v.clone()) for _ in range(n - 1)]
     out = []
     for impl, cfg in [("SDPA", None)] + [("Triton split-KV", c) for c in configs()]:
         row = {"impl": impl, "config": describe(cfg), "programs_count": programs(cfg, rows, keys) if cfg else None,
@@ -273,7 +271,7 @@ def bench(rows: int, keys: int, head_dim: int, device, repeats: int, copy_gbps: 
                 fresh = check([(rows, keys, head_dim)], device, [cfg], seed=seed + 1)
                 if not fresh.ok.all():
                     raise AssertionError(f"wrong on fresh inputs: {fresh.to_dict('records')}")
-            t = time_per_call([lambda kv=kv: fn(q, kv[0], kv[1]) for kv in kvs], device, repeats)
+            t = time_on_copies(lambda k, v, fn=fn: fn(q, k, v), (k, v), device, repeats)
             row.update(t.as_dict(), achieved_gbps=moved / (t.median_ms * 1e-3) / 1e9)
             log(f"  attention {impl} {row['config']}: {t.median_ms * 1e3:.2f} us (floor {row['byte_floor_ms'] * 1e3:.2f} us)")
         except Exception as e:

@@ -20,10 +20,13 @@ from .base import FP8, FP8_MAX, Backend, ScaledCodesLinear, _amax_scale, fp8_sup
 
 
 # ----------------------------------------------------------------------------- FP8 E4M3
-def quantize_fp8(t: torch.Tensor, granularity: Literal["tensor", "row"] = "tensor"):
+def quantize_fp8(t: torch.Tensor, granularity: Literal["tensor", "row"] = "tensor",
+                 scale: torch.Tensor | None = None):
     """E4M3 codes and fp32 scale: t ~ codes * scale. `row` scales each row (per output channel
-    for a [N,K] weight, per token for [M,K] activations) -> scale [rows, 1]."""
-    scale = _amax_scale(t, FP8_MAX, None if granularity == "tensor" else -1)
+    for a [N,K] weight, per token for [M,K] activations) -> scale [rows, 1]. A given `scale`
+    (e.g. a calibrated one) is used as is; values beyond its range saturate."""
+    if scale is None:
+        scale = _amax_scale(t, FP8_MAX, None if granularity == "tensor" else -1)
     codes = (t.float() / scale).clamp(-FP8_MAX, FP8_MAX).to(FP8)
     return codes, scale
 
@@ -64,7 +67,7 @@ class FP8Linear(ScaledCodesLinear):
             elif not self.calibrated:
                 raise RuntimeError("FP8Linear(act='static') used before calibrate_static")
             else:
-                return (x2.float() / self.act_scale).clamp(-FP8_MAX, FP8_MAX).to(FP8), self.act_scale
+                return quantize_fp8(x2, scale=self.act_scale)
         return quantize_fp8(x2, "tensor" if self.act in ("tensor", "static") else "row")
 
     def _native_ok(self, device):
@@ -106,6 +109,6 @@ def calibrate_static(model: nn.Module, run: Callable[[], Any]) -> int:
     finally:
         for m in layers:
             amax, m.observed_amax = m.observed_amax, None
-            m.act_scale.copy_((amax / FP8_MAX).clamp(min=torch.finfo(torch.float32).tiny).reshape(1))
+            m.act_scale.copy_(_amax_scale(amax, FP8_MAX, None).reshape(1))
             m.calibrated = True
     return len(layers)
