@@ -44,9 +44,12 @@ tokens_list = sweep_tokens if run.full else [t for t in sweep_tokens if t <= 256
 # A device-to-device copy (bytes read + bytes written) of buffers far larger than L2, and
 # large matmuls on random data (zeros run faster). The matmul peak is the best of several
 # shapes and of two stacks, cuBLAS (`torch.matmul`) and the GEMM that `torch.compile`'s
-# max-autotune picks, timed after a second of matmuls has brought the clocks up; cuBLAS's
-# candidates run back to back in one CUDA graph, as the model's GEMMs do, so that no launch
-# gap lowers the rate of the smaller (prefill-sized) products. A peak
+# max-autotune picks, timed after a second of matmuls has brought the clocks up. cuBLAS's
+# candidates run back to back in one CUDA graph, as the model's GEMMs do, and each is read by
+# its kernels' durations (the profiler's clock, the one chapter 3's kernel profile sums), so
+# that no launch gap lowers the rate of the smaller (prefill-sized) products and no profiled
+# kernel of the model can be faster than its floor for a reason of method; the table says
+# which clock read each candidate. A peak
 # measured low would make every floor long and every "× floor" flattering, so every candidate
 # is shown, beside NVIDIA's datasheet figure where the book knows it. Every floor in the book
 # divides by the best of each; one run measures them once (`ceilings.measure_once`).

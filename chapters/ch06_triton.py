@@ -111,12 +111,21 @@ if timings is not None and not timings.empty:
 # ## What the autotuner picked, and the 1.15× target
 # Per shape: the configuration chosen on this GPU, how many output tiles (programs) it launches
 # against the number of SMs, and Triton's time over cuBLAS's. The project sets the target at
-# 1.15× on the prefill's large GEMMs.
+# 1.15× on the prefill's large GEMMs. To tell the grid from the main loop, a wave model (one
+# tile per SM at a time) gives the share of SM time spent on useful outputs (*grid
+# efficiency*: padding to whole tiles and the last, partial wave lose the rest). To measure
+# rather than model it, both are also timed on a large square product, where each fills every
+# SM with whole tiles for many waves: there the ratio is the main loop's alone.
 
 # %% tags=["hide-input"]
 target_ratio = 1.15
-per_shape = None
+per_shape, main_loop, square = None, {}, "8192³"
 if timings is not None and not timings.empty:
+    n_sq = 8192 if run.full else 256
+    square = f"{n_sq}³"
+    _, sq_timings = TM.triton_vs_cublas({square: (n_sq, n_sq, n_sq)}, run.device, run.repeats,
+                                        [allowed[d] for d in operand_dtypes])
+    main_loop = {d: TM.triton_ratio(sq_timings, d) for d in operand_dtypes if TM.triton_ratio(sq_timings, d)}
     tri = timings[timings.impl == "Triton"].set_index(["dtype", "gemm"])
     cub = timings[timings.impl == "cuBLAS"].set_index(["dtype", "gemm"])
     chosen = lambda r: ("not reported" if pd.isna(r.BLOCK_M) else  # noqa: E731
@@ -124,6 +133,8 @@ if timings is not None and not timings.empty:
     per_shape = pd.DataFrame({
         "chosen": [chosen(r) for r in tri.itertuples()],
         "tiles_count": tri.tiles_count, "sm_count": tri.sm_count,
+        "grid_efficiency_pct": [100 * (TM.grid_efficiency(r._asdict(), r.M, r.N, r.sm_count) or float("nan"))
+                                for r in tri.itertuples()],
         "triton_vs_cublas_ratio": tri.median_ms / cub.median_ms.reindex(tri.index)}, index=tri.index).reset_index()
     show(per_shape)
     slow = per_shape[per_shape.triton_vs_cublas_ratio > target_ratio]
@@ -134,6 +145,8 @@ if timings is not None and not timings.empty:
 {len(per_shape)} shape/dtype pairs. {len(per_shape) - len(slow)} of {len(per_shape)} pairs are within {target_ratio}×
 of cuBLAS{'.' if slow.empty else '; over it: ' + over + '.'}
 {'' if few.empty else f'Some chosen configurations launch fewer tiles than the GPU has SMs ({idle}): part of the GPU idles for the whole matmul.'}
+
+{TM.limit_text(per_shape, main_loop, target_ratio, square)}
 
 What this kernel lacks that Hopper's library GEMMs (e.g. CUTLASS's sm90 kernels) use: TMA bulk
 copies (its loads are per-thread `cp.async`), warp specialisation (some warps load while the others
@@ -288,6 +301,8 @@ tuned = timings is not None and not timings.empty
 # "graphed": timed as graphed calls; runs before that stored eager timings under the names without it
 headline = {"triton_vs_cublas_bf16_graphed_ratio": bf, "triton_vs_cublas_fp8_graphed_ratio": ratios.get("float8_e4m3fn"),
             "triton_vs_cublas_fp16_graphed_ratio": ratios.get("float16"),
+            "triton_vs_cublas_bf16_square_ratio": main_loop.get("bfloat16"),
+            "triton_vs_cublas_fp8_square_ratio": main_loop.get("float8_e4m3fn"),
             "triton_matmul_autotune_ms": float(timings.autotune_s.sum() * 1e3) if tuned else None,
             "gemv_splitk_vs_cublas_ratio": gemv_ratio, "gemv_splitk_fp8_vs_cublas_ratio": gemv_fp8_ratio,
             "gemv_cublaslt_fp8_vs_cublas_ratio": fp8_cublas_ratio, "gemv_splitk_vs_floor_ratio": gemv_floor_ratio,

@@ -91,3 +91,22 @@ def test_measure_once_measures_once_per_run(store, monkeypatch):
     monkeypatch.setattr(results, "git_commit", lambda: "next-commit")
     ceilings.measure_once(params.resolve("ch02_roofline", repeats=1), log=lambda *_: None)
     assert calls == ["ch01_flops", "ch02_roofline"]
+
+
+def test_ceiling_table_says_which_clock_read_each_candidate():
+    from pi05perf.timing import quartiles
+
+    kernels = quartiles([1.0, 1.1], "kernel durations (profiler) of a cuda-graph replay of 8 calls on distinct operand copies")
+    graphed = quartiles([1.0, 1.1], "cuda-graph replay of 8 calls on distinct operand copies, events")
+    assert ceilings.timed_by(kernels) == "kernel durations"
+    assert ceilings.timed_by(graphed) == "graphed calls, events"
+    assert ceilings.timed_by(quartiles([1.0], "cuda events, L2 flushed")) == "events"
+    assert ceilings.timed_by(quartiles([1.0], "cpu wall clock")) == "cpu wall clock"
+    assert ceilings.timed_by(None) == "–"
+
+
+def test_time_per_call_refuses_an_unknown_clock():
+    from pi05perf.kernels import time_per_call
+
+    with pytest.raises(ValueError, match="clock"):
+        time_per_call([lambda: None], "cpu", 3, clock="wall")

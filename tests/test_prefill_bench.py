@@ -132,5 +132,10 @@ def test_target_gap_text_ranks_the_groups_over_their_floors():
     text = prefill_bench.target_gap_text(g, 6.06, 4.14, 0.46)
     assert "1.25× the floor is 5.17 ms; the timed prefill is 0.88 ms above it" in text
     assert text.index("attention +0.44") < text.index("elementwise +0.43")  # largest excess first
-    assert "gate_up_proj" not in text and "gaps between kernels 0.46 ms" in text
+    over, caveat = text.split(" **", 1)
+    assert "gate_up_proj" not in over and "gaps between kernels 0.46 ms" in over
+    # a group faster than its floor says the ceiling is low, by how much
+    assert caveat.startswith("gate_up_proj ran at 0.98× its floor") and "at least 2.5% low" in caveat
+    fair = g.assign(floor_ms=[2.3, 0.11, 0.45])
+    assert "**" not in prefill_bench.target_gap_text(fair, 6.06, 4.14, 0.46)
     assert prefill_bench.target_gap_text(g, 5.0, 4.14, None).startswith("The prefill meets 1.25×")

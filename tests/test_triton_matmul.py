@@ -105,3 +105,25 @@ def test_timings_launched_from_python_are_told_from_graphed_ones():
     assert TM.launched_from_python(eager) and not TM.launched_from_python(graphed)
     assert TM.launched_from_python(pd.concat([eager.iloc[:1], graphed.iloc[:1]]))  # any eager row taints the ratio
     assert not TM.launched_from_python(None) and not TM.launched_from_python(pd.DataFrame())
+
+
+def test_grid_efficiency_counts_padding_and_the_last_wave():
+    cfg = {"BLOCK_M": 128, "BLOCK_N": 256}
+    # 712 rows pad to 768; 6 x 8 = 48 tiles fill one wave of 48 SMs exactly
+    assert TM.grid_efficiency(cfg, 712, 2048, 48) == pytest.approx(712 / 768)
+    # the same 48 tiles on 132 SMs: one wave, 84 SMs idle
+    assert TM.grid_efficiency(cfg, 712, 2048, 132) == pytest.approx(712 * 2048 / (132 * 128 * 256))
+    assert TM.grid_efficiency({"BLOCK_M": 128, "BLOCK_N": 128}, 1024, 1024, 64) == 1.0
+    assert TM.grid_efficiency(None, 712, 2048, 132) is None
+
+
+def test_limit_text_tells_the_main_loop_from_the_grid():
+    per_shape = pd.DataFrame([{"gemm": "gate_up", "dtype": "bfloat16", "triton_vs_cublas_ratio": 1.21},
+                              {"gemm": "qkv", "dtype": "bfloat16", "triton_vs_cublas_ratio": 1.05},
+                              {"gemm": "down", "dtype": "float8_e4m3fn", "triton_vs_cublas_ratio": 1.3}])
+    text = TM.limit_text(per_shape, {"bfloat16": 1.18, "float8_e4m3fn": 1.02}, 1.15, "8192³")
+    bf16, fp8 = text.split("float8_e4m3fn:")
+    assert "gate_up (1.21×)" in bf16 and "qkv" not in bf16 and "main loop alone is over" in bf16
+    assert "down (1.30×)" in fp8 and "excess at these shapes is the grid's" in fp8
+    assert "not told apart" in TM.limit_text(per_shape, {}, 1.15, "8192³")
+    assert TM.limit_text(per_shape, {}, 1.5, "8192³").startswith("Every pair is within")

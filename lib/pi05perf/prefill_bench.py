@@ -338,10 +338,14 @@ def target_gap_text(groups: pd.DataFrame, timed_ms: float, floor_ms: float, gaps
     profiled group's excess over its own floor (`profiling.by_group`: total_ms, floor_ms), largest
     first, and the gaps between kernels."""
     target = target_x * floor_ms
+    under = groups[groups.total_ms < groups.floor_ms]
+    caveat = "".join(f" **{r.group} ran at {r.total_ms / r.floor_ms:.2f}× its floor**: its kernels beat the measured "
+                     f"ceiling, which is therefore at least {100 * (r.floor_ms / r.total_ms - 1):.1f}% low for them, and "
+                     "every floor of this run is that much long." for r in under.itertuples())
     if timed_ms <= target:
-        return f"The prefill meets {target_x:g}× its floor ({timed_ms:.2f} ms against {target:.2f} ms)."
+        return f"The prefill meets {target_x:g}× its floor ({timed_ms:.2f} ms against {target:.2f} ms).{caveat}"
     excess = (groups.total_ms - groups.floor_ms).set_axis(groups.group).sort_values(ascending=False)
     over = "; ".join(f"{g} {e:+.2f} ms" for g, e in excess.items() if e > 0.005)
     gaps = f"; the gaps between kernels {gaps_ms:.2f} ms" if gaps_ms is not None else ""
     return (f"{target_x:g}× the floor is {target:.2f} ms; the timed prefill is {timed_ms - target:.2f} ms above it. "
-            f"Over their own floors: {over or 'no group'}{gaps}. Those are the places to take it from.")
+            f"Over their own floors: {over or 'no group'}{gaps}. Those are the places to take it from.{caveat}")

@@ -288,6 +288,42 @@ def tiles(config: dict | None, M: int, N: int) -> int | None:
     return -(-M // config["BLOCK_M"]) * -(-N // config["BLOCK_N"])
 
 
+def grid_efficiency(config: dict | None, M: int, N: int, sms: int) -> float | None:
+    """The share of SM time a one-tile-per-SM wave model gives to useful output elements: M·N
+    over (waves × SMs × tile area), where a wave is one tile on every SM. Padding loses the rest
+    (712 rows in 128-row tiles compute 768) and so does the last, partial wave. A model, for
+    reading the table: chapter 6's decomposition rests on timed products (`limit_text`)."""
+    n_tiles = tiles(config, M, N)
+    if not n_tiles or sms <= 0:
+        return None
+    waves = -(-n_tiles // sms)
+    return M * N / (waves * sms * config["BLOCK_M"] * config["BLOCK_N"])
+
+
+def limit_text(per_shape: pd.DataFrame, main_loop: dict[str, float], target: float, square: str) -> str:
+    """What stands between each pair over `target` and the target. `main_loop[dtype]` is
+    Triton's time over cuBLAS's on a large square product (`square`), where both fill every SM
+    with whole tiles for many waves: the main loop's gap alone. A pair whose ratio exceeds it
+    loses the rest to its grid. `per_shape` rows: gemm, dtype, triton_vs_cublas_ratio."""
+    slow = per_shape[per_shape.triton_vs_cublas_ratio > target]
+    if slow.empty:
+        return f"Every pair is within {target}× of cuBLAS."
+    out = []
+    for dtype, rows in slow.groupby("dtype", sort=False):
+        loop = main_loop.get(dtype)
+        pairs = ", ".join(f"{r.gemm} ({r.triton_vs_cublas_ratio:.2f}×)" for r in rows.itertuples())
+        if loop is None:
+            out.append(f"{dtype}: {pairs} over {target}×; the square product was not timed, so the main loop and the "
+                       "grid are not told apart.")
+            continue
+        where = (f"the main loop alone is over the target, so no grid or tile shape of this kernel reaches {target}×: "
+                 "each tile computes slower than cuBLAS's" if loop > target else
+                 f"the main loop is within the target, so the excess at these shapes is the grid's: padding to whole "
+                 "tiles, the last partial wave, SMs without a tile")
+        out.append(f"{dtype}: on the {square} product Triton takes {loop:.2f}× cuBLAS's time; at {pairs}, {where}.")
+    return " ".join(out)
+
+
 def triton_vs_cublas(shapes: dict[str, tuple[int, int, int]], device: torch.device | str, repeats: int,
                      dtypes: Iterable[torch.dtype] = (torch.bfloat16,), seed: int = 0,
                      log=progress) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -388,5 +424,5 @@ def triton_ratio(timings: pd.DataFrame | None, dtype: str) -> float | None:
 
 
 __all__ = ["triton_available", "triton_version", "fp8_matmul_supported", "triton_matmul", "triton_vs_cublas",
-           "triton_ratio", "launched_from_python", "tiles",
+           "triton_ratio", "launched_from_python", "tiles", "grid_efficiency", "limit_text",
            "check_triton_matmul", "autotune_configs", "best_config"]
