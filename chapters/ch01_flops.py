@@ -93,7 +93,7 @@ seed's configuration, so that every figure compares with the seed's; chapter 7 t
 ops = flops.layer_ops(config.GEMMA_2B, prefix_tokens)
 op_table = pd.DataFrame([vars(o) for o in ops])
 op_table["intensity_flop_per_byte"] = op_table.flops / (op_table.weight_bytes + op_table.act_bytes + op_table.kv_bytes)
-show(op_table)
+show(op_table.rename(columns={"flops": "work_flops"}))
 alt.Chart(op_table[op_table.flops > 0]).mark_bar().encode(
     x=alt.X("flops:Q", title="FLOPs per layer"), y=alt.Y("name:N", sort="-x", title=None),
     tooltip=["name", "m", "n", "k", "flops", "weight_bytes"],
@@ -174,7 +174,7 @@ Chapter 2 measures these ceilings properly and gives the verdict on the seed's "
 # %% tags=["hide-input"]
 headline = {"prefill712_flops" if prefix_tokens == 712 else "prefill_flops": total,
             "prefill_weight_bytes": weights,
-            "prefill_intensity_ratio": at,
+            "prefill_intensity_flop_per_byte": at,
             "thor_spec_floor_ms": floors.floor_ms[0],
             "thor_seed_bw_floor_ms": floors.floor_ms[1],
             "prefix_openpi_libero_tokens": int(openpi_cost.prefix_tokens),

@@ -199,7 +199,7 @@ On this device ({here.name}) the ridge is {dev.ridge_flop_per_byte:.0f} FLOP/byt
 at = lambda curve_, t: float(curve_[t]) if t in curve_.index else None
 headline = {"copy_gbps": here.bandwidth_gbps, "matmul_peak_tflops": here.bf16_tflops,
             "matmul_bf16_tflops": here.bf16_tflops if run.dtype == torch.bfloat16 else None,
-            "matmul_fp8_tflops": here.fp8_tflops, "prefill712_intensity_ratio": intensity,
+            "matmul_fp8_tflops": here.fp8_tflops, "prefill712_intensity_flop_per_byte": intensity,
             "layer_sweep_tokens1_graph_ms": at(one_graphed, 1), "layer_sweep_tokens712_graph_ms": at(one_graphed, 712),
             "stack_sweep_tokens1_graph_ms": at(graphed, 1) and at(graphed, 1) * cfg.depth,
             "stack_sweep_tokens712_graph_ms": at(graphed, 712) and at(graphed, 712) * cfg.depth,

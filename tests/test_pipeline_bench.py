@@ -304,25 +304,6 @@ def test_kernels_by_kind_sets_two_calls_side_by_side():
     assert t.loc["attention"].sum() == 0  # a kind neither call ran: zeros, not NaN
 
 
-def _classes(gemm_ms: float, attention_ms: float) -> pd.DataFrame:
-    return pd.DataFrame({"kind": ["GEMM", "attention", "elementwise/fused", "other"],
-                         "p time_ms": [gemm_ms, attention_ms, 0.1, 0.0], "floor_ms": [0.2, 0.01, 0.0, 0.0]})
-
-
-def test_launch_floor_text_tells_whether_the_kernel_count_alone_rules_the_target_out():
-    from pi05perf.timing import Timing
-
-    lat = Timing(0.002, 0.002, 0.002, 9, "")  # 2 us a kernel; target 2 x 0.2 ms = 0.4 ms: room for 200
-    few = pb.launch_floor_text(lat, 150, 1.0, 0.2, _classes(0.5, 0.1), "p", 18)
-    many = pb.launch_floor_text(lat, 250, 1.0, 0.2, _classes(0.3, 0.1), "p", 18)
-    assert "room for 200 such kernels" in few and "does not rule the target out" in few
-    assert "rules the target out: fewer kernels" in many
-    # a class whose time alone exceeds the target is named; without one, the sum is given
-    assert "The GEMM kernels alone (0.500 ms)" in few and "kernels alone (" not in many
-    assert "No class alone exceeds the target; together they take 0.500 ms" in many
-    assert "other" not in few  # a class with no time is left out
-
-
 def test_graphed_kernel_latency_needs_a_gpu():
     from pi05perf.timing import graphed_kernel_latency
 
@@ -363,12 +344,3 @@ def test_shift_text_names_each_kinds_change():
     assert "GEMM -0.40 ms (1.00 → 0.60 ms, 10 → 10 kernels)" in text
     assert "elementwise/fused +0.50 ms (0.40 → 0.90 ms, 5 → 12 kernels)" in text
     assert "other" not in text and "In all, +0.10 ms" in text and "`b` against `a`" in text
-
-
-def test_launch_floor_table_multiplies_the_kernel_count_by_one_kernels_cost():
-    from pi05perf.timing import Timing
-
-    t = pb.launch_floor_table(Timing(0.00127, 0.00127, 0.00127, 9, ""), 281, 1.01, 0.205).set_index("per denoise step")
-    assert t.loc["kernels × that cost: the launch floor", "value"] == "0.357 ms"
-    assert t.loc["kernels that fit the target if each did nothing", "value"] == "322"
-    assert t.loc["one graphed kernel that does almost nothing", "value"] == "1.27 µs"

@@ -438,62 +438,6 @@ def shift_text(by_kind: pd.DataFrame, before: str, after: str) -> str:
             + "; ".join(parts) + f". In all, {total:+.2f} ms of kernel time.")
 
 
-def launch_floor(latency: Timing, kernels_per_step: float, step_floor_ms: float,
-                 target_x: float = 2.0) -> tuple[float, float, int]:
-    """The launch floor (kernels × one graphed kernel's cost), the target (`target_x` × the
-    step's floor) and how many kernels that do nothing would fit it."""
-    target = target_x * step_floor_ms
-    return kernels_per_step * latency.median_ms, target, int(target // latency.median_ms)
-
-
-def launch_floor_table(latency: Timing, kernels_per_step: float, step_ms: float, step_floor_ms: float,
-                       target_x: float = 2.0) -> pd.DataFrame:
-    """One denoise step's kernel count, one graphed kernel's cost (`timing.graphed_kernel_latency`),
-    their product (the launch floor), the step's floor, the target, the measured step and how many
-    kernels would fit the target if each did nothing; values as text with units."""
-    from .report import fmt
-
-    launch, target, room = launch_floor(latency, kernels_per_step, step_floor_ms, target_x)
-    rows = [("kernels (best path)", fmt(kernels_per_step)),
-            ("one graphed kernel that does almost nothing", fmt(latency.median_ms * 1e3, "µs")),
-            ("kernels × that cost: the launch floor", fmt(launch, "ms")),
-            ("floor (bytes over bandwidth, FLOPs over peak)", fmt(step_floor_ms, "ms")),
-            (f"target: {target_x:g} × floor", fmt(target, "ms")),
-            ("measured (best path)", fmt(step_ms, "ms")),
-            ("kernels that fit the target if each did nothing", fmt(room))]
-    return pd.DataFrame(rows, columns=["per denoise step", "value"])
-
-
-def launch_floor_text(latency: Timing, kernels_per_step: float, step_ms: float, step_floor_ms: float,
-                      by_class: pd.DataFrame, path: str, depth: int, target_x: float = 2.0) -> str:
-    """What stands between a denoise step and `target_x` times its floor, in words: the kernel
-    count times one graphed kernel's `latency` (the launch floor) against the target, then each
-    kernel class of `path` (`kernels_by_kind` per step, with a floor_ms column) against its floor."""
-    lat = latency.median_ms
-    launch, target, room = launch_floor(latency, kernels_per_step, step_floor_ms, target_x)
-    parts = [f"One kernel in a graph costs {lat * 1e3:.2f} µs here (IQR {latency.p25_ms * 1e3:.2f}–{latency.p75_ms * 1e3:.2f}) "
-             f"however little it does, so the {kernels_per_step:.0f} kernels of a `{path}` step cost **{launch:.3f} ms before "
-             f"any byte moves**: {launch / step_ms:.0%} of the measured {step_ms:.3f} ms and {launch / step_floor_ms:.1f}× the "
-             f"step's floor of {step_floor_ms:.3f} ms. The target of {target_x:g}× that floor ({target:.3f} ms) leaves room for "
-             f"{room} such kernels, {room / depth:.1f} per layer of the {depth}-layer expert; this step runs "
-             f"{kernels_per_step / depth:.1f} per layer."]
-    if kernels_per_step <= room:
-        parts.append(f"So the kernel count alone does not rule the target out ({target - launch:.3f} ms would be left for "
-                     "work); the work inside the kernels does.")
-    else:
-        parts.append("So the kernel count alone rules the target out: fewer kernels, not faster ones, come first.")
-    t = by_class.set_index("kind")
-    time_col = f"{path} time_ms"
-    cls = [(k, float(t.loc[k, time_col]), float(t.loc[k, "floor_ms"])) for k in t.index if t.loc[k, time_col] > 0]
-    parts.append("Per step, by class: " + "; ".join(
-        f"{k} {ms:.3f} ms against a floor of {fl:.3f} ms ({ms / fl:.1f}×)" if fl > 0 else
-        f"{k} {ms:.3f} ms (floor 0: a fused step keeps this traffic on chip)" for k, ms, fl in cls) + ".")
-    over = [(k, ms) for k, ms, _ in cls if ms > target]
-    parts.append(" ".join(f"The {k} kernels alone ({ms:.3f} ms) take more than the whole target." for k, ms in over)
-                 or f"No class alone exceeds the target; together they take {sum(ms for _, ms, _ in cls):.3f} ms.")
-    return " ".join(parts)
-
-
 def available_variants(device: torch.device, fp8: bool = False) -> list[str]:
     """Variants that can run on `device`: CUDA graphs need CUDA; fp8_graph needs FP8 matmuls;
     the split-KV kernel needs Triton there."""

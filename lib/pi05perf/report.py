@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 
 from .params import Run, resolve
+from .results import UNITS
 
 # Text badges (styled by _static/pi05perf.css): emoji render as empty boxes without their fonts.
 VERDICTS = {status: f'<span class="pi05-badge pi05-{status.replace(" ", "-")}">{status}</span>'
@@ -24,11 +25,6 @@ DASH = "–"
 MISSING_NOTE = f"{DASH} : not measured, or not applicable, in this run."
 
 #: column-name suffix -> (unit shown in the header, how cells are formatted)
-UNITS: dict[str, tuple[str, str]] = {
-    "_ms": ("ms", "num"), "_tflops": ("TFLOP/s", "num"), "_gbps": ("GB/s", "num"), "_pct": ("%", "num"),
-    "_ratio": ("×", "num"), "_hz": ("Hz", "num"), "_cos": ("cosine", "cos"), "_tokens": ("tokens", "int"),
-    "_count": ("", "int"), "_bytes": ("", "si:B"), "_flops": ("", "si:FLOP"),
-}
 _CURRENT: dict[str, Any] = {}  # the Run of the chapter executing in this kernel (set by `start`)
 
 

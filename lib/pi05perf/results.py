@@ -24,8 +24,19 @@ from .params import Run
 ROOT = Path(__file__).resolve().parents[2]
 DATA_RESULTS = ROOT / "data" / "results"
 BUILD_RESULTS = ROOT / "_build" / "results"
-UNIT_SUFFIXES = ("_ms", "_tflops", "_gbps", "_ratio", "_cos", "_hz", "_pct", "_flops", "_bytes", "_tokens",
-                 "_count")
+# A headline key ends in its unit: suffix -> (unit as a reader sees it, display kind), the one list
+# the store checks keys against and the report labels columns with. Longer suffixes first.
+UNITS: dict[str, tuple[str, str]] = {
+    "_flop_per_byte": ("FLOP/B", "num"),
+    "_ms": ("ms", "num"), "_tflops": ("TFLOP/s", "num"), "_gbps": ("GB/s", "num"), "_pct": ("%", "num"),
+    "_ratio": ("×", "num"), "_hz": ("Hz", "num"), "_cos": ("cosine", "cos"), "_tokens": ("tokens", "int"),
+    "_count": ("", "int"), "_bytes": ("", "si:B"), "_flops": ("", "si:FLOP"),
+}
+UNIT_SUFFIXES = tuple(UNITS)
+# Keys renamed without a change of meaning (a wrong unit in the name): older results are read under
+# the new name, so one figure keeps one row across runs.
+RENAMED_KEYS = {"prefill_intensity_ratio": "prefill_intensity_flop_per_byte",
+                "prefill712_intensity_ratio": "prefill712_intensity_flop_per_byte"}
 
 
 def device_name(device: torch.device | str) -> str:
@@ -151,6 +162,7 @@ def load_all(chapter: str | None = None) -> list[dict[str, Any]]:
     for base, source in ((DATA_RESULTS, "committed"), (BUILD_RESULTS, "this build")):
         for path in sorted(base.glob(f"*/{chapter or '*'}.json")):
             doc = json.loads(path.read_text())
+            doc["headline"] = {RENAMED_KEYS.get(k, k): v for k, v in doc.get("headline", {}).items()}
             doc.update(source=source, slug=path.parent.name, chapter=path.stem)
             docs.append(doc)
     return docs

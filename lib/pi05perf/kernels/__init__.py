@@ -147,7 +147,7 @@ def _kernel_time_per_call(replay: Callable[[], Any], n: int, device: torch.devic
     from ..profiling import is_kernel, quiet_profiler
     from ..timing import quartiles
 
-    with quiet_profiler(), profile(activities=[ProfilerActivity.CUDA]) as prof:
+    with quiet_profiler(), profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
         for _ in range(replays):
             replay()
         torch.cuda.synchronize(device)
