@@ -40,7 +40,7 @@ import altair as alt
 import pandas as pd
 import torch
 
-from pi05perf import ceilings, config, lowbit_bench as LB, precision as Q, precision_bench as PB, reference, results
+from pi05perf import ceilings, config, lowbit_bench as LB, precision as Q, precision_bench as PB, reference, results, torchao_bench
 from pi05perf.precision import w4a16_triton as W4
 from pi05perf.report import fmt, md, show, side_by_side, start, verdict
 
@@ -309,10 +309,11 @@ The seed projected {reference.quoted('int4_mlp_projected_ms'):.1f} ms for the ML
 # ## torchao
 
 # %% tags=["hide-input"]
-tao = Q.torchao_version()
+tao = torchao_bench.available()  # as chapter 9 finds it: the environment, then the peer wheels ($PI05PERF_PEERS)
 tao_rows = []
 if tao is None:
-    say(f"**torchao is not installed here**: the seed's torchao INT8 ({reference.quoted('quantlib_torchao_int8_speed_ratio')}× "
+    say(f"**torchao does not import here** (neither installed in this environment nor among the peer wheels named by "
+        f"`PI05PERF_PEERS`, see chapter 9): the seed's torchao INT8 ({reference.quoted('quantlib_torchao_int8_speed_ratio')}× "
         "the speed of bf16, quoted) and INT4 (missing fbgemm-gpu-genai) results are not re-run. `precision.apply_torchao` "
         "runs them where torchao is importable.")
 else:

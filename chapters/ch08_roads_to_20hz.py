@@ -116,8 +116,9 @@ curves = pd.DataFrame(
 show(md(f"""The fitted model: per-layer prefill {model.prefill(ref_T) / arch.layers:.3f} ms and per-layer denoise step
 {model.step(ref_T) / arch.layers:.4f} ms at {ref_T} prefix tokens; vision {model.vision(reference_views * arch.tokens_per_image) / reference_views:.3f} ms
 per image at {reference_views} views; glue (whole call minus its stages) {model.glue_ms:.3f} ms."""
-   + (f""" FP8: the projection GEMMs take {100 * model.fp8_matmul_share:.0f}% of the prefill (per-op timings × {arch.layers}
-layers over the measured prefill) and run {model.fp8_speedup:.2f}× faster as FP8 (activation quantization included).""" if use_fp8 else "")))
+   + (f""" FP8 (here: the LLM's projections only, per-tensor E4M3 with dynamic activation scales): those GEMMs take
+{100 * model.fp8_matmul_share:.0f}% of the prefill (per-op timings × {arch.layers} layers over the measured prefill) and run
+**{lm.ratio_words(model.fp8_speedup)}** as FP8 (bf16 time / FP8 time {model.fp8_speedup:.2f}; activation quantization included).""" if use_fp8 else "")))
 alt.Chart(curves).mark_line(point=True).encode(
     x=alt.X("tokens:Q"), y=alt.Y("ms:Q"), tooltip=["curve", "tokens", "ms"]
 ).properties(width=220, height=180).facet(column=alt.Column("curve:N", title=None)).resolve_scale(x="independent", y="independent")
@@ -260,7 +261,7 @@ except Exception as e:  # noqa: BLE001 - results of another shape: said on the p
 if len(names) >= 2:
     cross_max = float(cross.error_pct.abs().max())
 if len(cross):
-    cross["path"] = [f"{r.fusion}, {int(r.views)} views, {int(r.steps)} steps" for r in cross.itertuples()]
+    cross["path"] = [thor_fit.path_label(r.fusion, r.views, r.steps, r.horizon) for r in cross.itertuples()]
     show(cross.rename(columns={"median_ms": "measured_ms"})[
         ["direction", "path", "stage", "measured_ms", "predicted_ms", "error_pct"]])
 md(("No committed GPU run with chapters 2 and 7 exists yet: the cross-device test needs two." if not names else
@@ -275,7 +276,9 @@ md(("No committed GPU run with chapters 2 and 7 exists yet: the cross-device tes
 # Every published Thor timing of pi0.5 that this book found, with the stack, precision, views
 # and steps it was published for. First the floors: each anchor's time with every efficiency at
 # 1 and no per-kernel cost, at the seed's measured 130.1 GB/s copy bandwidth and at the spec's
-# 273 GB/s. An anchor faster than a floor shows that floor is not one.
+# 273 GB/s. These are the kernel model's floors of each stack's own kernels (an unfused stack's
+# intermediate bytes included), not chapter 1's roofline floor of the work. An anchor faster
+# than a floor shows that floor is not one.
 
 # %% tags=["hide-input"]
 anchors = thor_fit.anchor_table(q)
@@ -401,7 +404,8 @@ nv4, fr = q("nvidia_thor_trt_fp8_nvfp4_mean_ms"), q("flashrt_fp8_2view_ms")
 quoted_20hz = min(nv4, fr) <= budget_ms
 p8 = proj.set_index("configuration").loc["FP8, fused"]
 seed_l = pj["bf16, the seed's stack (baseline)"] / pj[f"bf16, seed's stack, {reduced_layers} layers"]
-pre_floor = float(anchors.set_index("key").floor_spec_ms["pipeline_baseline_kv_ms"])
+pre_floor = float(anchors.set_index("key").floor_spec_ms["pipeline_baseline_kv_ms"])  # kernel model, seed's unfused stack
+roof_floor = thor_fit.roofline_prefill_floor_ms("seed")  # chapter 1's roofline floor of the same prefill's work
 hit20 = list(proj[proj.reaches == "20 Hz"].configuration)
 md(f"""**{verdict("not held" if quoted_20hz else "partly held")}.** 20 Hz needs {budget_ms:.0f} ms per call.
 
@@ -409,11 +413,12 @@ md(f"""**{verdict("not held" if quoted_20hz else "partly held")}.** 20 Hz needs 
   in {fr:g} ms with two views. {"Both are under the budget: 20 Hz has been reached without a model change, by number format and software." if quoted_20hz else "Neither is under the budget."}
 - *Projected:* the unchanged model in FP8 with fused kernels, 10 steps: **{p8.projected_ms:.0f} ms** (held-out range
   {p8.low_ms:.0f}–{p8.high_ms:.0f} ms). Configurations whose whole range is under {budget_ms:.0f} ms: {"; ".join(hit20) if hit20 else "none"}.
-  The seed's stack in bf16 projects to {pj["bf16, the seed's stack (baseline)"]:.0f} ms (it measured {q('pipeline_baseline_total_ms'):g} ms);
+  The seed's stack in bf16 projects to {pj["bf16, the seed's stack (baseline)"]:.0f} ms (the seed's own figure, quoted: {q('pipeline_baseline_total_ms'):g} ms);
   chapter 7's structure on Thor to {pj["bf16, our best path (chapter 7)"]:.0f} ms.
 - *The seed's "3.5× needed"* is the distance from its stack to {budget_ms:.0f} ms, not from the model: its prefill took
-  {q('pipeline_baseline_kv_ms'):g} ms against a spec floor of {pre_floor:.1f} ms ({q('pipeline_baseline_kv_ms') / pre_floor:.1f}×), and FlashRT's FP8 prefill
-  takes {q('flashrt_prefix_ms'):g} ms. So the seed's "the prefill is bandwidth-bound and near its limit" is not supported.
+  {q('pipeline_baseline_kv_ms'):g} ms (quoted), {q('pipeline_baseline_kv_ms') / pre_floor:.1f}× the kernel model's floor of its own unfused stack at spec
+  ceilings ({pre_floor:.1f} ms) and {q('pipeline_baseline_kv_ms') / roof_floor:.1f}× the roofline floor of the work itself ({roof_floor:.1f} ms, chapter 1),
+  and FlashRT's FP8 prefill takes {q('flashrt_prefix_ms'):g} ms (quoted). So the seed's "the prefill is bandwidth-bound and near its limit" is not supported.
 - *18 → 12 layers:* projected {seed_l:.2f}× on the seed's stack; measured here {rwhole / float(l12.median_ms):.2f}× (the seed expected
   {q('opt_fewer_layers_speedup_ratio'):g}×). {"The projection supports the seed's figure" if abs(seed_l / q('opt_fewer_layers_speedup_ratio') - 1) < 0.15 else "The projection does not reproduce the seed's figure"}; the road needs retraining{", and FP8 alone reaches the budget in the projection" if p8.projected_ms <= budget_ms else ""}.
 - *Asynchronous execution:* the control rate need not equal the inference rate (chapter 7's simulation; RTC works with delays
@@ -440,4 +445,17 @@ results.save(run, headline, tables={"calibration": cal, "predictions": pred, "th
 # Headline figures of this chapter from every committed run, beside this build.
 
 # %% tags=["hide-input"]
-headlines_everywhere("ch08_roads_to_20hz")
+show(headlines_everywhere("ch08_roads_to_20hz"))
+ch07 = {d["slug"]: d["headline"] for d in results.load_all("ch07_pipeline") if d.get("source") == "committed"}
+fp8_by_dev = {d["provenance"].get("device") or d["slug"]: {
+    "ch08_ratio": d["headline"].get("fp8_whole_speedup_ratio"),
+    "ch07_fp8_ms": ch07.get(d["slug"], {}).get("pipeline_fp8_2view_steps10_ms"),
+    "ch07_bf16_ms": ch07.get(d["slug"], {}).get("pipeline_2view_steps10_best_ms")}
+    for d in results.load_all("ch08_roads_to_20hz") if d.get("source") == "committed"}
+fp8_tab = lm.fp8_contrast(fp8_by_dev)
+if fp8_tab.iloc[:, 1].notna().any():
+    show(md("""The FP8 row is bf16 time / FP8 time of the whole call: below 1, this chapter's FP8 is **slower**. It puts
+only the LLM's projections in FP8, per-tensor with dynamic activation scales (an amax reduction per call), in an
+uncompiled CUDA graph (`fp8_graph`). Chapter 7 put every projection of the three stacks in FP8 and compiled it, with static
+activation scales among its candidates; its fastest FP8 call against its best bf16 call, from the committed results:"""))
+    show(fp8_tab)

@@ -46,10 +46,11 @@ start)
   "$HERE/.venv/bin/python" -c "from pi05perf import ceilings, params; ceilings.measure_once(params.resolve('ch02_roofline', profile='full'))"
   if [ $# -eq 0 ] && [ "$(nvidia-smi -L | wc -l)" -ge 2 ]; then
     # two GPUs of one host: chapters 7, 8 and then 4 on the second (chapter 4 reads chapter 8's
-    # FP8 result, and chapter 3's, which the first GPU has by then), the rest on the first; the
-    # two queues take about 8 and 10 minutes on the H200s
-    $run "export CUDA_VISIBLE_DEVICES=1; { $book ch07_pipeline ch08_roads_to_20hz && $book ch04_fp8_tensorrt; } > ${LOG%.log}-b.log 2>&1; echo \"gpu-run rc=\$?\" >> ${LOG%.log}-b.log" >/dev/null 2>&1 </dev/null &
-    $run "export CUDA_VISIBLE_DEVICES=0; $book ch01_flops ch02_roofline ch03_prefill_breakdown ch05_int4_fp4 ch06_triton ch09_peers > $LOG 2>&1; echo \"gpu-run rc=\$?\" >> $LOG" >/dev/null 2>&1 </dev/null &
+    # FP8 result, and chapter 3's, which the first GPU has by then), the rest on the first, where
+    # chapter 9 waits for chapter 7 (it reads chapter 7's floor); about 8 and 10 minutes on H200s
+    done7=$TREE/_build/ch07.done
+    $run "export CUDA_VISIBLE_DEVICES=1; { $book ch07_pipeline; touch $done7; $book ch08_roads_to_20hz && $book ch04_fp8_tensorrt; } > ${LOG%.log}-b.log 2>&1; echo \"gpu-run rc=\$?\" >> ${LOG%.log}-b.log" >/dev/null 2>&1 </dev/null &
+    $run "export CUDA_VISIBLE_DEVICES=0; { $book ch01_flops ch02_roofline ch03_prefill_breakdown ch05_int4_fp4 ch06_triton; while [ ! -e $done7 ]; do sleep 5; done; $book ch09_peers; } > $LOG 2>&1; echo \"gpu-run rc=\$?\" >> $LOG" >/dev/null 2>&1 </dev/null &
   else
     $run "$book $* > $LOG 2>&1; echo \"gpu-run rc=\$?\" >> $LOG" >/dev/null 2>&1 < /dev/null &
   fi

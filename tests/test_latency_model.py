@@ -105,6 +105,24 @@ def test_fp8_calibration_arithmetic():
     assert f == pytest.approx(0.8) and r == pytest.approx(2.0)
 
 
+def test_ratio_words_reads_by_direction():
+    assert lm.ratio_words(0.2333 / 0.4391) == "1.88× slower"  # bf16 time / FP8 time below 1: FP8 slower
+    assert lm.ratio_words(1.25) == "1.25× faster" and lm.ratio_words(1.001) == "as fast"
+    with pytest.raises(ValueError):
+        lm.ratio_words(0.0)
+
+
+def test_fp8_contrast_and_the_fp8_ratios_row_label():
+    t = lm.fp8_contrast({"A": {"ch08_ratio": 0.918, "ch07_fp8_ms": 15.0, "ch07_bf16_ms": 18.0},
+                         "B": {"ch08_ratio": None}})
+    assert list(t.iloc[0, 1:]) == [0.918, "1.09× slower", pytest.approx(1.2), "1.20× faster"]
+    assert t.iloc[1, 1:].isna().all() and all("(×)" in c for c in t.columns[[1, 3]])
+
+    from pi05perf.report import key_label
+    # the key keeps its name for committed results; its row says which way the ratio reads
+    assert "slower" in key_label("fp8_whole_speedup_ratio") and key_label("prefill712_best_ms") == "prefill712 best (ms)"
+
+
 def test_floors_on_thor():
     hw = config.THOR_SEED_MEASURED
     t = lm.floor_table(lm.Scenario("base"), hw).set_index("stage")
@@ -260,6 +278,23 @@ def test_thor_anchors_are_quoted_and_floors_are_lower_bounds():
     assert (fl > 0).all() and (fl <= pred).all()
     whole = tf.stack_ms("seed", "whole", THOR, p)
     assert whole == pytest.approx(sum(tf.stack_ms("seed", s, THOR, p) for s in km.STAGES))
+
+
+def test_roofline_prefill_floor_is_chapter1s_and_below_the_kernel_model_floor():
+    from pi05perf import flops
+
+    roof = tf.roofline_prefill_floor_ms("seed")
+    c = tf.stage_config("seed", "prefix")
+    assert c.prefix_tokens == 712
+    assert roof == pytest.approx(flops.bound_table(config.GEMMA_2B, 712, [config.THOR_SPEC]).floor_ms[0])
+    spec = tf.thor_device(config.THOR_SPEC.bandwidth_gbps, config.THOR_SPEC.bf16_tflops, int(reference.quoted("thor_sm_count")))
+    kernel_floor = tf.stack_ms("seed", "prefix", spec, km.Params(1.0, 1.0, 0.0, 0.0))
+    assert roof < kernel_floor  # the unfused stack's own floor is above the work's
+
+
+def test_path_label_names_the_horizon():
+    assert tf.path_label("graph", 2.0, 10.0, 50.0) == "graph, 2 views, 10 steps, horizon 50"
+    assert tf.path_label("graph", 1, 1, 10) == "graph, 1 view, 1 step, horizon 10"
 
 
 def test_gpu_stage_rows_reads_chapter7_defensively():

@@ -93,3 +93,55 @@ def test_download_command_targets_the_gpu_image():
     cmd = peers.download_command()
     assert "--no-deps" in cmd and cmd[cmd.index("--python-version") + 1] == "3.12"
     assert all(w in cmd for w in peers.PEER_WHEELS)
+
+
+def test_torchao_headline_mode_names_the_mode_read():
+    df = pd.DataFrame([
+        {"scheme": "int8_dyn", "mode": "eager", "speed_vs_bf16_ratio": 0.1},
+        {"scheme": "int8_dyn", "mode": "compiled", "speed_vs_bf16_ratio": float("nan")},
+        {"scheme": "int4_wo", "mode": "eager", "speed_vs_bf16_ratio": 0.5},
+        {"scheme": "int4_wo", "mode": "compiled", "speed_vs_bf16_ratio": 1.5},
+    ])
+    assert torchao_bench.headline_mode(df, "int8_dyn") == "eager"
+    assert torchao_bench.headline_mode(df, "int4_wo") == "compiled"
+    assert torchao_bench.headline_mode(df, "float8_dyn") is None
+
+
+def test_torchao_is_found_among_the_peer_wheels(tmp_path, monkeypatch):
+    """Chapters 5 and 9 both ask `torchao_bench.available`, which looks in $PI05PERF_PEERS too."""
+    import sys
+
+    if torchao_bench.available() is not None:
+        pytest.skip("torchao is installed in this environment")
+    monkeypatch.delenv("PI05PERF_PEERS", raising=False)
+    path = list(sys.path)
+    assert torchao_bench.available() is None and sys.path == path  # unset: nothing added, nothing found
+    (tmp_path / "torchao").mkdir()
+    (tmp_path / "torchao" / "__init__.py").write_text('__version__ = "0.0.test"\n')
+    monkeypatch.setenv("PI05PERF_PEERS", str(tmp_path))
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.delitem(sys.modules, "torchao", raising=False)
+    try:
+        assert torchao_bench.available() == "0.0.test"
+        assert sys.path[0] == str(tmp_path)
+    finally:
+        sys.modules.pop("torchao", None)
+
+
+def test_measured_ceiling_floor_is_like_for_like_only():
+    from pi05perf import results
+
+    docs = [d for d in results.load_all("ch07_pipeline") if d["source"] == "committed"]
+    if not docs:
+        pytest.skip("no committed chapter-7 run")
+    d = docs[0]
+    p = d["provenance"]["parameters"]
+    shape = (p["headline_views"], p["headline_steps"], p["text_tokens"], p["action_horizon"])
+    got = peers.measured_ceiling_floor(d["slug"], *shape)
+    if got is not None:
+        assert got["x_floor_ratio"] == pytest.approx(got["best_ms"] / got["floor_ms"])
+        # the same work as the spec-sheet floor, over the measured ceilings
+        assert peers.floor_ms(shape[0], shape[1], got["copy_gbps"], got["peak_tflops"], text_tokens=shape[2],
+                              horizon=shape[3]) == pytest.approx(got["floor_ms"], rel=0.01)
+    assert peers.measured_ceiling_floor(d["slug"], shape[0], shape[1], shape[2] + 1, shape[3]) is None
+    assert peers.measured_ceiling_floor("no-such-device", *shape) is None

@@ -228,6 +228,33 @@ def fp8_calibration(gemms: pd.DataFrame, prefill_ms: float, layers: int) -> tupl
     return layers * bf / prefill_ms, bf / float(gemms.fp8_ms.sum())
 
 
+def ratio_words(ratio: float, digits: int = 2) -> str:
+    """A time ratio (old time / new time) in words, by its direction: 0.53 -> '1.88× slower',
+    1.25 -> '1.25× faster'; 'as fast' when it rounds to 1 at `digits`."""
+    if not (ratio > 0 and math.isfinite(ratio)):
+        raise ValueError(f"a time ratio must be positive and finite, got {ratio}")
+    x = ratio if ratio >= 1 else 1 / ratio
+    if round(x, digits) == 1:
+        return "as fast"
+    return f"{x:.{digits}f}× {'faster' if ratio > 1 else 'slower'}"
+
+
+def fp8_contrast(devices: dict[str, dict[str, float | None]]) -> pd.DataFrame:
+    """Per device (name -> {'ch08_ratio': bf16 / FP8 whole-call time of chapter 8's FP8 path,
+    'ch07_fp8_ms', 'ch07_bf16_ms': chapter 7's fastest FP8 call and best bf16 call}): both
+    ratios as bf16 time / FP8 time with their direction in words; a missing figure is None.
+    Columns are display names (units in the name)."""
+    cols = ["device", "chapter 8 FP8 (LLM only, dynamic scales): bf16 time / FP8 time (×)", "chapter 8 FP8 is",
+            "chapter 7 fastest FP8: bf16 time / FP8 time (×)", "chapter 7 FP8 is"]
+    rows = []
+    for name, v in devices.items():
+        r8 = v.get("ch08_ratio")
+        f7, b7 = v.get("ch07_fp8_ms"), v.get("ch07_bf16_ms")
+        r7 = b7 / f7 if f7 and b7 else None
+        rows.append(dict(zip(cols, [name, r8, ratio_words(r8) if r8 else None, r7, ratio_words(r7) if r7 else None])))
+    return pd.DataFrame(rows, columns=cols)
+
+
 # ----------------------------------------------------------------------------- floors, Thor
 @dataclass(frozen=True)
 class Scenario:

@@ -434,6 +434,32 @@ def per_floor_table(ours: list[dict[str, Any]] | None = None) -> pd.DataFrame:
     return df
 
 
+def measured_ceiling_floor(slug: str, views: int, steps: int, text_tokens: int, horizon: int,
+                           chapter: str = "ch07_pipeline") -> dict[str, float] | None:
+    """Chapter 7's floor of the same call on device `slug`, from the ceilings measured there
+    (not the spec sheet `per_floor_table` uses): its committed (full-profile) headline's best
+    call, floor and ratio, and the two ceilings. None where that run is missing or its headline
+    configuration (views, steps, prompt tokens, horizon) is not this one: like for like only."""
+    from . import results
+
+    for doc in results.load_all(chapter):
+        prm = doc["provenance"].get("parameters", {})
+        if doc["source"] != "committed" or doc["slug"] != slug:
+            continue
+        if (prm.get("headline_views"), prm.get("headline_steps"), prm.get("text_tokens"),
+                prm.get("action_horizon")) != (views, steps, text_tokens, horizon):
+            return None
+        h = doc["headline"]
+        keys = {"best_ms": f"pipeline_{views}view_steps{steps}_best_ms",
+                "floor_ms": f"pipeline_{views}view_steps{steps}_floor_ms",
+                "x_floor_ratio": f"pipeline_{views}view_steps{steps}_x_floor_ratio",
+                "peak_tflops": "floor_peak_bf16_tflops", "copy_gbps": "floor_copy_gbps"}
+        if any(h.get(k) is None for k in keys.values()):
+            return None
+        return {name: float(h[k]) for name, k in keys.items()}
+    return None
+
+
 # ----------------------------------------------------------------------------- writing the table
 def _write(path: Path = PARAMS_CSV, device: str = "meta") -> None:
     """Write the fidelity table from lerobot's model (run where lerobot imports)."""

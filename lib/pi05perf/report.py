@@ -284,9 +284,15 @@ def side_by_side(rows: list[dict[str, Any]]) -> pd.DataFrame:
                                     "measured": "this device (measured)", "floor": "floor (this device)"})
 
 
+# Headline keys whose words would mislead as a row label (the key stays, for the results already
+# committed under it), and what the row says instead.
+KEY_LABELS: dict[str, str] = {
+    "fp8_whole_speedup_ratio": "FP8 whole call, bf16 time / FP8 time (×; below 1: FP8 slower)"}
+
+
 def key_label(key: str) -> str:
     """A headline key in words with its unit: `prefill712_best_ms` -> `prefill712 best (ms)`."""
-    return header(key)
+    return KEY_LABELS.get(key) or header(key)
 
 
 def key_value(key: str, value: Any) -> str:

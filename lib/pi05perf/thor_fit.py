@@ -13,13 +13,16 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
 from . import kernel_model as km
 from .config import TOKENS_PER_IMAGE
+
+if TYPE_CHECKING:
+    from .config import Hardware
 
 # ----------------------------------------------------------------------------- stacks, anchors
 #: stack -> (description, {stage: (precision, fusion, precompute)}); "*" covers every stage
@@ -182,6 +185,19 @@ def floors(anchors: pd.DataFrame, dev: km.Device) -> pd.Series:
     return anchors.apply(lambda a: stack_ms(a.stack, a.stage, dev, ideal, int(a.views), int(a.steps)), axis=1)
 
 
+def roofline_prefill_floor_ms(stack: str = "seed", hardware: "Hardware | None" = None) -> float:
+    """The roofline floor of the WORK of `stack`'s prefix stage, as chapter 1 computes it
+    (`flops.bound_table`: the LLM's FLOPs and fewest bytes at the stage's prefix tokens, on
+    Thor's spec ceilings by default). Not `floors`, the kernel model's floor of the stack's own
+    kernels (an unfused stack's intermediate bytes and partial waves included), which is higher."""
+    from . import flops
+    from .config import GEMMA_2B, THOR_SPEC
+
+    c = stage_config(stack, "prefix")
+    table = flops.bound_table(GEMMA_2B.with_depth(c.layers), c.prefix_tokens, [hardware or THOR_SPEC])
+    return float(table.floor_ms.iloc[0])
+
+
 def thor_predictors(anchors: pd.DataFrame, dev: km.Device) -> list[Callable[[km.Params], float]]:
     return [(lambda p, a=a: stack_ms(a.stack, a.stage, dev, p, int(a.views), int(a.steps)))
             for a in anchors.itertuples()]
@@ -280,6 +296,12 @@ def committed_gpus(load_all: Callable[[str], list[dict]]) -> dict[str, tuple[km.
         if dev is not None and len(rows) >= 4:
             out[d["slug"]] = (dev, rows)
     return out
+
+
+def path_label(fusion: str, views: int, steps: int, horizon: int) -> str:
+    """A chapter 7 path in words, e.g. 'graph, 2 views, 10 steps, horizon 50'."""
+    v, n, h = int(views), int(steps), int(horizon)
+    return f"{fusion}, {v} view{'s' if v != 1 else ''}, {n} step{'s' if n != 1 else ''}, horizon {h}"
 
 
 def cross_table(gpus: dict[str, tuple[km.Device, pd.DataFrame]]) -> pd.DataFrame:

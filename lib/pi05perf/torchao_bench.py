@@ -19,7 +19,7 @@ from .check import cosine, random_hidden, relative_error
 from .config import GEMMA_2B, TransformerConfig
 from .peers import add_peers_path
 from .pipeline import shared_copy
-from .precision import apply_torchao
+from .precision import apply_torchao, torchao_version
 from .prefill_bench import build_llm, output_of
 from .timing import time_fn
 from .log import progress
@@ -31,20 +31,18 @@ MIN_COSINE = 0.95
 
 
 def available() -> str | None:
-    """torchao's version, or None where it does not import."""
-    try:
-        add_peers_path()
-        import torchao
-
-        return str(torchao.__version__)
-    except Exception:  # noqa: BLE001 - absent or broken: the chapter says so
-        return None
+    """torchao's version, or None where it does not import. Looks in the peer wheels' --target
+    directory too (`PI05PERF_PEERS`, `peers.add_peers_path`): every chapter that uses torchao
+    asks here, so all of them find the same torchao (or none)."""
+    add_peers_path()
+    return torchao_version()
 
 
 def quantized_copy(model: nn.Module, scheme: str) -> nn.Module:
     """A deep copy of `model` with every nn.Linear quantized by torchao (`precision.apply_torchao`)."""
     if scheme not in SCHEMES:
         raise ValueError(f"scheme must be one of {tuple(SCHEMES)}, got {scheme!r}")
+    add_peers_path()
     return apply_torchao(copy.deepcopy(model), SCHEMES[scheme])
 
 
@@ -100,11 +98,21 @@ def prefill_rows(device: torch.device, tokens: int = 712, cfg: TransformerConfig
     return df
 
 
-def headline_ratio(df: pd.DataFrame, scheme: str) -> float:
-    """Speed of `scheme` relative to bf16 (bf16 time / scheme time): compiled where both compiled
-    runs succeeded, otherwise eager (like for like either way); NaN if the scheme failed."""
+def headline_mode(df: pd.DataFrame, scheme: str) -> str | None:
+    """The mode `headline_ratio` reads for `scheme`: "compiled" where both compiled runs (bf16's
+    and the scheme's) succeeded, otherwise "eager"; None if the scheme has no time at all."""
     for mode in ("compiled", "eager"):
         r = df[(df.scheme == scheme) & (df["mode"] == mode)]
         if len(r) and r.speed_vs_bf16_ratio.iloc[0] == r.speed_vs_bf16_ratio.iloc[0]:
-            return float(r.speed_vs_bf16_ratio.iloc[0])
-    return float("nan")
+            return mode
+    return None
+
+
+def headline_ratio(df: pd.DataFrame, scheme: str) -> float:
+    """Speed of `scheme` relative to bf16 (bf16 time / scheme time) in `headline_mode` (like for
+    like either way); NaN if the scheme failed."""
+    mode = headline_mode(df, scheme)
+    if mode is None:
+        return float("nan")
+    r = df[(df.scheme == scheme) & (df["mode"] == mode)]
+    return float(r.speed_vs_bf16_ratio.iloc[0])
