@@ -47,13 +47,13 @@ import torch
 
 import dataclasses
 
-from pi05perf import ceilings, claims, config, flops, precision as Q, precision_bench as PB, reference, results
+from pi05perf import ceilings, claims, config, flops, fp8_paths as FP, precision as Q, precision_bench as PB, reference, results
 from pi05perf.report import fmt, md, show, side_by_side, start, verdict
 from pi05perf.timing import Timing, spread_overlaps
 
 say = lambda text: show(md(text))  # noqa: E731  (markdown from computed values, shown where it is built)
 run = start("ch04_fp8_tensorrt", profile=profile, device=device, dtype=dtype, repeats=repeats,
-            prefix_tokens=prefix_tokens, onnx_tokens=onnx_tokens)
+            prefix_tokens=prefix_tokens, onnx_tokens=onnx_tokens, memory_bound_variant=memory_bound_variant)
 if compile_scope not in PB.SCOPES:
     raise ValueError(f"compile_scope={compile_scope!r} is not allowed; allowed values: {'|'.join(PB.SCOPES)}")
 if not (0 < target_ratio and 0 < target_cos <= 1):
@@ -165,21 +165,12 @@ if full_best is not None and base is not None:
     lines.append(f"**Target** (≤ {target_ratio}× the bf16 time with cos ≥ {target_cos}): "
                  f"**{'met' if met else 'not met'}** on this run"
                  + ("" if cos_ok else f" (accuracy short of {target_cos})") + ".")
-    fp8_rows = var[var.scheme.str.startswith("fp8")]
-    tried = ["fused QKV and gate-up projections (one activation quantization each)"]
-    if fp8_rows.scope.ne("eager").any():
-        tried.append("the dynamic activation quantization fused into the preceding op by torch.compile")
-    if {"fp8_tensor", "fp8_channel"} <= set(fp8_rows.scheme):
-        tried.append("per-tensor scales (cuBLASLt tensorwise) against per-channel / per-token scales (rowwise)")
-    if fp8_rows.fast_accum.any():
-        tried.append("fast accumulation")
+    tried, untried = FP.fp8_tried(var)
     floor8 = fl_here.floor_ms.get("fp8")
     lines.append("Tried on this run: " + "; ".join(tried) + "."
                  + (f" The fastest FP8 prefill is {full_best.median_ms / floor8:.2f}× this device's FP8 floor "
                     f"({floor8:.2f} ms)." if floor8 == floor8 and floor8 else "")
-                 + ("" if met else " Not tried here: attention, norms and RoPE in FP8 or fused further (they stay bf16); "
-                    "quantizing gelu(gate)·up in the gate-up GEMM's epilogue instead of writing it in bf16 first; one CUDA "
-                    "graph for the whole prefill instead of 18 compiled regions launched from Python."))
+                 + ("" if met else " Not tried here: " + "; ".join(untried) + "."))
     if ch03_best is not None:
         lines.append(f"Against chapter 3's best bf16 prefill on this device ({ch03_best:.2f} ms, committed results, "
                      f"whole prefill compiled) the ratio is {full_best.median_ms / ch03_best:.2f}×: target "
@@ -236,8 +227,9 @@ mb_cfgs = {"prefill": cfg, "denoise step (expert)": expert if run.full else
            config.tiny_config(config.GEMMA_2B, width=128, num_heads=2, head_dim=64)}
 mb_shapes = {f"prefill, {t} tokens": (mb_cfgs["prefill"], t) for t in memory_bound_tokens}
 mb_shapes[f"denoise step, {config.ACTION_HORIZON_LIBERO} tokens"] = (mb_cfgs["denoise step (expert)"], config.ACTION_HORIZON_LIBERO)
-mb = PB.memory_bound_fp8(mb_shapes, run.device, run.dtype, run.repeats, here, memory_bound_variant,
-                         scope="layer_graph" if run.cuda else "eager")
+mb_scope = PB.memory_bound_scope(run.cuda)
+mb = PB.memory_bound_fp8(mb_shapes, run.device, run.dtype, run.repeats, here, memory_bound_variant, scope=mb_scope)
+say(f"The FP8 path here: {FP.fp8_path_words(memory_bound_variant, mb_scope)}; bf16 is run the same way.")
 show(mb[["case", "bound", "bf16_ms", "fp8_ms", "measured_speedup_ratio", "predicted_speedup_ratio"]])
 if mb.error.notna().any():
     say("Failed here (recorded, not timed): " + "; ".join(f"{r.case}: `{r.error}`" for r in mb.itertuples() if isinstance(r.error, str)))
@@ -254,29 +246,22 @@ say(f"""This device's ridge: {ridge:.0f} FLOP/B (measured peak {ceil['matmul_bf1
        or "FP8 could not be timed on this device (no FP8 matmul: simulated only), so the memory-bound test waits for a GPU run."))
 
 # %% [markdown]
-# ### Chapter 8's FP8 result: a different path
-# Chapter 8 measured FP8 on the whole pi0.5 call and found it slower than bf16. Its figures,
-# from the committed results, beside this chapter's:
+# ### FP8 through the whole call: chapters 7 and 8
+# Chapters 7 and 8 put FP8 into the whole pi0.5 call, by different paths: chapter 8 the LLM's
+# projections only, uncompiled, with dynamic (per-call) activation scales; chapter 7 all three
+# stacks, compiled or not, with dynamic or with static (calibrated once) activation scales. Each FP8
+# figure below is set against the bf16 path built and run the same way (its twin), from the
+# committed results, beside this chapter's prefill:
 
 # %% tags=["hide-input"]
-c8 = PB.committed_fp8_pipeline(slug)
-if c8 is None:
-    say("No committed chapter 8 run with an FP8 row exists yet: nothing to reconcile.")
-else:
-    c4_ratio = (full_best.median_ms / base.median_ms) if full_best is not None and base is not None else None
-    show(pd.DataFrame([
-        {"path": f"chapter 8 ({c8['device']}, {c8['commit']}): bf16 `graph`", "prefill_ms": c8["graph_prefill_ms"],
-         "whole_ms": c8["graph_whole_ms"]},
-        {"path": "chapter 8: `fp8_graph`", "prefill_ms": c8["fp8_graph_prefill_ms"], "whole_ms": c8["fp8_graph_whole_ms"]}]))
-    say(f"""Chapter 8's FP8 prefill ({c8['prefix_tokens'] or '?'} tokens) took {c8['fp8_graph_prefill_ms']:.2f} ms against {c8['graph_prefill_ms']:.2f} ms in bf16
-({c8['graph_prefill_ms'] / c8['fp8_graph_prefill_ms']:.2f}× as fast; whole call {c8['fp8_whole_speedup_ratio']:.3f}×), while this
-chapter's FP8 prefill runs {fmt(1 / c4_ratio if c4_ratio else None)}× as fast as bf16. The paths differ: chapter 8's `fp8_graph`
-(`pipeline_bench`) quantizes the *uncompiled* model (per-tensor E4M3, `fp8_tensor`, no fast accumulation) and captures it in
-a CUDA graph beside an uncompiled bf16 graph, so each projection's dynamic activation scale is eager PyTorch: a cast, an abs,
-an amax reduction, a division, a clamp and a cast to E4M3, each a kernel that reads and writes the activations, for each of
-the 18 × 4 projections. The graph removes their launch cost, not their memory passes. Here every variant is compiled, which
-fuses that quantization into the preceding norm or GeGLU. FP8 pays off only with its activation
-quantization fused; chapter 8's result is that of unfused FP8, not of FP8.""")
+c7, c8 = FP.committed_fp8_whole_call(slug), PB.committed_fp8_pipeline(slug)
+c4 = None if full_best is None or base is None else {
+    "variant": full_best.variant, "scope": full_best.scope, "fp8_ms": full_best.median_ms,
+    "bf16_ms": base.median_ms, "device": results.device_name(run.device), "tokens": tokens}
+paths = FP.fp8_paths_table(c7, c8, c4)
+if not paths.empty:
+    show(paths)
+say(FP.fp8_paths_text(c7, c8, c4, mb))
 
 # %% [markdown]
 # ## TensorRT: the same quantization as an explicit Q/DQ ONNX graph
@@ -374,9 +359,11 @@ if mb_head is not None:
                f"{mb_head.measured_speedup_ratio:.2f}× as fast as "
                f"bf16 against {mb_head.predicted_speedup_ratio:.2f}× predicted by the bytes"
                + ("." if mb_head.measured_speedup_ratio > 1.1 else
-                  ": this FP8 path (activations quantized on the fly, unfused) does not realise the halved bytes, and its "
-                  "quantization kernels have not been separated from its GEMMs here, so this is a result about the "
-                  "implementation, not about bandwidth."))
+                  f": this FP8 path ({FP.fp8_path_words(memory_bound_variant, mb_scope)}) does not realise the halved "
+                  "bytes. Its per-call activation quantization (an amax, a division and a cast before every GEMM, in "
+                  f"{'eager' if mb_scope == 'eager' else 'compiled'} kernels outside the GEMM) has not been timed apart "
+                  "from its GEMMs here, so this is a result about "
+                  "this implementation, not about bandwidth; static activation scales (chapter 7) remove the amax."))
 else:
     mb_status, mb_text = "not testable here", "The memory-bound test could not be timed on this device."
 # held when the measured gain stays within the FLOP-share bound (plus the timing spread): a small gain, as the seed saw

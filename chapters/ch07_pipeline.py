@@ -52,7 +52,8 @@ import altair as alt
 import pandas as pd
 import torch
 
-from pi05perf import ceilings, config, control_sim, flops, pipeline, pipeline_bench, reference, results, targets, timing
+from pi05perf import (ceilings, config, control_sim, flops, kernel_kinds, pipeline, pipeline_bench, reference, results,
+                      targets, timing)
 from pi05perf.charts import PALETTE, SERIES_COLORS
 from pi05perf.report import cos, fmt, headlines_everywhere, md, show, start, verdict
 
@@ -406,7 +407,7 @@ if whole_kernels is not None and step_kernels is not None:
     show(by_kind.reset_index())
     class_floor = flops.denoise_step_class_floors(budget_h, hw_here)
     per_step = step_kernels.groupby("kind").agg(kernels_count=("count", "sum"), time_ms=("total_ms", "sum")) / headline_steps
-    per_step = per_step.reindex(pipeline_bench.KERNEL_CLASSES, fill_value=0.0)
+    per_step = per_step.reindex(kernel_kinds.KERNEL_CLASSES, fill_value=0.0)
     per_step["floor_ms"] = [class_floor[k] for k in per_step.index]
     per_step["x_floor_ratio"] = per_step.time_ms / per_step.floor_ms.where(per_step.floor_ms > 0)
     show(per_step.reset_index().rename(columns={"kind": "class, per step"}))
@@ -438,7 +439,7 @@ if step_kernels is not None:
     if den_v != "compile_graph" and "compile_graph" in staged.index:
         stages_profiled = {"compile_graph": bench.kernels("compile_graph", "denoise", headline_shape, profile_runs),
                            **stages_profiled}
-    by_class = pipeline_bench.kernels_by_kind(stages_profiled)
+    by_class = kernel_kinds.kernels_by_kind(stages_profiled)
     numeric = by_class.columns.drop("kind")
     by_class[numeric] = by_class[numeric] / headline_steps  # per denoise step
     by_class["floor_ms"] = by_class.kind.map(class_floor)
@@ -477,15 +478,18 @@ if fp8_row is not None:
 against {best_ms:.2f} ms for the best bf16 path ({fp8_row.median_ms / best_ms:.2f}×); the actions' cosine to fp32 is
 {fp8_row.cos_actions:.5f} (their displacement from the noise: {fp8_row.cos_displacement:.5f}), the largest relative error
 {fp8_row.max_rel_err:.2e}."""))
-    if whole_kernels is not None:  # where the FP8 call's time goes, against the best bf16 call's
+    if whole_kernels is not None:  # where each FP8 call's time goes, against its own bf16 twin's
         try:
-            fp8_kernels = bench.kernels(fp8_row.variant, "whole", headline_shape, profile_runs)
-            names = (f"bf16 {best_h.variant}", f"FP8 {fp8_row.variant}")
-            fp8_by_kind = pipeline_bench.kernels_by_kind(dict(zip(names, (whole_kernels, fp8_kernels))))
+            twins = {f"FP8 {v}": f"bf16 {pipeline_bench.BF16_TWIN[v]}" for v in fp8_rows.variant}
+            profiled = {f"bf16 {best_h.variant}": whole_kernels}
+            for name in [*twins.values(), *twins]:
+                if name not in profiled:
+                    profiled[name] = bench.kernels(name.split(" ", 1)[1], "whole", headline_shape, profile_runs)
+            fp8_by_kind, shifts = kernel_kinds.twin_shifts(profiled, twins)
             show(fp8_by_kind)
-            show(md(pipeline_bench.shift_text(fp8_by_kind, *names)))
-        except Exception as e:  # noqa: BLE001 - the timing above stands without its profile
-            show(md(f"No kernel profile of the FP8 call: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"))
+            show(md("\n\n".join(shifts)))
+        except Exception as e:  # noqa: BLE001 - the timings above stand without their profiles
+            show(md(f"No kernel profile of the FP8 calls: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"))
 if fp8_failed or fp8_row is None:
     show(md("**FP8 whole call:** " + ("; ".join(f"`{k}` — {v}" for k, v in fp8_failed.items()) if fp8_failed
                                      else "not run here (switched off, or no FP8 matmuls on this device).")))
@@ -690,6 +694,10 @@ if whole_kernels is not None:
     tables.update(kernels_whole=whole_kernels, kernels_denoise=step_kernels)
 if launch_floor is not None:
     tables["kernels_denoise_by_class"] = by_class
+if fp8_row is not None:  # every FP8 path tried, with its bf16 twin (chapter 4 reads them)
+    tables["fp8"] = fp8_rows
+if fp8_by_kind is not None:
+    tables["fp8_kernels_by_kind"] = fp8_by_kind
 results.save(run, headline, pd.concat([allrows.assign(table="latency"), pooled.assign(table="simulation"),
                                        anchors.assign(table="anchors")], ignore_index=True), tables=tables)
 print("device-side wall time per section (s):", {k: round(v, 1) for k, v in section_s.items()})

@@ -33,7 +33,7 @@ This book re-derives each of those claims from first principles and re-measures 
 
 # %% [markdown]
 # ## How to read a chapter
-# Every figure in this book is one of three kinds, and tables keep them in separate
+# Every figure in this book is one of these kinds, and tables keep them in separate
 # columns:
 #
 # | column | what it is |
@@ -41,6 +41,7 @@ This book re-derives each of those claims from first principles and re-measures 
 # | **Thor (quoted)** | a figure from the seed or a published anchor, with its source (`data/reference/`). Never re-measured here: we have no Thor. |
 # | **device (measured)** | measured by a chapter's full-profile run on that GPU, with provenance (`data/results/<device>/`), headed by the device and the commit that measured it. |
 # | **floor** | the physical lower bound: FLOPs over the measured matmul peak, or bytes over the measured bandwidth, whichever is larger. |
+# | **Thor, projected** | where a table has it: a Thor time computed by a model fitted to a GPU's measurements (chapter 8), never measured and never in a GPU's column. |
 #
 # Each page says at its top which device, commit and date its figures come from. Where the
 # seed is contradicted by a measurement or an anchor, the chapter says so.

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from pi05perf import pipeline
+from pi05perf import kernel_kinds as kk
 from pi05perf import pipeline_bench as pb
 from pi05perf.model import AdaRMSNorm
 
@@ -235,8 +236,8 @@ def test_attempt_strict_lets_a_wrong_result_stop_the_run(bench):
     ("void at::native::(anonymous namespace)::something_odd<float>", "other"),
 ])
 def test_kernels_are_classified_by_name(name, kind):
-    assert pb.classify_kernel(name) == kind
-    assert kind in pb.KERNEL_CLASSES
+    assert kk.classify_kernel(name) == kind
+    assert kind in kk.KERNEL_CLASSES
 
 
 def test_speedup_spread_and_path_kind():
@@ -254,9 +255,9 @@ def test_kernel_table_of_a_cpu_call_groups_every_op(bench):
     x = bench.ref.inputs("denoise", SHAPE, 3)
     pipe = bench.pipeline("eager_fused", SHAPE.steps)
     with torch.no_grad():
-        t = pb.kernel_table(lambda: pipe.denoise(*x), "cpu", runs=1)
+        t = kk.kernel_table(lambda: pipe.denoise(*x), "cpu", runs=1)
     assert {"kernel", "kind", "count", "total_ms"} <= set(t.columns)
-    assert set(t.kind) <= set(pb.KERNEL_CLASSES) and (t.total_ms > 0).all()
+    assert set(t.kind) <= set(kk.KERNEL_CLASSES) and (t.total_ms > 0).all()
     assert t.total_ms.is_monotonic_decreasing
 
 
@@ -298,8 +299,8 @@ def test_kernels_by_kind_sets_two_calls_side_by_side():
                       "total_ms": [1.0, 0.5]})
     b = pd.DataFrame({"kernel": ["scaled_mm", "amax", "cast"], "kind": ["GEMM", "elementwise/fused", "elementwise/fused"],
                       "count": [3.0, 4.0, 4.0], "total_ms": [0.6, 0.3, 0.2]})
-    t = pb.kernels_by_kind({"bf16": a, "fp8": b}).set_index("kind")
-    assert list(t.index) == list(pb.KERNEL_CLASSES)
+    t = kk.kernels_by_kind({"bf16": a, "fp8": b}).set_index("kind")
+    assert list(t.index) == list(kk.KERNEL_CLASSES)
     assert t.loc["elementwise/fused", "fp8 kernels_count"] == 8 and t.loc["elementwise/fused", "bf16 time_ms"] == 0.5
     assert t.loc["attention"].sum() == 0  # a kind neither call ran: zeros, not NaN
 
@@ -340,7 +341,15 @@ def test_shift_text_names_each_kinds_change():
     t = pd.DataFrame({"kind": ["GEMM", "attention", "elementwise/fused", "other"],
                       "bf16 a kernels_count": [10.0, 2.0, 5.0, 0.0], "bf16 a time_ms": [1.0, 0.5, 0.4, 0.0],
                       "FP8 b kernels_count": [10.0, 2.0, 12.0, 0.0], "FP8 b time_ms": [0.6, 0.5, 0.9, 0.0]})
-    text = pb.shift_text(t, "bf16 a", "FP8 b")
+    text = kk.shift_text(t, "bf16 a", "FP8 b")
     assert "GEMM -0.40 ms (1.00 → 0.60 ms, 10 → 10 kernels)" in text
     assert "elementwise/fused +0.50 ms (0.40 → 0.90 ms, 5 → 12 kernels)" in text
     assert "other" not in text and "In all, +0.10 ms" in text and "`b` against `a`" in text
+
+
+def test_twin_shifts_compare_each_path_with_its_own_twin_only():
+    t = lambda ms: pd.DataFrame({"kernel": ["k"], "kind": ["GEMM"], "count": [1.0], "total_ms": [ms]})  # noqa: E731
+    by_kind, texts = kk.twin_shifts({"bf16 a": t(1.0), "FP8 b": t(0.6), "FP8 c": t(1.5)},
+                                    {"FP8 b": "bf16 a", "FP8 c": "bf16 missing"})
+    assert len(texts) == 1 and "GEMM -0.40 ms" in texts[0] and "`b` against `a`" in texts[0]
+    assert {"FP8 c time_ms", "bf16 a time_ms"} <= set(by_kind.columns)

@@ -47,3 +47,82 @@ def test_an_unknown_verdict_is_refused_and_counts_and_sections_render(ledger):
     assert md.count("### ") == 2 and md.count("{list-table}") == 2 and "* - one | two" in md
     assert set(ledger.counts().conclusions_count) == {1}
     assert ledger.summary()[0].startswith("Of the seed's 2 conclusions")
+
+
+def test_a_share_claim_is_held_only_near_the_claimed_share():
+    # "attention is only 5%": measured at about twice that, the figure fails but the "only" stands
+    assert verdicts.share_claim_status(5.5, 5.0) == "held"
+    assert verdicts.share_claim_status(9.8, 5.0) == "partly held"
+    assert verdicts.share_claim_status(2.0, 5.0) == "partly held"  # smaller still: "only" holds, the figure does not
+    assert verdicts.share_claim_status(30.0, 5.0) == "not held"  # not a minor share at all
+    assert verdicts.share_claim_status(None, 5.0) == verdicts.NOT_YET
+
+
+def test_an_int4_prefill_claim_rests_on_the_whole_prefill_and_names_each_scope():
+    assert verdicts.int4_prefill_status(8.5, 3.0) == "not held"
+    assert verdicts.int4_prefill_status(1.2, 0.7) == "partly held"  # only the MLP kernel is faster
+    assert verdicts.int4_prefill_status(0.6, None) == "partly held"
+    assert verdicts.int4_prefill_status(None, 0.5) == verdicts.NOT_YET  # a kernel figure alone is not a prefill
+    t = verdicts.int4_evidence("GPU", 8.47, 3.03)
+    whole, kernel = t.split(";")
+    assert "whole weight-only INT4 prefill" in whole and "8.47×" in whole and "tinygemm" in whole
+    assert "3.03×" in kernel and "one MLP's two matmuls" in kernel and "not a whole prefill" in kernel
+    assert verdicts.NOT_YET in verdicts.int4_evidence("GPU", None, 3.03)
+
+
+def _sweep(down_tflops):
+    lin = verdicts.LINEAR
+    return pd.DataFrame([
+        {"gemm": "down_proj", "layout": lin, "M": 712, "N": 2048, "tile": "128x184", "tiles": 72, "waves": 72 / 132,
+         "tflops": down_tflops, "kernel": "k_splitK"},
+        {"gemm": "down_proj", "layout": "split-K 2", "M": 712, "N": 2048, "tile": "128x184", "tiles": 144,
+         "waves": 144 / 132, "tflops": down_tflops * 0.6, "kernel": "k2"},
+        {"gemm": "gate_proj", "layout": lin, "M": 712, "N": 16384, "tile": "128x240", "tiles": 414, "waves": 414 / 132,
+         "tflops": 600.0, "kernel": "k"}])
+
+
+def test_down_proj_reads_chapter_3s_tile_comparison_from_its_table():
+    from pi05perf.flops import waves
+
+    mn = waves(712, 2048, 132, 128, 184)["sm_utilisation"] / waves(712, 16384, 132, 128, 240)["sm_utilisation"]
+    gap = verdicts.down_proj_tiles(_sweep(0.95 * 600.0))  # a 5% gap: no tile model predicts it
+    assert gap["ratio"] == pytest.approx(0.95) and gap["predicted"]["(M, N)"] == pytest.approx(mn)
+    assert gap["explained"] == [] and gap["best_layout"] == verdicts.LINEAR and not gap["same_kernel"]
+    wave = verdicts.down_proj_tiles(_sweep(mn * 600.0))  # the gap the last wave predicts
+    assert wave["explained"] == ["(M, N)"]
+    assert verdicts.down_proj_tiles(None) is None
+    assert verdicts.down_proj_tiles(_sweep(500.0).iloc[:2]) is None  # no gate_proj row
+
+
+def test_path_of_names_the_row_a_headline_figure_timed():
+    t = pd.DataFrame({"path": ["ours eager", "ours compile_graph", "lerobot_compiled (2v, H10)"],
+                      "median_ms": [174.9, 20.7864, 71.84]})
+    assert verdicts.path_of(t, 20.7864) == "ours compile_graph"
+    assert verdicts.path_of(t, 18.0) is None and verdicts.path_of(None, 20.0) is None
+    assert verdicts.path_of(t.rename(columns={"path": "variant"}), 71.84, name="variant") == "lerobot_compiled (2v, H10)"
+
+
+def test_a_cited_table_is_named_in_the_next_claims_figures(ledger):
+    ledger.rows("ch03_prefill_breakdown", "matmul_sweep", cite=True)
+    ledger.rows("ch07_pipeline", "simulation")  # read, not cited
+    ledger.claim("S", "x", "held", "e")
+    assert "`table matmul_sweep`" in ledger.claims[0]["chapters"] and "simulation" not in ledger.claims[0]["chapters"]
+
+
+def test_projected_figures_never_sit_in_a_measured_column():
+    from pi05perf import claims
+
+    heads = pd.DataFrame([{"chapter": c, "device": "GPU X", "slug": "gpu-x", "source": "committed", "profile": "full",
+                           "key": k, "value": v, "commit": "abc", "date": "d"}
+                          for c, k, v in (("ch02_roofline", "copy_gbps", 3000.0),
+                                          ("ch08_roads_to_20hz", "thor_projected_best_steps10_ms", 97.0))])
+    rows = [claims.Figure("copy", "GB/s", "ch02_roofline", "copy_gbps"),
+            claims.Figure("Thor projection", "ms", "ch08_roads_to_20hz", "thor_projected_best_steps10_ms", projected=True)]
+    dev = {"slug": "gpu-x", "device": "GPU X", "commit": "abc1234"}
+    df = claims.figure_table([dev], claims.Figures(heads), rows=rows).set_index("figure")
+    proj = claims.projected_column(dev)
+    assert "projected" in proj and "measured" not in proj.replace("measurements", "")
+    assert pd.isna(df.loc["Thor projection (ms)", "GPU X (abc1234)"]) and df.loc["Thor projection (ms)", proj] == 97.0
+    assert df.loc["copy (GB/s)", "GPU X (abc1234)"] == 3000.0 and pd.isna(df.loc["copy (GB/s)", proj])
+    assert any(f.projected for f in claims.HEADLINE_FIGURES if f.key.startswith("thor_"))
+    assert not any(f.projected for f in claims.HEADLINE_FIGURES if not f.chapter.startswith("ch08"))

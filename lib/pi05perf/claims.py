@@ -1,8 +1,10 @@
 """The book's key figures as data, for the intro's and the verdict's tables, and chapter links.
 
 `HEADLINE_FIGURES` is the curated list a reader sees first: one row per figure (words and
-unit), Thor as quoted (with source), each device with committed results as measured, and the
-floor. Chapter numbers and links come from `_toc.yml`, so a new chapter needs no edit here.
+unit), Thor as quoted (with source), each device with committed results as measured, the
+figures projected for Thor from a device's measurements (and that projection's error) in a
+column of their own, and the floor. Chapter numbers and links come from `_toc.yml`, so a new
+chapter needs no edit here.
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ class Figure:
     thor_source: str = ""
     floor_key: str | None = None
     invert_thor: bool = False  # the quoted figure is the reciprocal of what `key` measures
+    projected: bool = False  # a model's projection for Thor from a device's run (or its error), not a measurement
 
 
 HEADLINE_FIGURES: list[Figure] = [
@@ -56,9 +59,10 @@ HEADLINE_FIGURES: list[Figure] = [
            "flashrt_fp8_2view_ms", "FlashRT, FP8"),
     Figure("18 → 12 layers: speed-up of the whole call", "×", "ch08_roads_to_20hz", "layers12_speedup_ratio",
            "opt_fewer_layers_speedup_ratio", "seed, expected"),
-    Figure("Thor projection, best path, 10 steps", "ms", "ch08_roads_to_20hz", "thor_projected_best_steps10_ms"),
+    Figure("Thor projection, best path, 10 steps", "ms", "ch08_roads_to_20hz", "thor_projected_best_steps10_ms",
+           projected=True),
     Figure("latency model: largest error on held-out Thor figures", "%", "ch08_roads_to_20hz",
-           "thor_heldout_max_error_pct"),
+           "thor_heldout_max_error_pct", projected=True),
     Figure("ours over LeRobot (compiled), 2 views, 10 steps", "×", "ch09_peers",
            "ours_vs_lerobot_compiled_speedup_ratio"),
 ]
@@ -123,24 +127,38 @@ class Figures:
         return bool(((self.heads.slug == slug) & (self.heads.chapter == chapter)).any())
 
 
+def projected_column(device: dict[str, Any]) -> str:
+    """The heading of a device's column of projected figures: never a 'measured' column."""
+    return f"Thor, projected from {device['device']}'s measurements ({device['commit'] or 'commit unknown'})"
+
+
 def figure_table(devices: list[dict[str, Any]], figures: Figures | None = None,
                  rows: list[Figure] | None = None, floor_slug: str | None = None) -> pd.DataFrame:
     """The curated headline table: figure (unit) · Thor (quoted) · quoted from · one column per
-    device (`device (commit)`) · floor (on `floor_slug`, default the first device). Values stay
-    numbers (None where missing) so `report.table` formats them."""
+    device (`device (commit)`, its measurements) · one column per device with projected figures
+    (`projected_column`: chapter 8's latency model on Thor from that device's run, and its error;
+    only where the device has any) · floor (on `floor_slug`, default the first device). A
+    projected figure never sits in a measured column. Values stay numbers (None where missing)
+    so `report.table` formats them."""
     from . import reference
 
     figures = figures or Figures()
+    rows = rows or HEADLINE_FIGURES
     floor_slug = floor_slug or (devices[0]["slug"] if devices else None)
+    projecting = [d for d in devices
+                  if any(figures.get(f.chapter, f.key, d["slug"]) is not None for f in rows if f.projected)]
     out = []
-    for f in rows or HEADLINE_FIGURES:
+    for f in rows:
         thor = reference.quoted(f.thor_key) if f.thor_key else None
         if thor is not None and f.invert_thor:
             thor = 1 / thor
         row: dict[str, Any] = {"figure": f"{f.label} ({f.unit})", "Thor (quoted)": thor,
                                "quoted from": f.thor_source or None}
         for d in devices:
-            row[f"{d['device']} ({d['commit'] or 'commit unknown'})"] = figures.get(f.chapter, f.key, d["slug"])
+            row[f"{d['device']} ({d['commit'] or 'commit unknown'})"] = (
+                None if f.projected else figures.get(f.chapter, f.key, d["slug"]))
+        for d in projecting:
+            row[projected_column(d)] = figures.get(f.chapter, f.key, d["slug"]) if f.projected else None
         row["floor"] = figures.get(f.chapter, f.floor_key, floor_slug) if f.floor_key and floor_slug else None
         out.append(row)
     return pd.DataFrame(out)

@@ -486,6 +486,12 @@ def committed_fp8_pipeline(slug: str | None = None) -> dict | None:
     return None
 
 
+def memory_bound_scope(cuda: bool) -> str:
+    """How chapter 4 runs its memory-bound FP8 test: each layer compiled and the stack in one CUDA
+    graph on a GPU (so that no launch gap hides the bytes it saves), eager on a CPU smoke run."""
+    return "layer_graph" if cuda else "eager"
+
+
 def floor_devices(run) -> list[dict]:
     """Thor from its spec (quoted) and this device from its measured ceilings, in the form
     `precision_floors` takes."""

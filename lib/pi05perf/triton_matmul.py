@@ -319,7 +319,7 @@ def limit_text(per_shape: pd.DataFrame, main_loop: dict[str, float], target: flo
         where = ("the main loop alone is over the target: where both kernels fill every SM with whole tiles, Triton's "
                  "tiles compute slower than cuBLAS's, a part no grid or tile shape fitted to these shapes removes; the "
                  "main loop itself must get faster" if loop > target else
-                 f"the main loop is within the target, so the excess at these shapes is the grid's: padding to whole "
+                 "the main loop is within the target, so the excess at these shapes is the grid's: padding to whole "
                  "tiles, the last partial wave, SMs without a tile")
         out.append(f"{dtype}: on the {square} product Triton takes {loop:.2f}× cuBLAS's time; at {pairs}, {where}.")
     return " ".join(out)

@@ -52,8 +52,11 @@ class Ledger:
         hit = self.heads[(self.heads.chapter == chapter) & (self.heads.key == key)]
         return None if hit.empty else figs.number(hit.value.iloc[-1])
 
-    def rows(self, chapter: str, name: str) -> pd.DataFrame | None:
-        """A named table of this run: `tables` (new runs) or the legacy `rows` with a `table` column."""
+    def rows(self, chapter: str, name: str, cite: bool = False) -> pd.DataFrame | None:
+        """A named table of this run: `tables` (new runs) or the legacy `rows` with a `table` column.
+        `cite=True` names the table in the next claim's "figure used" column, like a figure."""
+        if cite:
+            self.used.append(f"{chapter}:table {name}")
         doc = self.docs.get(chapter)
         if doc is None:
             return None
@@ -115,3 +118,84 @@ class Ledger:
         if groups[NOT_YET]:
             lines.append(f"**{NOT_YET.capitalize()}:** " + "; ".join(groups[NOT_YET]) + ".")
         return lines
+
+
+# ----------------------------------------------------------------------------- rules and readings
+def share_claim_status(measured_pct: float | None, claimed_pct: float, rel_tol: float = 0.25,
+                       minor_pct: float = 20.0) -> str:
+    """A claim "X is only N% of the time": "held" where the measured share is within `rel_tol` of
+    N (relative); "partly held" where the figure is off but X is still a minor share (under
+    `minor_pct`: the "only" stands, the number does not); "not held" where X is not minor."""
+    if measured_pct is None:
+        return NOT_YET
+    if abs(measured_pct / claimed_pct - 1) <= rel_tol:
+        return "held"
+    return "partly held" if measured_pct < minor_pct else "not held"
+
+
+def int4_prefill_status(whole_ratio: float | None, kernel_ratio: float | None, faster: float = 0.9) -> str:
+    """A claim that INT4 weights speed the prefill up, judged on the whole prefill's time over
+    bf16 (`whole_ratio`, the thing the claim is about): "not held" where it is no faster and the
+    prefill-class kernel on the MLP's matmuls (`kernel_ratio`) is no faster either; "partly held"
+    where only that kernel is faster (a better INT4 prefill may get there) or where the prefill is
+    faster (the quoted Thor figure itself is not testable here)."""
+    if whole_ratio is None:
+        return NOT_YET
+    if whole_ratio >= faster and (kernel_ratio is None or kernel_ratio >= faster):
+        return "not held"
+    return "partly held"
+
+
+def int4_evidence(device: str, whole_ratio: float | None, kernel_ratio: float | None,
+                  tokens: int = 712) -> str:
+    """The two INT4 speed figures of chapter 5, each named for what it times."""
+    return (f"Measured on {device} at {tokens} tokens: the whole weight-only INT4 prefill (eager, torch's tinygemm "
+            f"`_weight_int4pack_mm`) takes {text(whole_ratio, '.2f', '×')} the bf16 prefill's time; a prefill-class "
+            f"Triton W4A16 kernel takes {text(kernel_ratio, '.2f', '×')} bf16 cuBLAS's time over one MLP's two matmuls "
+            "(gate/up and down: a kernel figure, not a whole prefill).")
+
+
+LINEAR = "linear (W[N,K], x@W.T)"  # chapter 3's nn.Linear layout
+
+
+def down_proj_tiles(sweep: pd.DataFrame | None, tol: float = 0.15) -> dict[str, Any] | None:
+    """Chapter 3's down_proj/gate_proj comparison, read back from its `matmul_sweep` table the way
+    the chapter computes it: the measured rate ratio (nn.Linear layout), what wave quantisation
+    predicts with the tiles cuBLAS's kernel names declare (tiles along (M, N) and along (N, M)),
+    which predictions fall within `tol` of the measurement, and the best down_proj layout.
+    None where the run lacks the table or either GEMM."""
+    from .flops import waves
+
+    if sweep is None or sweep.empty or "gemm" not in sweep:
+        return None
+    lin = sweep[sweep.layout == LINEAR].set_index("gemm")
+    if not {"down_proj", "gate_proj"} <= set(lin.index):
+        return None
+    kd, kg = lin.loc["down_proj"], lin.loc["gate_proj"]
+    out: dict[str, Any] = {"down_tflops": float(kd.tflops), "gate_tflops": float(kg.tflops),
+                           "ratio": float(kd.tflops / kg.tflops), "same_kernel": kd.get("kernel") == kg.get("kernel"),
+                           "predicted": {}, "explained": []}
+    downs = sweep[sweep.gemm == "down_proj"]
+    best = downs.loc[downs.tflops.idxmax()]
+    out["best_layout"], out["best_tflops"] = str(best.layout), float(best.tflops)
+    try:
+        sms = round(float(kd.tiles) / float(kd.waves))  # the chapter's SM count: waves = tiles / SMs
+        tile = lambda r: tuple(int(v) for v in str(r.tile).split("x"))  # noqa: E731
+        mn = lambda r: (int(r.M), int(r.N))  # noqa: E731
+        for name, flip in (("(M, N)", False), ("(N, M)", True)):
+            d, g = (mn(r)[::-1] if flip else mn(r) for r in (kd, kg))
+            out["predicted"][name] = (waves(*d, sms, *tile(kd))["sm_utilisation"]
+                                      / waves(*g, sms, *tile(kg))["sm_utilisation"])
+    except (AttributeError, KeyError, TypeError, ValueError, ZeroDivisionError):
+        return out  # an older table without tiles: the measured ratio only
+    out["explained"] = [o for o, p in out["predicted"].items() if abs(p / out["ratio"] - 1) <= tol]
+    return out
+
+
+def path_of(table: pd.DataFrame | None, ms: float | None, name: str = "path", rel: float = 1e-6) -> str | None:
+    """The name (column `name`) of the row of a chapter's timing table whose median is the
+    headline figure `ms`: which path a chapter's "best" figure timed. None where none matches."""
+    if table is None or ms is None or table.empty or name not in table or "median_ms" not in table:
+        return None
+    hit = table[(table.median_ms - ms).abs() <= rel * abs(ms)]
+    return None if hit.empty else str(hit[name].iloc[0])
