@@ -486,7 +486,7 @@ against {best_ms:.2f} ms for the best bf16 path ({fp8_row.median_ms / best_ms:.2
                 if name not in profiled:
                     profiled[name] = bench.kernels(name.split(" ", 1)[1], "whole", headline_shape, profile_runs)
             fp8_by_kind, shifts = kernel_kinds.twin_shifts(profiled, twins)
-            show(fp8_by_kind)
+            show(fp8_by_kind[["kind", *(c for c in fp8_by_kind.columns if c.endswith("time_ms"))]])  # counts: below
             show(md("\n\n".join(shifts)))
         except Exception as e:  # noqa: BLE001 - the timings above stand without their profiles
             show(md(f"No kernel profile of the FP8 calls: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"))
