@@ -164,3 +164,12 @@ def test_fp8_memory_bound_verdict_never_reads_overhead_as_a_law():
     assert fp8_memory_bound_status(1.6) == "not held"
     assert fp8_memory_bound_status(0.83) == "partly held"  # a path that does not realise the bytes
     assert fp8_memory_bound_status(None) == "partly held"
+
+
+def test_a_backquoted_identifier_in_a_table_cell_is_set_as_code_that_may_break():
+    from pi05perf.report import wrap_hints
+
+    once = wrap_hints("<table><tr><td>chapter 7: `fp8_all_graph`</td><td>plain_text</td></tr></table>")
+    assert "<code>fp8_<wbr>all_<wbr>graph</code>" in once and "`" not in once
+    assert "<td class='pi05-short'>plain_text</td>" in once  # no backquotes: left as it was
+    assert wrap_hints(once) == once  # staging may apply it again

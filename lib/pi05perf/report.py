@@ -128,12 +128,14 @@ _PLAIN_CELL = re.compile(r"<td>([^<]*)</td>")
 
 
 _HEADER = re.compile(r"<th>([^<]*)</th>")
+_CODE_SPAN = re.compile(r"`([^`<]+)`")
 
 
 def wrap_hints(table_html: str) -> str:
     """Where a table's cells may wrap. A number or short token stays on one line ("0.20|5" was a
     wrapped 0.205; long text still wraps anywhere); a header may break after an underscore
-    (`compile_graph_splitkv`) before it breaks mid-word. Applied when a table is rendered and, by
+    (`compile_graph_splitkv`), and nowhere inside a word; a `backquoted` identifier in a cell is
+    set as code and may break after an underscore or a slash. Applied when a table is rendered and, by
     the book's staging, to tables in notebooks executed before these rules existed."""
     def short(m: re.Match) -> str:
         return f"<td class='pi05-short'>{m[1]}</td>" if len(html.unescape(m[1])) <= SHORT_CELL else m[0]
@@ -141,7 +143,11 @@ def wrap_hints(table_html: str) -> str:
     def header(m: re.Match) -> str:
         return "<th>" + re.sub(r"_(?!<wbr>)", "_<wbr>", m[1]) + "</th>"
 
-    return _HEADER.sub(header, _PLAIN_CELL.sub(short, table_html))
+    def code(m: re.Match) -> str:  # `name` in a cell is an identifier, set as code (Markdown does not reach here)
+        breakable = lambda c: "<code>" + re.sub(r"([_/])(?!<wbr>)", r"\1<wbr>", c[1]) + "</code>"  # noqa: E731
+        return "<td>" + _CODE_SPAN.sub(breakable, m[1]) + "</td>"
+
+    return _HEADER.sub(header, _PLAIN_CELL.sub(code, _PLAIN_CELL.sub(short, table_html)))
 
 
 class Table:
