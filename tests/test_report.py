@@ -173,3 +173,23 @@ def test_a_backquoted_identifier_in_a_table_cell_is_set_as_code_that_may_break()
     assert "<code>fp8_<wbr>all_<wbr>graph</code>" in once and "`" not in once
     assert "<td class='pi05-short'>plain_text</td>" in once  # no backquotes: left as it was
     assert wrap_hints(once) == once  # staging may apply it again
+
+
+def test_a_quoted_thor_figure_from_a_non_fp8_stack_is_not_labelled_fp8():
+    """A key figure whose label says FP8 must not present a quoted Thor timing that
+    thor_timings.csv lists at another precision as an FP8 one: its source must say it is not FP8."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    from pi05perf import claims
+
+    timings = pd.read_csv(Path(__file__).resolve().parents[1] / "data/reference/thor_timings.csv").set_index("key")
+    checked = 0
+    for f in claims.HEADLINE_FIGURES:
+        if not f.thor_key or f.thor_key not in timings.index or "fp8" not in f.label.lower():
+            continue
+        if "fp8" not in str(timings.loc[f.thor_key, "precision"]).lower():
+            checked += 1
+            assert "not fp8" in f.thor_source.lower(), (f.label, f.thor_source)
+    assert checked  # the TurboPi prefix row (bf16 in thor_timings.csv) is one such figure

@@ -126,3 +126,48 @@ def test_projected_figures_never_sit_in_a_measured_column():
     assert df.loc["copy (GB/s)", "GPU X (abc1234)"] == 3000.0 and pd.isna(df.loc["copy (GB/s)", proj])
     assert any(f.projected for f in claims.HEADLINE_FIGURES if f.key.startswith("thor_"))
     assert not any(f.projected for f in claims.HEADLINE_FIGURES if not f.chapter.startswith("ch08"))
+
+
+def test_a_split_k_down_proj_kernel_is_not_judged_by_a_no_split_wave_model():
+    gap = verdicts.down_proj_tiles(_sweep(0.95 * 600.0))  # down_proj's kernel is "k_splitK"
+    assert verdicts.split_kernels(gap) == ["down_proj"]
+    t = verdicts.down_proj_reading(gap)
+    assert "split-K" in t and "k_splitK" in t and "factor" in t and "unexplained" in t
+    assert "does not explain" not in t and "within 15%" not in t  # the model is not presented as decisive
+    plain = verdicts.down_proj_tiles(_sweep(0.95 * 600.0).replace({"kernel": {"k_splitK": "k1"}}))
+    assert verdicts.split_kernels(plain) == []
+    assert "neither is within 15%" in verdicts.down_proj_reading(plain)  # a no-split kernel: the model applies
+    assert verdicts.down_proj_reading(None) == "Chapter 3's tile comparison is not in this run."
+
+
+def test_the_int4_premise_is_judged_by_chapter_5s_rule():
+    assert verdicts.int4_premise_status(1.30, 4) == "not held"  # under half the claimed speed-up
+    assert verdicts.int4_premise_status(3.0, 4) == "partly held"
+    assert verdicts.int4_premise_status(3.8, 4) == "held"
+
+
+def test_the_call_floor_is_chapter_9s_floor_of_the_same_call():
+    from pi05perf import peers
+
+    pf = peers.per_floor_table()
+    for prec in ("fp8", "fp8+fp4", "bf16"):
+        row = pf[(pf.platform == "Jetson AGX Thor") & (pf.views == 2) & (pf.steps == 10)
+                 & (pf.precision.map(peers.precision_class) == prec)]
+        assert len(row), prec
+        assert verdicts.spec_call_floor_ms("Jetson AGX Thor", prec, 2, 10) == pytest.approx(float(row.floor_ms.iloc[0]))
+    assert verdicts.spec_call_floor_ms("Jetson AGX Thor", "fp8", 2, 10) < verdicts.spec_call_floor_ms(
+        "Jetson AGX Thor", "bf16", 2, 10)
+
+
+def test_the_fastest_quoted_figure_is_the_minimum_of_chapter_9s_reference_rows(monkeypatch):
+    from pi05perf import peers
+
+    lat = pd.DataFrame([
+        {"peer": "A", "platform": "Thor", "views": 2, "steps": 10, "precision": "fp8", "value": 44.0, "source": "a"},
+        {"peer": "B", "platform": "Thor", "views": 2, "steps": 10, "precision": "fp8+fp4", "value": 27.1, "source": "b"},
+        {"peer": "C", "platform": "Thor", "views": 1, "steps": 10, "precision": "fp8", "value": 20.0, "source": "c"},
+        {"peer": "D", "platform": "Other", "views": 2, "steps": 10, "precision": "bf16", "value": 10.0, "source": "d"}])
+    monkeypatch.setattr(peers, "published_latencies", lambda: lat)
+    best = verdicts.fastest_quoted("Thor", views=2, steps=10)
+    assert best == {"peer": "B", "precision": "fp8+fp4", "latency_ms": 27.1, "source": "b"}
+    assert verdicts.fastest_quoted("Thor", views=3, steps=10) is None
