@@ -126,14 +126,15 @@ show(seed_cmp)
 total = flops.prefill_flops(config.GEMMA_2B, prefix_tokens)
 weights = flops.prefill_weight_bytes(config.GEMMA_2B)
 by_op = seed_cmp.set_index("op")
-attn_ours = by_op.our_flops["attn_scores"] + by_op.our_flops["attn_values"]
+attn_ours = by_op.ours_flops["attn_scores"] + by_op.ours_flops["attn_values"]
 md(f"""The projections and the MLP agree with the seed to rounding. The disagreement is
-attention: the seed writes {fmt(by_op.seed_printed["attn_scores"], 'FLOP')} for the score matrix
+attention: the seed writes {fmt(by_op.seed_printed_flops["attn_scores"], 'FLOP')} for the score matrix
 ({prefix_tokens}²×{config.GEMMA_2B.head_dim}, counted once), while Q·Kᵀ and attention·V over
-{config.GEMMA_2B.num_heads} heads cost {fmt(attn_ours, 'FLOP')}, {attn_ours / by_op.seed_printed["attn_scores"]:.0f}× more.
+{config.GEMMA_2B.num_heads} heads cost {fmt(attn_ours, 'FLOP')}, {attn_ours / by_op.seed_printed_flops["attn_scores"]:.0f}× more.
 It does not change the picture: attention is still
-{100 * attn_ours / by_op.our_flops["layer"]:.1f}% of the layer. The 18-layer total is
-{fmt(total, 'FLOP')} (seed: {fmt(reference.quoted('flops_total_18_layers_gflop') * 1e9, 'FLOP')}),
+{100 * attn_ours / by_op.ours_flops["layer"]:.1f}% of the layer. The 18-layer total is
+{fmt(total, 'FLOP')} (the seed prints {fmt(reference.quoted('flops_total_18_layers_gflop') * 1e9, 'FLOP')}; its method,
+recomputed unrounded, gives {fmt(by_op.seed_method_flops['total_18_layers'], 'FLOP')}),
 and the layers' bf16 weights are {fmt(weights, 'B')} (the seed: {reference.quoted("weights_total_bf16_gb"):.2f} GB).""")
 
 # %% [markdown]

@@ -87,7 +87,8 @@ tokens_here = prefix_tokens if run.full else min(prefix_tokens, 128)
 op_points = prefill_bench.time_layer_ops(cfg, tokens_here, run.device, run.dtype, run.repeats)
 op_points["pct_of_roof"] = 100 * op_points.tflops / op_points.intensity.map(
     lambda i: min(here.bf16_tflops, i * here.bandwidth_gbps / 1e3))
-show(op_points[["op", "intensity", "median_ms", "p25_ms", "p75_ms", "tflops", "pct_of_roof"]])
+show(op_points[["op", "intensity", "median_ms", "p25_ms", "p75_ms", "tflops", "pct_of_roof"]].rename(
+    columns={"intensity": "intensity_flop_per_byte", "tflops": "attained_tflops", "pct_of_roof": "of_roof_pct"}))
 
 log = alt.Scale(type="log")
 lines = alt.Chart(roof).mark_line().encode(
@@ -169,7 +170,8 @@ show(side_by_side([
     {"quantity": "dense bf16 matmul peak", "unit": "TFLOP/s", "thor_quoted": thor_bf16,
      "thor_source": "NVIDIA spec (not measured by the seed)", "measured": here.bf16_tflops},
     {"quantity": "18-layer prefill at 712 tokens", "unit": "ms", "thor_quoted": seed_measured,
-     "thor_source": "seed (standalone benchmark); measured here in chapter 3", "measured": None,
+     "thor_source": "seed (standalone benchmark); this device's is chapter 3's, which runs after this chapter",
+     "measured": None,
      "floor": dev.floor_ms},
     {"quantity": "the seed's floor (weights / bandwidth)", "unit": "ms", "thor_quoted": seed_floor,
      "thor_source": f"seed: 3.96 GB / {seed_floor_bw:.0f} GB/s"},
@@ -183,8 +185,8 @@ md(f"""**{verdict('partly held')}.** On Thor the prefill's intensity at {prefix_
 {thor_bw:.0f} GB/s). Thor turns compute-bound at about {spec.crossover_tokens} tokens.
 
 The seed's **~{seed_floor:.0f} ms floor divides by {seed_floor_bw:.0f} GB/s, more than the
-{thor_seed_bw:.1f} GB/s the seed itself measured** on the same board; with its own measurement the weight-read floor
-is {seedbw.memory_floor_ms:.1f} ms, with the spec {spec.memory_floor_ms:.1f} ms.
+{thor_seed_bw:.1f} GB/s the seed itself measured** on the same board; with its own measurement the memory floor
+(weights, the K/V cache written, input and output) is {seedbw.memory_floor_ms:.1f} ms, with the spec {spec.memory_floor_ms:.1f} ms.
 
 More telling is the seed's own breakdown: the MLP took {mlp_ms:.1f} ms for
 {mlp_bytes / 1e9:.2f} GB of MLP weights, an effective {mlp_bytes / (mlp_ms * 1e-3) / 1e9:.0f} GB/s — well under

@@ -84,8 +84,9 @@ if scope != compile_scope:
 thor, here = PB.floor_devices(run)
 floors = PB.precision_floors(config.GEMMA_2B, prefix_tokens, [thor, here])
 floors = floors[floors.precision.isin(["bf16 weights, bf16 compute", "FP8 weights, FP8 compute"])]
-show(floors[["device", "precision", "weight_gb", "memory_ms", "compute_ms", "floor_ms", "bound",
-             "speedup_vs_bf16_floor", "memory_unfused_ms"]])
+show(floors.assign(weight_bytes=floors.weight_gb * 1e9).rename(columns={"speedup_vs_bf16_floor": "floor_speedup_vs_bf16_ratio"})[
+    ["device", "precision", "weight_bytes", "memory_ms", "compute_ms", "floor_ms", "bound", "floor_speedup_vs_bf16_ratio",
+     "memory_unfused_ms"]])
 fl_thor = floors[floors.device == "Thor (quoted)"].set_index("compute")
 fl_here = floors[floors.device == "this device (measured)"].set_index("compute")
 say(f"""On Thor's spec the bf16 prefill at {prefix_tokens} tokens is {fl_thor.bound['bf16']}-bound

@@ -42,7 +42,7 @@ import torch
 
 from pi05perf import ceilings, config, lowbit_bench as LB, precision as Q, precision_bench as PB, reference, results, torchao_bench
 from pi05perf.precision import w4a16_triton as W4
-from pi05perf.report import fmt, md, show, side_by_side, start, verdict
+from pi05perf.report import fmt, md, show, side_by_side, start, table, verdict
 
 say = lambda text: show(md(text))  # noqa: E731  (markdown from computed values, shown where it is built)
 run = start("ch05_int4_fp4", profile=profile, device=device, dtype=dtype, repeats=repeats,
@@ -80,8 +80,9 @@ say(f"On {name}: " + "; ".join(notes) + ".")
 # %% tags=["hide-input"]
 thor, here = PB.floor_devices(run)
 floors = PB.precision_floors(config.GEMMA_2B, prefix_tokens, [thor, here])
-show(floors[["device", "precision", "weight_gb", "memory_ms", "compute_ms", "floor_ms", "bound",
-             "speedup_vs_bf16_floor", "weight_traffic_ratio"]])
+show(floors.assign(weight_bytes=floors.weight_gb * 1e9)[
+    ["device", "precision", "weight_bytes", "memory_ms", "compute_ms", "floor_ms", "bound", "speedup_vs_bf16_floor",
+     "weight_traffic_ratio"]].rename(columns={"speedup_vs_bf16_floor": "floor_speedup_vs_bf16_ratio"}))
 alt.Chart(floors.dropna(subset=["floor_ms"])).mark_bar().encode(
     x=alt.X("floor_ms:Q", title=f"floor of the {prefix_tokens}-token prefill (ms)"),
     y=alt.Y("precision:N", title=None, sort=None), row=alt.Row("device:N", title=None),
@@ -124,7 +125,7 @@ s = sig.set_index("fault")
 dropped = sig[sig.fault.str.contains("dropped")]
 layout = sig[sig.fault.str.contains("nibble order swapped|other major order|permuted")]
 say(f"""With its scales dropped, one layer keeps its direction (output cos {dropped.out_cos.min():.3f} to
-{dropped.out_cos.max():.4f}) while its magnitude explodes (norm ratio up to {dropped.out_norm_ratio.max():.1e}): the codes
+{dropped.out_cos.max():.4f}) while its magnitude explodes (norm ratio up to {LB.ratio_text(dropped.out_norm_ratio.max())}): the codes
 are the weights divided by their scale. A single layer shows **cos ≈ 0** only when the codes are read in the wrong
 *order* (nibbles swapped, buffer read in the other major order, channels permuted: |cos| {layout.out_cos.abs().max():.3f} at
 most, norm ratio {layout.out_norm_ratio.min():.2f} to {layout.out_norm_ratio.max():.2f}: an unrelated output of the same size).
@@ -142,16 +143,19 @@ INT4 with its scales: cos {s.out_cos['int4, correct']:.4f}; NVFP4: {s.out_cos['n
 # %% tags=["hide-input"]
 refs = PB.references(cfg, tokens, run.device, run.dtype)
 levels = LB.fault_levels(refs, group_size=min(group_size, cfg.width))
-show(levels[["fault", "layer_cos", "layer_norm_ratio", "mlp_cos", "mlp_norm_ratio", "model_cos", "model_first_kv_cos"]])
+show(levels[["fault", "layer_cos", "layer_norm_ratio", "mlp_cos", "mlp_norm_ratio", "model_cos", "model_first_kv_cos"]].assign(
+    layer_norm_ratio=levels.layer_norm_ratio.map(LB.ratio_text), mlp_norm_ratio=levels.mlp_norm_ratio.map(LB.ratio_text)))
 lv = levels.set_index("fault")
 near0 = levels[levels.layer_cos.abs() < 0.1]
 drops = levels[levels.fault.str.contains("scales dropped|scale dropped")]
 seed_trt_ms = reference.quoted("fp4test_torch_trt_nvfp4_ms")
 fault_min = float(levels.layer_cos.min())
 near0_mlp = levels[levels.mlp_cos.abs() < 0.1]
+nvfp4_weights_ms = ft.weight_gb[F4] / thor["bandwidth_gbps"] * 1e3  # the weights' bytes alone over Thor's bandwidth
 say(f"""The seed's Torch-TensorRT NVFP4 run took {seed_trt_ms:g} ms (quoted); the {prefix_tokens}-token prefill's NVFP4
-weights alone ({ft.weight_gb[F4]:.2f} GB) need at least {ft.memory_ms[F4]:.1f} ms at Thor's quoted bandwidth: the seed timed
-something smaller than the prefill.
+weights alone ({ft.weight_gb[F4]:.2f} GB) take at least {nvfp4_weights_ms:.2f} ms to read at Thor's quoted
+{thor["bandwidth_gbps"]:.0f} GB/s ({ft.memory_ms[F4]:.2f} ms with the KV cache written and the input and output): the seed
+timed something smaller than the prefill.
 
 **What gives cos ≈ 0 at the level the seed measured.** At one layer, only layout faults do:
 {', '.join(near0.fault)} (layer |cos| ≤ {near0.layer_cos.abs().max():.3f}, MLP |cos| ≤ {near0.mlp_cos.abs().max():.3f}), each
@@ -165,7 +169,7 @@ Through the whole prefill the layout faults leave the final hidden state at cos 
 {near0.model_cos.max():.2f}: the residual stream still carries the input, and each faulty branch adds noise of about its
 own size (the final norm hides magnitudes, so `model_cos` is the model-level signature).
 Dropped scales keep the direction at layer level (cos {drops.layer_cos.min():.3f} to {drops.layer_cos.max():.3f}) and blow up the
-magnitude (norm ratio {drops.layer_norm_ratio.min():.0f} to {drops.layer_norm_ratio.max():.0e}); they reach cos ≈ 0 only through
+magnitude (norm ratio {LB.ratio_text(drops.layer_norm_ratio.min())} to {LB.ratio_text(drops.layer_norm_ratio.max())}); they reach cos ≈ 0 only through
 many layers (model cos {drops.model_cos.min():+.3f} to {drops.model_cos.max():+.3f}). E2M1 codes read as integers give a
 |cos| near {lv.layer_cos.filter(like='E2M1').abs().mean():.2f}, and block scales in the wrong layout bend the direction a
 little (cos {lv.layer_cos.filter(like='scales transposed').min():.3f}). The lowest layer-level cosine among the faults tried
@@ -193,8 +197,16 @@ layout fault or a format misreading, not dropped scales, matches its cos ≈ 0."
 # %% tags=["hide-input"]
 schemes = [s2 for s in fault_schemes for s2 in (s, s + Q.NOSCALE)]
 faults, per_layer = LB.fault_injection(refs, schemes, fault_coverage)
-show(faults[["scheme", "coverage", "scales", "kernels", "vs_base_hidden_cos", "vs_base_hidden_rel_err",
-             "vs_base_kv_cos", "vs_base_kv_cos_first_layer", "vs_base_kv_cos_worst_layer", "vs_fp32_hidden_cos"]])
+# eight columns: the coverage is one parameter (said in the footnote), the scheme is named without its scale suffix
+# (the scales column says it), and every cosine is against the unquantized model (the fp32 ones are in the results)
+fault_view = pd.DataFrame({"scheme": faults.scheme.str.removesuffix(Q.NOSCALE), "scales": faults.scales,
+                           "kernels": faults.kernels, "hidden_cos": faults.vs_base_hidden_cos,
+                           "hidden_rel_err": faults.vs_base_hidden_rel_err, "kv_cos": faults.vs_base_kv_cos,
+                           "kv_first_layer_cos": faults.vs_base_kv_cos_first_layer,
+                           "kv_worst_layer_cos": faults.vs_base_kv_cos_worst_layer})
+show(table(fault_view, footnotes=[f"Projections quantized: {fault_coverage} (the parameter fault_coverage). Cosines and "
+                                  "relative error against the unquantized model: the final hidden state, the KV cache of "
+                                  "all layers, of the first layer and of the worst layer."]))
 alt.Chart(per_layer).mark_line(point=True).encode(
     x=alt.X("layer:Q", title="layer"), y=alt.Y("kv_cos:Q", title="cos of the layer's K and V to the unquantized model"),
     color=alt.Color("scheme:N"), strokeDash=alt.StrokeDash("scales:N"), tooltip=["scheme", "scales", "layer", "kv_cos"]
@@ -278,7 +290,8 @@ was a *speed* ratio: time ratio {1 / reference.quoted('quantlib_torch_int_mm_spe
 w4 = W4.w4a16_vs_bf16(shapes, prefix_tokens if run.full else tokens, run.device, run.repeats, group_size=group_size)
 w4_ratio = W4.w4a16_ratio(w4)
 if "median_ms" in w4:
-    show(w4[["gemm", "impl", "median_ms", "p25_ms", "p75_ms", "tflops", "rel_err_vs_dequant"]])
+    show(w4[["gemm", "impl", "median_ms", "p25_ms", "p75_ms", "tflops", "rel_err_vs_dequant"]].rename(
+        columns={"tflops": "attained_tflops"}))
 if w4.error.notna().any():
     say("Not timed: " + "; ".join(f"{r.gemm}: `{r.error}`" for r in w4.itertuples() if isinstance(r.error, str)))
 say(f"""At {prefix_tokens if run.full else tokens} tokens the Triton W4A16 kernel takes **{rx(w4_ratio)}** the bf16 time over one

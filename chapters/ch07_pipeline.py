@@ -87,9 +87,11 @@ headline_shape = pipeline.Shape(headline_views, text, headline_steps, action_hor
 ceil = ceilings.for_run(run)
 hw_here = ceilings.this_device(run, ceil)
 section_s: dict[str, float] = {}  # wall time of each measured section: the chapter's device cost
-print(f"model: SigLIP {arch.vision.name} x{arch.vision.depth}, LLM {arch.llm.name} x{arch.llm.depth}, "
-      f"expert {arch.expert.name} x{arch.expert.depth}; {arch.tokens_per_image} tokens per image; "
-      f"headline: {headline_shape.describe(arch)}")
+hd = headline_shape.describe(arch)
+show(md(f"""Model: SigLIP {arch.vision.name} × {arch.vision.depth} layers, LLM {arch.llm.name} × {arch.llm.depth},
+expert {arch.expert.name} × {arch.expert.depth}; {arch.tokens_per_image} tokens per image. Headline configuration:
+{hd['views']} views and {hd['text_tokens']} text tokens ({hd['prefix_tokens']} prefix tokens), {hd['steps']} denoise steps,
+an action horizon of {hd['horizon']} tokens, {hd['layers']} layers."""))
 
 # %% [markdown]
 # ## The headline configuration, every path
@@ -700,7 +702,8 @@ if fp8_by_kind is not None:
     tables["fp8_kernels_by_kind"] = fp8_by_kind
 results.save(run, headline, pd.concat([allrows.assign(table="latency"), pooled.assign(table="simulation"),
                                        anchors.assign(table="anchors")], ignore_index=True), tables=tables)
-print("device-side wall time per section (s):", {k: round(v, 1) for k, v in section_s.items()})
+show(md("Device-side wall time of each measured section (what this chapter cost the device): "
+        + "; ".join(f"{k} {v:.1f} s" for k, v in section_s.items()) + f"; {sum(section_s.values()):.1f} s in all."))
 
 # %% [markdown]
 # ## This chapter on every device

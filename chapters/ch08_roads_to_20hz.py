@@ -78,8 +78,11 @@ fast_v = "graph" if run.cuda else "eager_fused"
 use_fp8 = fp8 and "fp8_graph" in pb.available_variants(run.device, fp8=True)
 all_steps = sorted({reference_steps, combo_steps, *test_steps})
 R = pipeline.Shape(reference_views, text, reference_steps, action_horizon)
-print(f"path timed: {fast_v}; reference {R.describe(arch)}; reduced layers {layers12}; "
-      f"FP8: {'yes' if use_fp8 else 'no (' + ('switched off' if not fp8 else 'no FP8 matmuls on ' + dev_name) + ')'}")
+rd = R.describe(arch)
+show(md(f"""Path timed: `{fast_v}`. Reference configuration: {rd['views']} views and {rd['text_tokens']} text tokens
+({rd['prefix_tokens']} prefix tokens, {rd['tokens_per_image']} per image), {rd['steps']} denoise steps, an action horizon of
+{rd['horizon']} tokens, {rd['layers']} layers; the reduced model has {layers12} layers. FP8: """
+        + ("yes." if use_fp8 else "no (" + ("switched off" if not fp8 else "no FP8 matmuls on " + dev_name) + ").")))
 
 # %% [markdown]
 # ## Rescaling the unmodified model (a check of the easy part)
@@ -250,26 +253,33 @@ md("Kernels in one denoise step as the model assumes them: " + ", ".join(f"{n} (
 # each stage is held out in turn instead.
 
 # %% tags=["hide-input"]
-cross, cross_max, names = pd.DataFrame(), None, []
+cross, cross_max, names, gpus = pd.DataFrame(), None, [], {}
 try:
     gpus = thor_fit.committed_gpus(results.load_all)
     names = sorted(gpus)
     cross = thor_fit.cross_table(gpus)
 except Exception as e:  # noqa: BLE001 - results of another shape: said on the page, not hidden
     show(md(f"**The cross-device test failed on the committed results:** {type(e).__name__}: {str(e)[:300]}"))
-    cross, names = pd.DataFrame(), []
+    cross, names, gpus = pd.DataFrame(), [], {}
 if len(names) >= 2:
     cross_max = float(cross.error_pct.abs().max())
 if len(cross):
     cross["path"] = [thor_fit.path_label(r.fusion, r.views, r.steps, r.horizon) for r in cross.itertuples()]
     show(cross.rename(columns={"median_ms": "measured_ms"})[
         ["direction", "path", "stage", "measured_ms", "predicted_ms", "error_pct"]])
-md(("No committed GPU run with chapters 2 and 7 exists yet: the cross-device test needs two." if not names else
+show(md(("No committed GPU run with chapters 2 and 7 exists yet: the cross-device test needs two." if not names else
     f"**Worst stage error predicting one GPU from the other: {cross_max:.0f}%** (median "
     f"{cross.error_pct.abs().median():.0f}%) over {len(cross)} stage predictions." if cross_max is not None else
     f"Only one GPU ({names[0]}) has committed results: **the cross-device test needs a second device**. Held out one "
     f"stage at a time on that GPU, the worst error is {cross.error_pct.abs().max():.0f}% (median "
-    f"{cross.error_pct.abs().median():.0f}%) — a weaker test, since the ceilings never change."))
+    f"{cross.error_pct.abs().median():.0f}%) — a weaker test, since the ceilings never change.")
+   + ("" if not names else " Ceilings divided by (each GPU's committed chapter 2 headline): " + "; ".join(
+       f"{n}: {gpus[n][0].bf16_tflops:.0f} TFLOP/s bf16, {gpus[n][0].bandwidth_gbps:.0f} GB/s copy" for n in names) + ".")))
+# the ceilings this chapter divided by for the device it runs on: chapter 2's, as the test above read them
+# (None where this device took no part in it)
+this_gpu = gpus.get(results.device_slug(dev_name))
+ceilings_used = ({"floor_peak_bf16_tflops": float(this_gpu[0].bf16_tflops), "floor_copy_gbps": float(this_gpu[0].bandwidth_gbps)}
+                 if this_gpu is not None else {"floor_peak_bf16_tflops": None, "floor_copy_gbps": None})
 
 # %% [markdown]
 # ## Thor: every published figure, each held out in turn
@@ -341,13 +351,14 @@ software versions). FlashRT's breakdown does not add up to its totals whichever 
 # %% [markdown]
 # ## One stage by hand: an FP8 denoise step on Thor
 # The table lists the kernels of one denoise step of the FP8, fused configuration (FlashRT's
-# kind of stack) with the full fit's parameters; each row's total is its count × (the larger of
-# compute and memory + the per-kernel cost). The text below redoes one row with a calculator.
+# kind of stack) with the full fit's parameters; each row's bytes and times are over all its calls,
+# its total is calls × (the larger of compute and memory + the per-kernel cost). The text below
+# redoes one row with a calculator.
 
 # %% tags=["hide-input"]
 c8 = thor_fit.stage_config("flashrt_fp8", "denoise")
 kt = pd.DataFrame(kernel_model.kernel_table("denoise", c8, thor, thor_full))
-show(kt[["kernel", "shape", "count", "bytes", "compute_ms", "memory_ms", "total_ms"]])
+show(kt[["kernel", "shape", "calls_count", "moved_bytes", "compute_ms", "memory_ms", "total_ms"]])
 dk = next(k for k in kernel_model.stage_kernels("denoise", c8) if k.name == "down_proj")
 w = kernel_model.waves(dk.M, dk.N, thor.sms)
 bw_eff, pk_eff = thor.bandwidth_gbps * thor_full.eff_bw, thor.bf16_tflops * dk.rate * thor_full.eff_compute
@@ -432,7 +443,7 @@ headline = {"model_prediction_max_error_pct": max_err,
             "thor_anchors_count": len(anchors), "thor_anchors_fitted_count": len(used),
             "thor_projected_bf16_steps10_ms": float(pj["bf16, the seed's stack (baseline)"]),
             "thor_projected_best_steps10_ms": float(pj["bf16, our best path (chapter 7)"]),
-            "thor_projected_fp8_steps10_ms": float(pj["FP8, fused"])}
+            "thor_projected_fp8_steps10_ms": float(pj["FP8, fused"]), **ceilings_used}
 if cross_max is not None:
     headline["cross_device_max_error_pct"] = cross_max
 if len(fp8_rows):

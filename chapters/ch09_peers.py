@@ -369,6 +369,9 @@ headline = {
     "fidelity_param_mismatch_pct": mismatch,
     "torchao_int8_prefill712_vs_bf16_ratio": int8_ratio,
     "torchao_int4wo_prefill712_vs_bf16_ratio": int4_ratio,
+    # the measured ceilings this chapter quotes: chapter 7's, on this device (None where it quotes none)
+    "floor_peak_bf16_tflops": c7["peak_tflops"] if c7 else None,
+    "floor_copy_gbps": c7["copy_gbps"] if c7 else None,
 }
 tables = {"fidelity": cmp, "flops": flop_cmp, "per_floor": pf}
 if table:

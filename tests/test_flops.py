@@ -91,14 +91,15 @@ def test_roofline_helpers():
 def test_compare_with_seed():
     df = fl.compare_with_seed(712).set_index("op")
     for op in ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"):
-        assert df.loc[op, "ratio"] == 1.0
-        assert df.loc[op, "seed_printed"] == pytest.approx(df.loc[op, "seed_flops"], rel=0.01)
-    assert df.loc["attn_scores", "ratio"] == 16.0  # x2 multiply-add, x8 query heads
-    assert df.loc["attn_scores", "seed_printed"] == pytest.approx(df.loc["attn_scores", "seed_flops"], rel=0.01)
-    assert df.loc["attn_values", "seed_flops"] == 0 and math.isnan(df.loc["attn_values", "ratio"])
+        assert df.loc[op, "ours_over_seed_method_ratio"] == 1.0
+        assert df.loc[op, "seed_printed_flops"] == pytest.approx(df.loc[op, "seed_method_flops"], rel=0.01)
+    assert df.loc["attn_scores", "ours_over_seed_method_ratio"] == 16.0  # x2 multiply-add, x8 query heads
+    assert df.loc["attn_scores", "seed_printed_flops"] == pytest.approx(df.loc["attn_scores", "seed_method_flops"], rel=0.01)
+    assert df.loc["attn_values", "seed_method_flops"] == 0 and math.isnan(df.loc["attn_values", "ours_over_seed_method_ratio"])
+    assert math.isnan(df.loc["attn_values", "seed_printed_flops"])  # the seed prints no such row
     assert "GeGLU" in df.loc["gate_proj", "note"]
-    assert df.loc["total_18_layers", "seed_printed"] == 2.83e12
-    assert df.loc["total_18_layers", "our_flops"] == fl.prefill_flops(GEMMA_2B, 712)
+    assert df.loc["total_18_layers", "seed_printed_flops"] == 2.83e12
+    assert df.loc["total_18_layers", "ours_flops"] == fl.prefill_flops(GEMMA_2B, 712)
     assert all(df["note"].str.len() > 0)
 
 

@@ -64,8 +64,19 @@ def test_committed_fp8_whole_call_and_the_reconciling_text(monkeypatch):
     text = FP.fp8_paths_text(c7, None, c4, mb)
     assert "What the evidence shows" in text and "1.10×" in text and "0.83×" in text and "4.00 → 8.00 ms" in text
     assert "1.11–1.25× the bf16 time" in text and "Chapter 8's FP8 whole call: not measured" in text
+    monkeypatch.setattr(results, "git_commit", lambda: "0123456789abcdef")
     table = FP.fp8_paths_table(c7, None, c4)
     assert len(table) == 3 and table.fp8_vs_bf16_time_ratio.iloc[0] == pytest.approx(0.8)
+    assert len(table.columns) <= 8
+    # every row says where and at which commit it was measured; chapter 4's row is this tree's commit
+    assert list(table.measured_on) == ["GPU (0123456)", "GPU (abcdef1)", "GPU (abcdef1)"]
+    assert table.path.iloc[0].endswith(", prefill") and table.path.iloc[1].endswith(", whole call")
+    assert table[FP.SCALES_COMPILED].iloc[1] == "static (calibrated once) · compiled"
+    c8 = {"device": "GPU", "commit": "", "fp8_graph_prefill_ms": 2.0, "graph_prefill_ms": 1.0,
+          "fp8_graph_whole_ms": 3.0, "graph_whole_ms": 2.0}
+    t8 = FP.fp8_paths_table(None, c8, {**c4, "commit": "fedcba9"})
+    assert list(t8.measured_on) == ["GPU (fedcba9)", "GPU (commit unknown)", "GPU (commit unknown)"]
+    assert t8[FP.SCALES_COMPILED].iloc[1] == "dynamic (per call) · uncompiled"
 
     monkeypatch.setattr(results, "load_all", lambda chapter=None: [_ch07_doc(fp8_table=False)])
     c7 = FP.committed_fp8_whole_call("gpu")

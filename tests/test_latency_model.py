@@ -369,3 +369,15 @@ def test_thor_timings_csv_restates_each_stacks_precision_and_fusion():
         assert r.precision == "/".join(sorted({c.precision for c in configs})), r.key
         assert r.fusion == "/".join(sorted({c.fusion for c in configs})), r.key
         assert reference.quoted(r.key) > 0
+
+
+def test_kernel_table_columns_carry_their_units():
+    from pi05perf.results import UNIT_SUFFIXES
+
+    rows = pd.DataFrame(km.kernel_table("denoise", km.Config(precision="fp8", fusion="fused"), THOR, IDEAL))
+    assert {"calls_count", "work_flops", "moved_bytes"} <= set(rows.columns) and "bytes" not in rows
+    numeric = [c for c in rows.columns if c not in ("kernel", "shape")]
+    assert all(c.endswith(UNIT_SUFFIXES) for c in numeric)
+    down = rows[rows.kernel == "down_proj"].iloc[0]
+    k = next(k for k in km.stage_kernels("denoise", km.Config(precision="fp8", fusion="fused")) if k.name == "down_proj")
+    assert down.moved_bytes == k.nbytes * k.count and down.calls_count == k.count

@@ -269,3 +269,9 @@ def test_committed_fp8_pipeline_reads_chapter8_rows():
         head = results.measured("ch08_roads_to_20hz", "fp8_whole_speedup_ratio", c8["slug"])
         if head is not None:  # the rows it reads give the chapter's own headline
             assert abs(c8["fp8_whole_speedup_ratio"] - head) < 1e-6
+
+
+def test_ratio_text_writes_huge_norm_ratios_in_words():
+    assert LB.ratio_text(8.240921e11) == "824 billion" and LB.ratio_text(4.335417e7) == "43.4 million"
+    assert LB.ratio_text(3841.43) == "3,841" and LB.ratio_text(0.99997) == "1.000"
+    assert LB.ratio_text(float("nan")) == LB.ratio_text(None) == "–"

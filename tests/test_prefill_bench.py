@@ -96,6 +96,14 @@ def test_kernel_tile_read_from_cublas_and_nvjet_names():
     assert prefill_bench.kernel_tile("triton_poi_fused_mul_0") is None
 
 
+def test_declared_split_reads_the_schedule_from_the_kernel_name():
+    assert prefill_bench.declared_split("nvjet_sm90_tst_128x184_64x5_2x1_v_bz_coopA_splitK_TNT") == "split-K"
+    assert prefill_bench.declared_split("sm90_xmma_gemm_bf16_split_k_kernel") == "split-K"
+    assert prefill_bench.declared_split("cutlass_gemm_streamk_128x128") == "stream-K"
+    assert prefill_bench.declared_split("nvjet_sm90_tst_128x240_64x4_2x1_v_bz_coopA_TNT") is None
+    assert prefill_bench.declared_split("") is None
+
+
 def test_matmul_sweep_names_the_kernel_and_counts_tiles_both_ways():
     mm = prefill_bench.matmul_sweep({"down": (24, 16, 64)}, torch.device("cpu"), torch.float32, 1, splits=(1, 2))
     assert list(mm.layout) == ["linear (W[N,K], x@W.T)", "row-major (W[K,N], x@W)", "split-K 2"]

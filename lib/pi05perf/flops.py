@@ -300,9 +300,9 @@ def _seed_method(cfg: TransformerConfig, T: int) -> dict[str, float]:
 
 
 def compare_with_seed(tokens: int = SEED_TOKENS, cfg: TransformerConfig = GEMMA_2B) -> pd.DataFrame:
-    """Our per-layer FLOPs next to the seed's. `seed_flops` is the seed's method evaluated at
-    `tokens` (unrounded); `seed_printed` is the figure the seed prints (only at 712 tokens);
-    ratio = our_flops / seed_flops."""
+    """Our per-layer FLOPs next to the seed's. `seed_method_flops` is the seed's method evaluated at
+    `tokens` (unrounded); `seed_printed_flops` is the figure the seed prints (only at 712 tokens; NaN
+    for a row the seed does not print); ours_over_seed_method_ratio = ours_flops / seed_method_flops."""
     ours = {o.name: o.flops for o in layer_ops(cfg, tokens)}
     ours["attention_subtotal"] = sum(ours[k] for k in ("q_proj", "k_proj", "v_proj", "attn_scores",
                                                        "attn_values", "o_proj"))
@@ -312,7 +312,7 @@ def compare_with_seed(tokens: int = SEED_TOKENS, cfg: TransformerConfig = GEMMA_
     seed = _seed_method(cfg, tokens)
     T, H, D = tokens, cfg.num_heads, cfg.head_dim
     def g(x: float) -> str:
-        return f"{x / 1e9:.2f}B" if x < 1e12 else f"{x / 1e12:.2f}T"
+        return f"{x / 1e9:.2f} GFLOP" if x < 1e12 else f"{x / 1e12:.2f} TFLOP"
 
     seed_rows = sum(SEED_FLOP_TABLE[k] for k in ("q_proj", "k_proj", "v_proj", "attn_scores", "o_proj"))
     notes = {
@@ -340,9 +340,9 @@ def compare_with_seed(tokens: int = SEED_TOKENS, cfg: TransformerConfig = GEMMA_
     rows = []
     for op in order:
         s = seed[op]
-        printed = SEED_FLOP_TABLE.get(op, 0.0) if tokens == SEED_TOKENS else float("nan")
-        rows.append({"op": op, "seed_printed": printed, "seed_flops": s, "our_flops": ours[op],
-                     "ratio": ours[op] / s if s else float("nan"), "note": notes[op]})
+        printed = SEED_FLOP_TABLE.get(op, float("nan")) if tokens == SEED_TOKENS else float("nan")
+        rows.append({"op": op, "seed_printed_flops": printed, "seed_method_flops": s, "ours_flops": ours[op],
+                     "ours_over_seed_method_ratio": ours[op] / s if s else float("nan"), "note": notes[op]})
     return pd.DataFrame(rows)
 
 

@@ -150,34 +150,47 @@ def _pace(ratio: float) -> str:
     return "about as fast" if abs(ratio - 1) <= 0.02 else "faster" if ratio < 1 else "slower"
 
 
+def _measured_on(device: str, commit: str | None) -> str:
+    return f"{device} ({commit})" if commit else f"{device} (commit unknown)"
+
+
+SCALES_COMPILED = "act scales · compiled"  # one column: activation scales, and whether the path is compiled
+
+
 def fp8_paths_table(c7: dict | None, c8: dict | None, c4: dict | None) -> pd.DataFrame:
     """One row per FP8 measurement, each beside the bf16 path built the same way: this chapter's
-    prefill (`c4`: variant, scope, fp8_ms, bf16_ms, device), chapter 8's `fp8_graph`
-    (`committed_fp8_pipeline`) and chapter 7's whole calls (`committed_fp8_whole_call`)."""
+    prefill (`c4`: variant, scope, fp8_ms, bf16_ms, device, and commit: by default the commit this
+    tree runs at), chapter 8's `fp8_graph` (`committed_fp8_pipeline`) and chapter 7's whole calls
+    (`committed_fp8_whole_call`). Eight columns: the stage measured is part of the path, whether it
+    is compiled part of its activation scales' column."""
+    from .results import git_commit
+
     rows = []
+    both = lambda scales, compiled: f"{scales} · {compiled}" if scales and compiled else (scales or compiled)  # noqa: E731
     if c4 is not None:
         v = parse_variant(c4["variant"], c4["scope"])
-        rows.append({"path": f"chapter 4: `{v.name}`", "measured_on": c4["device"], "stage": "prefill",
-                     "fp8_on": "the LLM (prefill only)", "act_scales": "dynamic (per call)",
-                     "compiled": "uncompiled" if v.scope == "eager" else "compiled",
+        commit = c4.get("commit") or (git_commit() or "")[:7]
+        rows.append({"path": f"chapter 4: `{v.name}`, prefill", "measured_on": _measured_on(c4["device"], commit),
+                     "fp8_on": "the LLM (prefill only)",
+                     SCALES_COMPILED: both("dynamic (per call)", "uncompiled" if v.scope == "eager" else "compiled"),
                      "fp8_ms": c4["fp8_ms"], "bf16_ms": c4["bf16_ms"], "bf16_path": "base"})
     if c8 is not None:
         w = pipeline_fp8_words("fp8_graph")
         for st in ("prefill", "whole"):
-            rows.append({"path": "chapter 8: `fp8_graph`", "measured_on": f"{c8['device']} ({c8['commit']})", "stage": st,
-                         "fp8_on": w["fp8_on"], "act_scales": w["act_scales"], "compiled": w["compiled"],
+            rows.append({"path": f"chapter 8: `fp8_graph`, {'whole call' if st == 'whole' else st}",
+                         "measured_on": _measured_on(c8["device"], c8.get("commit")), "fp8_on": w["fp8_on"],
+                         SCALES_COMPILED: both(w["act_scales"], w["compiled"]),
                          "fp8_ms": c8[f"fp8_graph_{st}_ms"], "bf16_ms": c8[f"graph_{st}_ms"], "bf16_path": w["bf16_twin"]})
     if c7 is not None:
-        on = f"{c7['device']}" + (f" ({c7['commit']})" if c7["commit"] else "")
+        on = _measured_on(c7["device"], c7.get("commit"))
         for r in c7["variants"].itertuples():
-            rows.append({"path": f"chapter 7: `{r.variant}`", "measured_on": on, "stage": "whole", "fp8_on": r.fp8_on,
-                         "act_scales": r.act_scales, "compiled": r.compiled, "fp8_ms": r.median_ms,
+            rows.append({"path": f"chapter 7: `{r.variant}`, whole call", "measured_on": on, "fp8_on": r.fp8_on,
+                         SCALES_COMPILED: both(r.act_scales, r.compiled), "fp8_ms": r.median_ms,
                          "bf16_ms": r.bf16_twin_ms, "bf16_path": r.bf16_twin})
         if c7["variants"].empty:
-            rows.append({"path": "chapter 7: its fastest FP8 variant", "measured_on": on, "stage": "whole",
+            rows.append({"path": "chapter 7: its fastest FP8 variant, whole call", "measured_on": on,
                          "fp8_ms": c7["fastest_fp8_ms"], "bf16_ms": c7["bf16_best_ms"], "bf16_path": "its best bf16 path"})
-    df = pd.DataFrame(rows, columns=["path", "measured_on", "stage", "fp8_on", "act_scales", "compiled", "fp8_ms",
-                                     "bf16_path", "bf16_ms"])
+    df = pd.DataFrame(rows, columns=["path", "measured_on", "fp8_on", SCALES_COMPILED, "fp8_ms", "bf16_path", "bf16_ms"])
     return df.assign(fp8_vs_bf16_time_ratio=df.fp8_ms / df.bf16_ms)
 
 

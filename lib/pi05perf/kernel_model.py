@@ -211,12 +211,13 @@ def predict(c: Config, dev: Device, p: Params) -> dict[str, float]:
 
 
 def kernel_table(stage: str, c: Config, dev: Device, p: Params) -> list[dict]:
-    """Per kind of kernel of a stage: shape, count, FLOPs, bytes, compute/memory/total ms."""
+    """Per kind of kernel of a stage: shape, calls (count), FLOPs and bytes moved over all its calls
+    (work_flops, moved_bytes), compute/memory/total ms (all its calls)."""
     host = bool(FUSION[c.fusion]["host"])
     rows = []
     for k in stage_kernels(stage, c):
         comp, mem, tot = kernel_ms(k, dev, p, host)
         rows.append({"kernel": k.name, "shape": f"{k.M}x{k.N}x{k.K}" if k.kind == "gemm" else "-",
-                     "count": k.count, "flops": k.flops * k.count, "bytes": k.nbytes * k.count,
+                     "calls_count": k.count, "work_flops": k.flops * k.count, "moved_bytes": k.nbytes * k.count,
                      "compute_ms": comp * k.count, "memory_ms": mem * k.count, "total_ms": tot * k.count})
     return rows

@@ -165,6 +165,24 @@ def lowbit_sweep(shapes: dict[str, tuple[int, int]], tokens: Iterable[int], devi
     return pd.DataFrame(rows)
 
 
+_LARGE = ((1e12, "trillion"), (1e9, "billion"), (1e6, "million"))
+
+
+def ratio_text(value: float | None) -> str:
+    """A ratio that may be huge (a faulty output's norm over the true one: up to ~10¹² when every
+    scale of an MLP is dropped), for a table cell or a sentence: as `report.num` below a million,
+    above it in words ("824 billion"), never in e-notation; a dash when missing."""
+    from .report import DASH, num
+
+    if value is None or value != value:
+        return DASH
+    v = float(value)
+    for factor, word in _LARGE:
+        if abs(v) >= factor:
+            return f"{num(v / factor)} {word}"
+    return num(v)
+
+
 def accuracy_gate(y: torch.Tensor, ref: torch.Tensor, tol: float, prefix: str = "") -> dict:
     """relative error and cosine in float64 on the tensors' device (check.relative_error /
     check.cosine move to the CPU first: too slow for the sweep's 2048 x 32768 outputs)."""

@@ -186,6 +186,18 @@ def kernel_tile(kernel: str) -> tuple[int, int] | None:
     return (int(m.group(1)), int(m.group(2))) if m else None
 
 
+_SPLIT = re.compile(r"split_?k|stream_?k", re.IGNORECASE)
+
+
+def declared_split(kernel: str) -> str | None:
+    """The K-splitting schedule a GEMM kernel's name declares ("split-K" for nvjet/cuBLAS
+    `..._splitK_...`, "stream-K" for `..._streamk_...`), None when its name declares none. The
+    names give no split factor: a kernel that declares one runs a grid the no-split tile count
+    (`flops.waves` with split_k=1) does not describe."""
+    m = _SPLIT.search(kernel or "")
+    return None if m is None else ("stream-K" if m[0].lower().startswith("stream") else "split-K")
+
+
 def top_kernel(fn: Callable[[], object], device: torch.device) -> str:
     """The kernel (on a CPU: the op) that takes most of one call of `fn`."""
     from .profiling import kernel_profile
