@@ -77,7 +77,7 @@ def test_lerobot_component_knows_every_part():
         peers.lerobot_component("something.else")
 
 
-def test_torchao_headline_prefers_compiled_then_eager():
+def test_torchao_headline_prefers_compiled_then_eager_and_says_which():
     df = pd.DataFrame([
         {"scheme": "int8_dyn", "mode": "eager", "speed_vs_bf16_ratio": 0.1},
         {"scheme": "int8_dyn", "mode": "compiled", "speed_vs_bf16_ratio": float("nan")},
@@ -87,24 +87,14 @@ def test_torchao_headline_prefers_compiled_then_eager():
     assert torchao_bench.headline_ratio(df, "int8_dyn") == 0.1
     assert torchao_bench.headline_ratio(df, "int4_wo") == 1.5
     assert math.isnan(torchao_bench.headline_ratio(df, "float8_dyn"))
+    # and the page names the mode each figure was read in
+    assert [torchao_bench.headline_mode(df, s) for s in ("int8_dyn", "int4_wo", "float8_dyn")] == ["eager", "compiled", None]
 
 
 def test_download_command_targets_the_gpu_image():
     cmd = peers.download_command()
     assert "--no-deps" in cmd and cmd[cmd.index("--python-version") + 1] == "3.12"
     assert all(w in cmd for w in peers.PEER_WHEELS)
-
-
-def test_torchao_headline_mode_names_the_mode_read():
-    df = pd.DataFrame([
-        {"scheme": "int8_dyn", "mode": "eager", "speed_vs_bf16_ratio": 0.1},
-        {"scheme": "int8_dyn", "mode": "compiled", "speed_vs_bf16_ratio": float("nan")},
-        {"scheme": "int4_wo", "mode": "eager", "speed_vs_bf16_ratio": 0.5},
-        {"scheme": "int4_wo", "mode": "compiled", "speed_vs_bf16_ratio": 1.5},
-    ])
-    assert torchao_bench.headline_mode(df, "int8_dyn") == "eager"
-    assert torchao_bench.headline_mode(df, "int4_wo") == "compiled"
-    assert torchao_bench.headline_mode(df, "float8_dyn") is None
 
 
 def test_torchao_is_found_among_the_peer_wheels(tmp_path, monkeypatch):
