@@ -38,7 +38,7 @@ headline_views = 2  # the configuration of the headline figures
 headline_steps = 10
 variants = ["eager", "eager_fused", "graph_denoise", "graph_no_precompute", "graph", "compile", "compile_graph", "compile_autotune_graph", "compile_graph_splitkv"]  # the last two: the expert in max-autotune; its attention as split-KV
 compile_mode = "default"  # default | max-autotune-no-cudagraphs
-fp8_variants = ["fp8_static_compile_graph", "fp8_all_compile_graph", "fp8_all_graph"]  # FP8 in all three stacks, each tried; [] = off
+fp8_variants = ["fp8_static_compile_graph", "fp8_all_compile_graph", "fp8_all_graph"]  # FP8 in all three stacks, each tried; an empty list turns FP8 off
 profile_runs = 3  # profiled calls of the best path for the kernel timeline
 target_ms = 12.0  # performance target of the headline configuration on the H100
 sim_episodes = 0  # simulated episodes per seed and setting; 0 means the profile default
@@ -52,10 +52,10 @@ import altair as alt
 import pandas as pd
 import torch
 
-from pi05perf import (ceilings, config, control_sim, flops, kernel_kinds, pipeline, pipeline_bench, reference, results,
-                      targets, timing)
+from pi05perf import (ceilings, config, control_sim, control_sweep, flops, kernel_kinds, pipeline, pipeline_bench,
+                      reference, results, targets, timing)
 from pi05perf.charts import PALETTE, SERIES_COLORS
-from pi05perf.report import cos, fmt, headlines_everywhere, md, show, start, verdict
+from pi05perf.report import headlines_everywhere, md, show, start, verdict
 
 run = start("ch07_pipeline", profile=profile, device=device, dtype=dtype, repeats=repeats,
             eager_repeats=eager_repeats, camera_views=camera_views, denoise_steps=denoise_steps,
@@ -565,14 +565,14 @@ latencies = {0.0: "0 ms", round(best_ms, 3): f"{best_ms:.1f} ms (this device, me
              nv_lat: f"{nv_lat:g} ms (Thor TRT FP8+NVFP4, quoted)", seed_lat: f"{seed_lat:g} ms (Thor, the seed, quoted)"}
 frozen_label = f"clock frozen (as LIBERO), {seed_lat:g} ms"
 t0 = time.perf_counter()
-sim = pd.concat([control_sim.sweep(control_sim.STRATEGIES, sim_k, list(latencies), episodes, seeds, clock="wall"),
-                 control_sim.sweep(control_sim.STRATEGIES, sim_k, [seed_lat], episodes, seeds, clock="frozen")],
+sim = pd.concat([control_sweep.sweep(control_sim.STRATEGIES, sim_k, list(latencies), episodes, seeds, clock="wall"),
+                 control_sweep.sweep(control_sim.STRATEGIES, sim_k, [seed_lat], episodes, seeds, clock="frozen")],
                 ignore_index=True)
 sim_s = time.perf_counter() - t0
 pooled = sim[sim.pooled].copy()
 pooled["setting"] = [frozen_label if c == "frozen" else "wall clock, " + latencies[lat]
                      for c, lat in zip(pooled.clock, pooled.latency_ms)]
-pooled["success"] = [control_sim.success_text(r) for r in pooled.itertuples()]
+pooled["success"] = [control_sweep.success_text(r) for r in pooled.itertuples()]
 settings = [frozen_label] + ["wall clock, " + lab for lab in latencies.values()]
 once = pooled[(pooled.strategy != "sync") | (pooled.k == min(sim_k))]  # sync ignores k: one row
 show(once.pivot_table(index=["strategy", "k"], columns="setting", values="success", aggfunc="first")[settings].reset_index())
@@ -615,7 +615,7 @@ seed_ok, seed_n = int(quoted("pipeline_baseline_successes_count")), int(quoted("
 buf_ok, buf_n = int(quoted("pipeline_buffered_successes_count")), int(quoted("pipeline_buffered_episodes_count"))
 b_lo, b_hi = control_sim.wilson_interval(seed_ok, seed_n)
 p_lo, p_hi = control_sim.wilson_interval(buf_ok, buf_n)
-text_of = control_sim.success_text
+text_of = control_sweep.success_text
 show(pd.DataFrame([
     {"what": "seed, LIBERO (clock frozen), replan every step", "kind": "Thor (quoted)", "success": f"{seed_ok}/{seed_n}",
      "wilson_95": f"{100 * b_lo:.0f}–{100 * b_hi:.0f}%", "rate_hz": quoted("pipeline_baseline_effective_hz")},
@@ -637,7 +637,7 @@ show(pd.DataFrame([
 # %% tags=["hide-input"]
 def compare_word(a: pd.Series, b: pd.Series, same: str, better: str, worse: str) -> str:
     """How row a stands against row b when their Wilson intervals are taken seriously."""
-    return same if control_sim.intervals_overlap(a, b) else (better if a.success_pct > b.success_pct else worse)
+    return same if control_sweep.intervals_overlap(a, b) else (better if a.success_pct > b.success_pct else worse)
 
 
 frozen_cmp = compare_word(sync_frozen, naive_frozen, "is indistinguishable from", "beats", "loses to")

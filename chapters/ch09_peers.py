@@ -46,7 +46,7 @@ import time
 import pandas as pd
 import torch
 
-from pi05perf import flops, peers, pipeline, pipeline_bench as pb, reference, results, torchao_bench
+from pi05perf import flops, lerobot_pi05, peers, pipeline, pipeline_bench as pb, reference, results, torchao_bench
 from pi05perf.config import TokenBudget
 from pi05perf.report import headlines_everywhere, md, show, start
 
@@ -62,12 +62,12 @@ if bad:
 t0 = time.time()
 lerobot_error = None
 try:
-    peers.import_lerobot()
+    lerobot_pi05.import_lerobot()
 except Exception as e:  # noqa: BLE001 - absent on the CPU machine: the chapter says so
     lerobot_error = f"{type(e).__name__}: {e}"
 torchao_version = torchao_bench.available()
 measure = run.full and run.cuda  # peers are timed at full size on a GPU only
-show(md(f"lerobot: **{peers.lerobot_version() or 'not installed'}**"
+show(md(f"lerobot: **{lerobot_pi05.lerobot_version() or 'not installed'}**"
         + (f" (does not import here: `{lerobot_error[:160]}`)" if lerobot_error else "")
         + f"; torchao: **{torchao_version or 'not installed'}**. "
         + ("Both are timed below." if measure and not lerobot_error else
@@ -85,15 +85,15 @@ show(md(f"lerobot: **{peers.lerobot_version() or 'not installed'}**"
 # appears that is not in the allow-list below.
 
 # %% tags=["hide-input"]
-ours_params, lerobot_params = peers.ours_param_table(), peers.load_lerobot_params()
-cmp = peers.compare_components(ours_params, lerobot_params)
-mismatch = peers.mismatch_pct(cmp)
+ours_params, lerobot_params = lerobot_pi05.ours_param_table(), lerobot_pi05.load_lerobot_params()
+cmp = lerobot_pi05.compare_components(ours_params, lerobot_params)
+mismatch = lerobot_pi05.mismatch_pct(cmp)
 show(cmp[["component", "ours_count", "lerobot_count", "diff_pct", "shapes_equal", "reason"]])
-diffs = pd.concat([peers.shape_differences(ours_params, lerobot_params, c).assign(component=c)
-                   for c in peers.COMPONENTS], ignore_index=True)
-unused = int(cmp[cmp.component.isin(peers.UNUSED)].lerobot_count.sum())
+diffs = pd.concat([lerobot_pi05.shape_differences(ours_params, lerobot_params, c).assign(component=c)
+                   for c in lerobot_pi05.COMPONENTS], ignore_index=True)
+unused = int(cmp[cmp.component.isin(lerobot_pi05.UNUSED)].lerobot_count.sum())
 show(md(f"Largest parameter-count difference of any component: **{mismatch:g} %** "
-        f"({int(cmp[cmp.component.isin(peers.COMPONENTS)].ours_count.sum()):,} parameters that run). "
+        f"({int(cmp[cmp.component.isin(lerobot_pi05.COMPONENTS)].ours_count.sum()):,} parameters that run). "
         f"Tensor shapes that differ: {len(diffs)} "
         + ("(" + "; ".join(f"{r.component}: {r.shape} ours {r.ours_count}, lerobot {r.lerobot_count}"
                            for r in diffs.itertuples()) + ")" if len(diffs) else "")
@@ -122,7 +122,7 @@ dt = lerobot_params.groupby(["component", "dtype"]).numel.agg(["count", "sum"]).
 show(dt.rename(columns={"count": "tensors_count", "sum": "params_count"}))
 
 # %% tags=["hide-input"]
-stages = peers.load_lerobot_stages()
+stages = lerobot_pi05.load_lerobot_stages()
 rows, kv_rows = [], []
 for cfg, views, horizon in (("headline", 2, 10), ("lerobot_default", 3, 50)):
     ours = flops.pipeline_cost(TokenBudget(num_images=views, action_horizon=horizon), 10).set_index("stage")
@@ -176,16 +176,16 @@ ours_best = pb.best(ours_df) if len(ours_df) else None
 # %% tags=["hide-input"]
 if measure and not lerobot_error:
     args = (run.device, headline_views, text_tokens, headline_steps, action_horizon)
-    rows_e, lr_eager, ref_out = peers.measure_lerobot(*args, eager_repeats)
+    rows_e, lr_eager, ref_out = lerobot_pi05.measure_lerobot(*args, eager_repeats)
     lat_rows += rows_e
     if lerobot_compile and lr_eager is not None:
-        rows_c, lr_comp, _ = peers.measure_lerobot(*args, run.repeats, compile_mode=lerobot_compile_mode,
+        rows_c, lr_comp, _ = lerobot_pi05.measure_lerobot(*args, run.repeats, compile_mode=lerobot_compile_mode,
                                                   state_from=lr_eager, reference=ref_out, stages=False)
         lat_rows += rows_c
         del lr_comp
     del lr_eager
     torch.cuda.empty_cache()
-    rows_d, lr_default, _ = peers.measure_lerobot(run.device, default_views, text_tokens, headline_steps,
+    rows_d, lr_default, _ = lerobot_pi05.measure_lerobot(run.device, default_views, text_tokens, headline_steps,
                                                   default_horizon, eager_repeats, stages=False)
     lat_rows += [dict(r, path="lerobot_eager_defaults") for r in rows_d]
     del lr_default

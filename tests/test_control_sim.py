@@ -1,4 +1,4 @@
-"""Tests of the action-buffering simulation (pi05perf.control_sim)."""
+"""Tests of the action-buffering simulation (pi05perf.control_sim) and its sweeps (pi05perf.control_sweep)."""
 from __future__ import annotations
 
 import dataclasses
@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from pi05perf.control_sim import (STRATEGIES, SimConfig, latency_steps, latency_ticks, simulate, sweep,
-                                  wilson_interval)
+from pi05perf.control_sim import STRATEGIES, SimConfig, latency_steps, latency_ticks, simulate, wilson_interval
+from pi05perf.control_sweep import sweep
 
 
 def test_deterministic_for_a_seed():

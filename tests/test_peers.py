@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import torch
 
-from pi05perf import peers, torchao_bench
+from pi05perf import lerobot_pi05, peers, torchao_bench
 
 
 def test_peers_csv_rows_have_sources_and_known_hardware():
@@ -60,21 +60,22 @@ def test_check_actions_accepts_real_actions_and_rejects_trivial_ones():
     g = torch.Generator().manual_seed(0)
     noise = torch.randn(1, 10, 32, generator=g)
     actions = noise + torch.randn(1, 10, 32, generator=g)
-    got = peers.check_actions(actions, noise)
+    got = lerobot_pi05.check_actions(actions, noise)
     assert got["actions_std"] > 0 and got["displacement_ratio"] > 0
     for bad in (torch.full_like(noise, float("nan")), torch.zeros_like(noise), noise.clone(),
                 torch.zeros(1, 50, 32)):
         with pytest.raises(AssertionError):
-            peers.check_actions(bad, noise)
+            lerobot_pi05.check_actions(bad, noise)
 
 
 def test_lerobot_component_knows_every_part():
-    assert peers.lerobot_component(
+    assert lerobot_pi05.lerobot_component(
         "paligemma_with_expert.paligemma.model.vision_tower.vision_model.post_layernorm.weight") == "vision_tower"
-    assert peers.lerobot_component("paligemma_with_expert.gemma_expert.model.norm.dense.weight") == "action_expert"
-    assert peers.lerobot_component("time_mlp_in.bias") == "action_time_proj"
+    assert lerobot_pi05.lerobot_component(
+        "paligemma_with_expert.gemma_expert.model.norm.dense.weight") == "action_expert"
+    assert lerobot_pi05.lerobot_component("time_mlp_in.bias") == "action_time_proj"
     with pytest.raises(ValueError):
-        peers.lerobot_component("something.else")
+        lerobot_pi05.lerobot_component("something.else")
 
 
 def test_torchao_headline_prefers_compiled_then_eager_and_says_which():

@@ -86,21 +86,22 @@ Strategies share common random numbers: for a given seed, the start positions,
 disturbances and the policy noise of a query issued at wall-clock step ``s`` are
 the same for every strategy (so e.g. ``rtc`` and ``naive`` coincide at zero
 latency).
+
+Sweeps of :func:`simulate` over strategies, k, latencies and seeds, and the tables pooled over
+seeds, are in :mod:`pi05perf.control_sweep`.
 """
 from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
-import pandas as pd
 
 STRATEGIES: tuple[str, ...] = ("sync", "naive", "ensemble", "rtc")
 
-__all__ = ["STRATEGIES", "SimConfig", "SimResult", "latency_steps", "latency_ticks", "CLOCKS", "simulate", "sweep",
-           "pool_over_seeds", "wilson_interval", "success_text", "intervals_overlap"]
+__all__ = ["STRATEGIES", "SimConfig", "SimResult", "latency_steps", "latency_ticks", "CLOCKS", "simulate",
+           "wilson_interval"]
 
 
 @dataclass(frozen=True)
@@ -429,84 +430,3 @@ def simulate(strategy: str, k: int, latency_ms: float, episodes: int, seed: int,
         mean_final_error=float(final_err.mean()),
         mean_time_to_success_s=float(ticks[success].mean() * tick_s) if s else float("nan"),
     )
-
-
-def success_text(row) -> str:
-    """'62% [57-67]': a pooled row's success with its Wilson 95 % interval."""
-    return f"{row.success_pct:.0f}% [{row.ci_low_pct:.0f}–{row.ci_high_pct:.0f}]"
-
-
-def intervals_overlap(a, b) -> bool:
-    """True when two rows' Wilson intervals overlap: the simulation cannot tell them apart."""
-    return not (a.ci_high_pct < b.ci_low_pct or b.ci_high_pct < a.ci_low_pct)
-
-
-_POOL_SUM = ("successes", "episodes")
-_POOL_MEAN = ("control_rate_hz", "inferences_per_episode", "mean_final_error")
-
-
-def pool_over_seeds(per_seed: pd.DataFrame) -> pd.DataFrame:
-    """Pool per-seed rows of :func:`sweep`: successes and episodes are summed and the
-    Wilson interval recomputed; rates and errors are episode-weighted means."""
-    keys = ["strategy", "k", "k_effective", "clock", "latency_ms", "latency_steps", "wait_ms"]
-    rows = []
-    for key, g in per_seed.groupby(keys, sort=False):
-        row = dict(zip(keys, key))
-        s, n = int(g["successes"].sum()), int(g["episodes"].sum())
-        lo, hi = wilson_interval(s, n)
-        w = g["episodes"].to_numpy(float)
-        row.update(seed=pd.NA, n_seeds=len(g), successes=s, episodes=n,
-                   success_pct=100.0 * s / n, ci_low_pct=100.0 * lo, ci_high_pct=100.0 * hi)
-        for c in _POOL_MEAN:
-            row[c] = float(np.average(g[c].to_numpy(float), weights=w))
-        ok = g["successes"].to_numpy(float)
-        tts = g["mean_time_to_success_s"].to_numpy(float)
-        row["mean_time_to_success_s"] = (float(np.nansum(tts * ok) / ok.sum())
-                                         if ok.sum() else float("nan"))
-        row["pooled"] = True
-        rows.append(row)
-    out = pd.DataFrame(rows)
-    if len(out):
-        out["seed"] = out["seed"].astype("Int64")
-    return out
-
-
-def sweep(strategies: Iterable[str] = STRATEGIES, ks: Iterable[int] = (1, 2, 5, 10),
-          latencies_ms: Iterable[float] = (0.0, 50.0, 180.0), episodes: int = 200,
-          seeds: Sequence[int] = (0, 1, 2), config: SimConfig | None = None,
-          clock: str = "wall") -> pd.DataFrame:
-    """Every combination on one clock, one tidy row per (strategy, k, latency_ms, seed) with
-    ``pooled == False``, followed by one row per (strategy, k, latency_ms) pooled
-    over seeds (``pooled == True``, ``seed`` is <NA>, ``n_seeds`` set).
-
-    Columns: strategy, k, k_effective, clock, latency_ms, latency_steps, wait_ms, seed, n_seeds,
-    successes, episodes, success_pct, ci_low_pct, ci_high_pct, control_rate_hz,
-    inferences_per_episode, mean_final_error, mean_time_to_success_s, pooled.
-    ``sync`` ignores k: its rows repeat for each k so that plots can facet by k.
-    """
-    strategies, ks, lats, seeds = list(strategies), list(ks), list(latencies_ms), list(seeds)
-    for st in strategies:
-        _check_strategy(st)
-    cfg = config or SimConfig()
-    rows = []
-    cache: dict[tuple, SimResult] = {}
-    for st in strategies:
-        for k in ks:
-            for lat in lats:
-                for sd in seeds:
-                    ck = (st, 1 if st == "sync" else k, lat, sd)
-                    if ck not in cache:
-                        cache[ck] = simulate(st, ck[1], lat, episodes, sd, cfg, clock)
-                    r = cache[ck].as_dict()
-                    r["k"] = int(k)
-                    rows.append(r)
-    per_seed = pd.DataFrame(rows)
-    per_seed["n_seeds"] = 1
-    per_seed["pooled"] = False
-    per_seed["seed"] = per_seed["seed"].astype("Int64")
-    pooled = pool_over_seeds(per_seed)
-    cols = ["strategy", "k", "k_effective", "clock", "latency_ms", "latency_steps", "wait_ms", "seed", "n_seeds",
-            "successes", "episodes", "success_pct", "ci_low_pct", "ci_high_pct",
-            "control_rate_hz", "inferences_per_episode", "mean_final_error",
-            "mean_time_to_success_s", "pooled"]
-    return pd.concat([per_seed[cols], pooled[cols]], ignore_index=True)

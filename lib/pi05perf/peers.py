@@ -1,43 +1,27 @@
-"""Peers: lerobot's pi0.5 (the PyTorch port of openpi) beside ours, and published figures.
+"""Peers: published pi0.5 figures per unit of hardware, and the wheels chapter 9's run-time peers come from.
 
-Three things live here:
+Two things live here:
 
-* **Fidelity.** Every parameter tensor of a model, grouped by component (`COMPONENTS`), for
-  ours (built on the meta device) and for lerobot's `PI05Pytorch` (the committed table
-  `data/reference/lerobot_pi05_params.csv`, written by `python -m pi05perf.peers write` in an
-  environment where lerobot imports). `compare_components` lines the two up; each difference
-  must be named in `ALLOWED_DIFFERENCES` with the reason.
-* **lerobot at run time** (only where it imports: the GPU run, from the carried wheels):
-  building `PI05Pytorch` with random weights, its inputs, its stages as callables (for
-  `FlopCounterMode` and for timing), and the check every timed path passes first.
 * **Published peers per unit of hardware** (`data/reference/peers.csv`): each published
-  latency divided by the roofline floor of the same work on that peer's hardware.
-
-lerobot is never imported at module level: the book's own environment does not have it.
+  latency divided by the roofline floor of the same work on that peer's hardware
+  (`floor_ms`, spec-sheet rates), or by the floor from the ceilings chapter 7 measured
+  (`measured_ceiling_floor`).
+* **The peer wheels** (lerobot, torchao and what they need, `PEER_WHEELS`): downloaded by
+  `python -m pi05perf.peers wheels`, installed on the GPU into `PI05PERF_PEERS` and put on
+  sys.path by `add_peers_path`. lerobot's pi0.5 itself (fidelity table, building and timing
+  it, `python -m pi05perf.peers write`) is in `pi05perf.lerobot_pi05`.
 """
 from __future__ import annotations
 
-import importlib
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
-import torch
-import torch.nn as nn
-
-from .check import cosine
-from .timing import time_fn
-from .log import progress
 
 ROOT = Path(__file__).resolve().parents[2]
-PARAMS_CSV = ROOT / "data" / "reference" / "lerobot_pi05_params.csv"
 PEERS_CSV = ROOT / "data" / "reference" / "peers.csv"
 WHEELHOUSE = ROOT / "wheelhouse" / "peers"
-
-#: Components compared between the two models (the unused LM heads are listed apart).
-COMPONENTS = ("vision_tower", "projector", "text_embedding", "gemma_2b", "action_expert", "action_time_proj")
-UNUSED = ("lm_head_unused", "expert_lm_head_unused")
 
 #: The minimal set carried to the GPU (Python 3.12, manylinux x86_64, installed with --no-deps
 #: into a separate --target directory). The GPU image already has torch, torchvision, numpy,
@@ -45,313 +29,6 @@ UNUSED = ("lm_head_unused", "expert_lm_head_unused")
 #: transformers 5.5 accepts only tokenizers <= 0.23.0 and the image has a newer one.
 PEER_WHEELS = ("lerobot==0.6.1", "torchao==0.18.0", "transformers==5.5.4", "tokenizers==0.22.2",
                "gymnasium==1.2.2", "farama-notifications==0.0.4", "draccus==0.11.6", "mergedeep==1.3.4")
-
-#: Differences between our model and lerobot's that are known and kept, with the reason.
-#: Keys: (component, what) where what is "count" (parameter count) or "shapes".
-ALLOWED_DIFFERENCES: dict[tuple[str, str], str] = {
-    ("vision_tower", "shapes"): "position embedding: ours a (1, 256, 1152) Parameter, lerobot an "
-                                "nn.Embedding (256, 1152); same numbers, same use",
-}
-
-
-# ----------------------------------------------------------------------------- components
-def lerobot_component(name: str) -> str:
-    """Component of a `PI05Pytorch` parameter name."""
-    if ".vision_tower." in name:
-        return "vision_tower"
-    if ".multi_modal_projector." in name:
-        return "projector"
-    if name.endswith("language_model.embed_tokens.weight"):
-        return "text_embedding"
-    if ".language_model." in name:
-        return "gemma_2b"
-    if "gemma_expert.lm_head" in name:
-        return "expert_lm_head_unused"
-    if "paligemma.lm_head" in name:
-        return "lm_head_unused"
-    if ".gemma_expert." in name:
-        return "action_expert"
-    if name.split(".")[0] in ("action_in_proj", "action_out_proj", "time_mlp_in", "time_mlp_out"):
-        return "action_time_proj"
-    raise ValueError(f"unclassified lerobot parameter {name!r}")
-
-
-def ours_component(name: str) -> str:
-    """Component of a `pi05perf.model.Pi05` parameter name."""
-    if name.startswith("vision.head."):
-        return "projector"  # SigLIP's linear head = PaliGemma's multi_modal_projector
-    if name.startswith("vision."):
-        return "vision_tower"
-    if name.startswith("embed_tokens."):
-        return "text_embedding"
-    if name.startswith("llm."):
-        return "gemma_2b"
-    if name.startswith("expert."):
-        return "action_expert"
-    if name.split(".")[0] in ("action_in_proj", "action_out_proj", "time_mlp_in", "time_mlp_out"):
-        return "action_time_proj"
-    raise ValueError(f"unclassified parameter {name!r}")
-
-
-def param_table(model: nn.Module, component_of: Callable[[str], str]) -> pd.DataFrame:
-    """One row per parameter tensor (tied tensors once): name, shape, numel, dtype, component."""
-    rows = [{"component": component_of(n), "name": n, "shape": "x".join(map(str, p.shape)),
-             "numel": p.numel(), "dtype": str(p.dtype).removeprefix("torch.")}
-            for n, p in model.named_parameters()]
-    return pd.DataFrame(rows)
-
-
-def ours_meta(horizon: int = 10) -> nn.Module:
-    """Our full-size model on the meta device with openpi's vocabulary (the benchmarks use a
-    small one: the table is only gathered from)."""
-    from .model import Pi05
-
-    with torch.device("meta"):
-        return Pi05(action_horizon=horizon)
-
-
-def ours_param_table() -> pd.DataFrame:
-    return param_table(ours_meta(), ours_component)
-
-
-def load_lerobot_params() -> pd.DataFrame:
-    """The committed parameter rows of lerobot's model (kind == 'param')."""
-    df = pd.read_csv(PARAMS_CSV, dtype={"shape": str})
-    df = df[df.kind == "param"].rename(columns={"value": "numel"})
-    df["numel"] = df["numel"].astype("int64")
-    return df[["component", "name", "shape", "numel", "dtype"]].reset_index(drop=True)
-
-
-def load_lerobot_stages() -> pd.DataFrame:
-    """The committed FLOP and KV-cache rows (kind in flops, kv_cache_bytes), one per config and stage."""
-    df = pd.read_csv(PARAMS_CSV, dtype={"shape": str})
-    return df[df.kind != "param"].reset_index(drop=True)
-
-
-def compare_components(ours: pd.DataFrame, theirs: pd.DataFrame) -> pd.DataFrame:
-    """Per component: parameter counts of both, the relative difference, whether the tensor
-    shapes agree as multisets, and the allow-listed reason for any difference."""
-    rows = []
-    for comp in COMPONENTS + UNUSED:
-        o, t = ours[ours.component == comp], theirs[theirs.component == comp]
-        oc, tc = int(o.numel.sum()), int(t.numel.sum())
-        diff = 0.0 if oc == tc else 100.0 * abs(oc - tc) / max(oc, tc)
-        shapes_equal = sorted(o["shape"].astype(str)) == sorted(t["shape"].astype(str))
-        reasons = [ALLOWED_DIFFERENCES.get((comp, w)) for w, bad in (("count", oc != tc),
-                                                                       ("shapes", not shapes_equal)) if bad]
-        if comp in UNUSED and oc == 0:
-            reasons = ["not used at inference (pi0.5 never decodes text): ours has no LM head"]
-        rows.append({"component": comp, "ours_count": oc, "lerobot_count": tc, "diff_pct": diff,
-                     "ours_tensors_count": len(o), "lerobot_tensors_count": len(t),
-                     "shapes_equal": shapes_equal,
-                     "allowed": all(r is not None for r in reasons),
-                     "reason": "; ".join(r for r in reasons if r) or ("identical" if not reasons else "NOT ALLOWED")})
-    return pd.DataFrame(rows)
-
-
-def mismatch_pct(cmp: pd.DataFrame) -> float:
-    """The largest relative parameter-count difference of any compared component (0: identical);
-    the unused LM heads are not part of the model that runs."""
-    return float(cmp[cmp.component.isin(COMPONENTS)].diff_pct.max())
-
-
-def shape_differences(ours: pd.DataFrame, theirs: pd.DataFrame, comp: str) -> pd.DataFrame:
-    """Shapes present in one model's component and not the other's (counted), for the page."""
-    o = ours[ours.component == comp]["shape"].value_counts()
-    t = theirs[theirs.component == comp]["shape"].value_counts()
-    idx = sorted(set(o.index) | set(t.index))
-    df = pd.DataFrame({"shape": idx, "ours_count": [int(o.get(s, 0)) for s in idx],
-                       "lerobot_count": [int(t.get(s, 0)) for s in idx]})
-    return df[df.ours_count != df.lerobot_count].reset_index(drop=True)
-
-
-def kv_cache_bytes(prefix_tokens: int, layers: int = 18, kv_heads: int = 1, head_dim: int = 256,
-                   dtype_bytes: int = 2) -> int:
-    """K and V of every layer for the prefix: what the prefill writes and each step reads."""
-    return 2 * layers * kv_heads * head_dim * prefix_tokens * dtype_bytes
-
-
-# ----------------------------------------------------------------------------- lerobot
-def add_peers_path() -> None:
-    """Where the peer wheels were installed into `PI05PERF_PEERS` (a pip --target directory), put
-    it first on sys.path: the book's own environment stays unchanged."""
-    import os
-
-    target = os.environ.get("PI05PERF_PEERS")
-    if target and target not in sys.path:
-        sys.path.insert(0, target)
-
-
-def import_lerobot() -> tuple[Any, Any]:
-    """(PI05Pytorch, PI05Config), or ImportError (or whatever lerobot raises) with the reason."""
-    add_peers_path()
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        mod = importlib.import_module("lerobot.policies.pi05.modeling_pi05")
-        cfg = importlib.import_module("lerobot.policies.pi05.configuration_pi05")
-    return mod.PI05Pytorch, cfg.PI05Config
-
-
-def lerobot_version() -> str | None:
-    try:
-        from importlib.metadata import version
-
-        return version("lerobot")
-    except Exception:  # noqa: BLE001 - any failure means "not installed"
-        return None
-
-
-def build_lerobot(chunk: int, device: torch.device | str, dtype: str = "bfloat16", *,
-                  compile_model: bool = False, compile_mode: str = "max-autotune",
-                  seed: int = 0) -> nn.Module:
-    """`PI05Pytorch` with random weights (lerobot's own init, seeded), as lerobot builds it:
-    `dtype` bfloat16 keeps the vision tower, projector and norms in float32. With
-    `compile_model` lerobot wraps `sample_actions` in torch.compile(mode=compile_mode) and sets
-    float32 matmul precision to "high" (a process-wide setting: callers restore it)."""
-    PI05Pytorch, PI05Config = import_lerobot()
-    cfg_device = "cpu" if torch.device(device).type == "meta" else str(device)  # lerobot rejects "meta"
-    cfg = PI05Config(chunk_size=chunk, n_action_steps=chunk, dtype=dtype, device=cfg_device,
-                     compile_model=compile_model, compile_mode=compile_mode)
-    torch.manual_seed(seed)
-    with torch.device(device):
-        model = PI05Pytorch(cfg)
-    return model.eval().requires_grad_(False)
-
-
-def lerobot_inputs(views: int, text_tokens: int, chunk: int, device: torch.device | str,
-                   seed: int = 0, vocab: int = 257152, image_size: int = 224) -> dict[str, Any]:
-    """Fresh random inputs in lerobot's layout: a list of [B, 3, S, S] images in [-1, 1] (fp32),
-    their masks, token ids and mask, and the fp32 noise the Euler loop starts from."""
-    g = torch.Generator(device="cpu").manual_seed(seed)
-    dev = torch.device(device)
-    meta = dev.type == "meta"
-
-    def rnd(*shape: int) -> torch.Tensor:
-        return torch.empty(*shape, device=dev) if meta else torch.randn(*shape, generator=g).to(dev)
-
-    images = [rnd(1, 3, image_size, image_size).clamp(-1, 1) for _ in range(views)]
-    tokens = (torch.zeros(1, text_tokens, dtype=torch.long, device=dev) if meta else
-              torch.randint(0, vocab, (1, text_tokens), generator=g).to(dev))
-    return {"images": images, "img_masks": [torch.ones(1, dtype=torch.bool, device=dev) for _ in range(views)],
-            "tokens": tokens, "masks": torch.ones(1, text_tokens, dtype=torch.bool, device=dev),
-            "noise": rnd(1, chunk, 32)}
-
-
-def lerobot_stages(model: nn.Module, inp: dict[str, Any], steps: int) -> dict[str, Callable[[], Any]]:
-    """lerobot's `sample_actions` cut at its stage boundaries, with lerobot's own code:
-    vision (embed_prefix: SigLIP + projector + text embedding), prefill (the language model
-    with use_cache), denoise (`steps` calls of its denoise_step through its Euler loop) and
-    whole (sample_actions itself). The later stages reuse the earlier stages' outputs, made
-    once here."""
-    vu = importlib.import_module("lerobot.policies.common.vla_utils")
-    fm = importlib.import_module("lerobot.policies.common.flow_matching")
-    args = (inp["images"], inp["img_masks"], inp["tokens"], inp["masks"])
-    with torch.no_grad():
-        embs, pad, att = model.embed_prefix(*args)
-        mask4d = vu.prepare_attention_masks_4d(vu.make_att_2d_masks(pad, att))
-        pos = torch.cumsum(pad, dim=1) - 1
-
-    def prefill():
-        model.paligemma_with_expert.paligemma.model.language_model.config._attn_implementation = "eager"
-        return model.paligemma_with_expert.forward(attention_mask=mask4d, position_ids=pos, past_key_values=None,
-                                                   inputs_embeds=[embs, None], use_cache=True)[1]
-
-    with torch.no_grad():
-        kv = prefill()
-
-    def denoise():
-        return fm.euler_integrate(lambda x, t: model.denoise_step(prefix_pad_masks=pad, past_key_values=kv,
-                                                                  x_t=x, timestep=t), inp["noise"], steps)
-
-    return {"vision": lambda: model.embed_prefix(*args), "prefill": prefill, "denoise": denoise,
-            "whole": lambda: model.sample_actions(*args, noise=inp["noise"], num_steps=steps)}
-
-
-def cache_bytes(kv: Any) -> int:
-    """Bytes of a transformers cache (DynamicCache or legacy tuples) of K and V."""
-    total = 0
-    for layer in kv:
-        for t in tuple(layer)[:2]:
-            total += t.numel() * t.element_size()
-    return total
-
-
-def stage_flops(fns: dict[str, Callable[[], Any]]) -> dict[str, int]:
-    """FlopCounterMode FLOPs of each stage callable (run once each; works on meta tensors)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    out = {}
-    for name, fn in fns.items():
-        fc = FlopCounterMode(display=False)
-        with torch.no_grad(), fc:
-            fn()
-        out[name] = int(fc.get_total_flops())
-    return out
-
-
-def check_actions(actions: torch.Tensor, noise: torch.Tensor) -> dict[str, float]:
-    """Every timed path must return finite, non-trivial actions: finite, not constant, and
-    moved away from the noise the Euler loop started from. AssertionError otherwise."""
-    a = actions.detach().float()
-    if a.shape != noise.shape:
-        raise AssertionError(f"actions shape {tuple(a.shape)} != noise shape {tuple(noise.shape)}")
-    if not torch.isfinite(a).all():
-        raise AssertionError("actions contain NaN or inf")
-    std = float(a.std())
-    moved = float((a - noise.float()).norm() / noise.float().norm())
-    if not std > 1e-6 or not moved > 1e-4:
-        raise AssertionError(f"trivial actions: std {std:.2e}, displacement from noise {moved:.2e}")
-    return {"actions_std": std, "displacement_ratio": moved}
-
-
-def measure_lerobot(device: torch.device, views: int, text_tokens: int, steps: int, chunk: int, repeats: int, *,
-                    compile_mode: str | None = None, state_from: nn.Module | None = None,
-                    reference: list[torch.Tensor] | None = None, stages: bool = True,
-                    log: Callable[[str], None] = progress) -> tuple[list[dict[str, Any]], nn.Module | None,
-                                                                 list[torch.Tensor]]:
-    """Build lerobot's model (eager, or with its own compile_model=True in `compile_mode`, weights
-    copied from `state_from`), check `sample_actions` on two fresh random inputs (finite,
-    non-trivial actions; cosine against `reference` outputs of the same inputs where given), then
-    time it on a third -- and, with `stages`, each stage alone. Returns (rows, model, the checked
-    outputs). A failure is one row with `error` set, never an exception."""
-    path = "lerobot_eager" if compile_mode is None else "lerobot_compiled"
-    prev = torch.get_float32_matmul_precision()  # lerobot's compile_model sets "high" process-wide
-    rows: list[dict[str, Any]] = []
-    model, outs = None, []
-    try:
-        model = build_lerobot(chunk, device, compile_model=compile_mode is not None,
-                              compile_mode=compile_mode or "max-autotune")
-        if state_from is not None:
-            model.load_state_dict(state_from.state_dict())
-        checks: dict[str, float] = {}
-        for i, seed in enumerate((1, 2)):
-            inp = lerobot_inputs(views, text_tokens, chunk, device, seed=seed)
-            with torch.no_grad():
-                a = model.sample_actions(inp["images"], inp["img_masks"], inp["tokens"], inp["masks"],
-                                         noise=inp["noise"], num_steps=steps).float().clone()
-            for k, v in check_actions(a, inp["noise"]).items():
-                checks[k] = min(checks.get(k, v), v)
-            if reference is not None:
-                checks["cos_vs_eager"] = min(checks.get("cos_vs_eager", 1.0), cosine(a, reference[i]))
-            outs.append(a)
-        timed = lerobot_inputs(views, text_tokens, chunk, device, seed=3)
-        fns = lerobot_stages(model, timed, steps)
-        for stage in (("vision", "prefill", "denoise", "whole") if stages else ("whole",)):
-            with torch.no_grad():
-                t = time_fn(fns[stage], device, repeats)
-            rows.append({"path": path, "stage": stage, "views": views, "horizon": chunk, "steps": steps,
-                         **t.as_dict(), **checks, "error": ""})
-            log(f"  {path:>17} {stage:>8} {views}v H{chunk}: {t.median_ms:8.3f} ms")
-    except Exception as e:  # noqa: BLE001 - recorded and shown as failed, the chapter goes on
-        msg = f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
-        rows.append({"path": path, "stage": "whole", "views": views, "horizon": chunk, "steps": steps,
-                     "median_ms": float("nan"), "error": msg})
-        log(f"  {path:>17}: FAILED {msg}")
-    finally:
-        torch.set_float32_matmul_precision(prev)
-    return rows, model, outs
 
 
 # ----------------------------------------------------------------------------- published peers
@@ -391,6 +68,12 @@ def precision_class(label: str) -> str:
     """'fp8 (unstated)' -> 'fp8'; the lowest precision named wins."""
     label = label.lower()
     return "fp8+fp4" if "fp4" in label else ("fp8" if "fp8" in label else "bf16")
+
+
+def kv_cache_bytes(prefix_tokens: int, layers: int = 18, kv_heads: int = 1, head_dim: int = 256,
+                   dtype_bytes: int = 2) -> int:
+    """K and V of every layer for the prefix: what the prefill writes and each step reads."""
+    return 2 * layers * kv_heads * head_dim * prefix_tokens * dtype_bytes
 
 
 def floor_ms(views: int, steps: int, bandwidth_gbps: float, tflops: float, weight_bytes: float = 2.0,
@@ -460,37 +143,15 @@ def measured_ceiling_floor(slug: str, views: int, steps: int, text_tokens: int, 
     return None
 
 
-# ----------------------------------------------------------------------------- writing the table
-def _write(path: Path = PARAMS_CSV, device: str = "meta") -> None:
-    """Write the fidelity table from lerobot's model (run where lerobot imports)."""
-    rows = []
-    tables = {}
-    configs = {"headline": dict(views=2, chunk=10), "lerobot_default": dict(views=3, chunk=50)}
-    for cname, c in configs.items():
-        model = build_lerobot(c["chunk"], device)
-        tables[cname] = param_table(model, lerobot_component)
-        inp = lerobot_inputs(c["views"], 200, c["chunk"], device)
-        fns = lerobot_stages(model, inp, steps=10)
-        fl = stage_flops(fns)
-        with torch.no_grad():
-            kv = fns["prefill"]()
-        for stage, f in fl.items():
-            rows.append({"config": cname, "kind": "flops", "component": "", "name": stage,
-                         "shape": f"views={c['views']} text=200 steps=10 chunk={c['chunk']}", "dtype": "",
-                         "value": f})
-        rows.append({"config": cname, "kind": "kv_cache_bytes", "component": "", "name": "prefix_kv_cache",
-                     "shape": f"prefix_tokens={c['views'] * 256 + 200}", "dtype": str(next(iter(kv))[0].dtype)
-                     .removeprefix("torch."), "value": cache_bytes(kv)})
-        del model
-    a, b = tables["headline"], tables["lerobot_default"]
-    if not a.equals(b):
-        raise AssertionError("lerobot's parameters depend on the chunk size: write both")
-    params = [{"config": "all", "kind": "param", **r, "value": r["numel"]} for r in a.to_dict("records")]
-    for r in params:
-        del r["numel"]
-    out = pd.DataFrame(params + rows)[["config", "kind", "component", "name", "shape", "dtype", "value"]]
-    out.to_csv(path, index=False)
-    print(f"wrote {path}: {len(params)} parameter tensors, {len(rows)} stage rows")
+# ----------------------------------------------------------------------------- peer wheels
+def add_peers_path() -> None:
+    """Where the peer wheels were installed into `PI05PERF_PEERS` (a pip --target directory), put
+    it first on sys.path: the book's own environment stays unchanged."""
+    import os
+
+    target = os.environ.get("PI05PERF_PEERS")
+    if target and target not in sys.path:
+        sys.path.insert(0, target)
 
 
 def download_command(dest: Path = WHEELHOUSE) -> list[str]:
@@ -513,6 +174,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("what", choices=["write", "wheels"])
     args = ap.parse_args(argv)
     if args.what == "write":
+        from .lerobot_pi05 import _write
+
         _write()
     else:
         WHEELHOUSE.mkdir(parents=True, exist_ok=True)
