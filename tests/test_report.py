@@ -193,3 +193,11 @@ def test_a_quoted_thor_figure_from_a_non_fp8_stack_is_not_labelled_fp8():
             checked += 1
             assert "not fp8" in f.thor_source.lower(), (f.label, f.thor_source)
     assert checked  # the TurboPi prefix row (bf16 in thor_timings.csv) is one such figure
+
+
+def test_a_shape_cell_breaks_only_between_its_factors():
+    from pi05perf.report import wrap_hints
+
+    once = wrap_hints("<table><tr><td>8192x16384x16384</td><td>712x2048</td></tr></table>")
+    assert "<td class='pi05-short'>8192x<wbr>16384x<wbr>16384</td>" in once and "712x<wbr>2048" in once
+    assert wrap_hints(once) == once

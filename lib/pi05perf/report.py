@@ -129,15 +129,18 @@ _PLAIN_CELL = re.compile(r"<td>([^<]*)</td>")
 
 _HEADER = re.compile(r"<th>([^<]*)</th>")
 _CODE_SPAN = re.compile(r"`([^`<]+)`")
+_SHAPE = re.compile(r"\d+(?:x\d+)+")
 
 
 def wrap_hints(table_html: str) -> str:
     """Where a table's cells may wrap. A number or short token stays on one line ("0.20|5" was a
     wrapped 0.205; long text still wraps anywhere); a header may break after an underscore
     (`compile_graph_splitkv`), and nowhere inside a word; a `backquoted` identifier in a cell is
-    set as code and may break after an underscore or a slash. Applied when a table is rendered and, by
+    set as code and may break after an underscore or a slash; a shape (8192x8192x8192) only after an x. Applied when a table is rendered and, by
     the book's staging, to tables in notebooks executed before these rules existed."""
     def short(m: re.Match) -> str:
+        if _SHAPE.fullmatch(m[1]):  # 8192x8192x8192: whole factors, a line break only after an "x"
+            return "<td class='pi05-short'>" + m[1].replace("x", "x<wbr>") + "</td>"
         return f"<td class='pi05-short'>{m[1]}</td>" if len(html.unescape(m[1])) <= SHORT_CELL else m[0]
 
     def header(m: re.Match) -> str:
