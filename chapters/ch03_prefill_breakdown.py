@@ -197,7 +197,7 @@ alt.Chart(mm).mark_bar().encode(
 # %% tags=["hide-input"]
 sms = torch.cuda.get_device_properties(run.device).multi_processor_count if run.cuda else None
 thor_sms = int(reference.quoted("thor_sm_count"))
-lin = "linear (W[N,K], x@W.T)"
+lin = prefill_bench.LINEAR_LAYOUT
 down, gate = (mm[mm.gemm == g].set_index("layout") for g in ("down_proj", "gate_proj"))
 thor_mn = {"down_proj": (prefix_tokens, config.GEMMA_2B.width), "gate_proj": (prefix_tokens, config.GEMMA_2B.mlp_dim)}
 tile_of = lambda row: tuple(int(v) for v in row.tile.split("x"))
@@ -242,12 +242,8 @@ slowdown of down_proj per FLOP, **not the {seed_drop:.1f}× the seed's bandwidth
 # %% tags=["hide-input"]
 if run.cuda:
     kd, kg = down.loc[lin], gate.loc[lin]
-    measured_ratio = kd.tflops / kg.tflops
-    predicted = {o: flops.waves(*o_mn, sms, *tile_of(kd))["sm_utilisation"] /
-                    flops.waves(*o_gn, sms, *tile_of(kg))["sm_utilisation"]
-                 for o, o_mn, o_gn in (("(M, N)", shapes["down_proj"][:2], shapes["gate_proj"][:2]),
-                                       ("(N, M)", shapes["down_proj"][1::-1], shapes["gate_proj"][1::-1]))}
-    explained = [o for o, p in predicted.items() if abs(p / measured_ratio - 1) <= 0.15]
+    dp = prefill_bench.down_proj_tiles(mm)  # the verdict reads the same comparison back from the results
+    measured_ratio, predicted, explained = dp["ratio"], dp["predicted"], dp["explained"]
     along = ", ".join("tiles along " + o.strip("()") for o in explained)
     splits = {g: prefill_bench.declared_split(k.kernel) for g, k in (("down_proj", kd), ("gate_proj", kg))}
     split_words = " and ".join(f"{g}'s kernel declares {kind}" for g, kind in splits.items() if kind)

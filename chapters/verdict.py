@@ -27,7 +27,8 @@ repeats = 0  # unused here
 gpu_slug = ""  # whose results the verdicts read; "" = $REPORT_DEVICE or the newest run
 
 # %% tags=["hide-input"]
-from pi05perf import claims as figs, config, flops, fp8_paths as FP, precision_bench as PB, reference, results, triton_matmul as TM
+from pi05perf import (claims as figs, config, flops, fp8_paths as FP, precision_bench as PB, prefill_bench, reference,
+                      results, triton_matmul as TM)
 from pi05perf.report import md, show, start, table
 from pi05perf import verdicts as V
 from pi05perf.verdicts import NOT_YET, Ledger, status_of as gpu_status, text as x
@@ -361,14 +362,14 @@ claim(S, f"Attention is only {q('kv_breakdown_attention_ms'):g} ms ({att_claim:g
       + ("." if h_att is None else
          f", {h_att / att_claim:.2f}× the claimed {att_claim:g}%"
          + (" (within ±25% of it)." if att_status == "held" else
-            f": the figure does not hold (more than ±25% off); "
+            ": the figure does not hold (more than ±25% off); "
             + ("attention is still a minor part of the prefill (under 20%; the MLP's GEMMs take "
                f"{x(gpu('ch03_prefill_breakdown', 'profiled_best_mlp_share_pct'), '.0f', '%')}), so the 'only' does."
                if att_status == "partly held" else "nor is attention a minor part of the prefill (20% or more)."))),
       "ch03_prefill_breakdown", short="attention is 5%")
 # chapter 3's own comparison, read back from its matmul table the way the chapter computes it
 dn, gt = gpu("ch03_prefill_breakdown", "down_proj_linear_tflops"), gpu("ch03_prefill_breakdown", "gate_proj_linear_tflops")
-dp = V.down_proj_tiles(gpu_rows("ch03_prefill_breakdown", "matmul_sweep", cite=True))
+dp = prefill_bench.down_proj_tiles(gpu_rows("ch03_prefill_breakdown", "matmul_sweep", cite=True))
 dp_ratio = dn / gt if dn and gt else None
 seed_drop = q("down_proj_bw_seq1_gbps") / q("down_proj_bw_seq712_gbps")
 dp_why = V.down_proj_reading(dp)

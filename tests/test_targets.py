@@ -33,16 +33,16 @@ def test_launch_floor_table_multiplies_the_kernel_count_by_one_kernels_cost():
 
 
 def test_a_two_condition_target_is_met_only_when_both_hold():
-    fast_but_wrong = targets.Target("fp8", 10.0, 12.0, "ms", "x", also=(0.99, 0.998, "cosine", True))
-    both = targets.Target("fp8", 10.0, 12.0, "ms", "x", also=(0.9995, 0.998, "cosine", True))
-    slow = targets.Target("fp8", 15.0, 12.0, "ms", "GEMMs", also=(0.9995, 0.998, "cosine", True))
+    fast_but_wrong = targets.Target("fp8", 10.0, 12.0, "ms", "x", also=targets.Target("cos", 0.99, 0.998, "cosine", at_least=True))
+    both = targets.Target("fp8", 10.0, 12.0, "ms", "x", also=targets.Target("cos", 0.9995, 0.998, "cosine", at_least=True))
+    slow = targets.Target("fp8", 15.0, 12.0, "ms", "GEMMs", also=targets.Target("cos", 0.9995, 0.998, "cosine", at_least=True))
     assert not fast_but_wrong.met and both.met and not slow.met
     assert targets.Target("cos", 0.999, 0.998, "cosine", at_least=True).met
 
 
 def test_targets_table_says_what_stands_in_the_way_only_where_not_met():
     t = targets.targets_table([targets.Target("call ≤ 10 ms", 17.97, 10.0, "ms", "denoise +8.06 ms"),
-                               targets.Target("fp8", 11.0, 12.58, "ms", "kernels", also=(0.99983, 0.998, "cosine", True))])
+                               targets.Target("fp8", 11.0, 12.58, "ms", "kernels", also=targets.Target("cos", 0.99983, 0.998, "cosine", at_least=True))])
     assert list(t.met) == ["not met", "met"]
     assert t["in the way"].tolist() == ["denoise +8.06 ms", ""]
     assert t.limit[1] == "≤ 12.6 ms; ≥ 0.99800" and t.measured[1].endswith("; 0.99983")

@@ -2,7 +2,7 @@
 import pandas as pd
 import pytest
 
-from pi05perf import results, verdicts
+from pi05perf import prefill_bench, results, verdicts
 
 
 @pytest.fixture
@@ -71,7 +71,7 @@ def test_an_int4_prefill_claim_rests_on_the_whole_prefill_and_names_each_scope()
 
 
 def _sweep(down_tflops):
-    lin = verdicts.LINEAR
+    lin = prefill_bench.LINEAR_LAYOUT
     return pd.DataFrame([
         {"gemm": "down_proj", "layout": lin, "M": 712, "N": 2048, "tile": "128x184", "tiles": 72, "waves": 72 / 132,
          "tflops": down_tflops, "kernel": "k_splitK"},
@@ -85,13 +85,13 @@ def test_down_proj_reads_chapter_3s_tile_comparison_from_its_table():
     from pi05perf.flops import waves
 
     mn = waves(712, 2048, 132, 128, 184)["sm_utilisation"] / waves(712, 16384, 132, 128, 240)["sm_utilisation"]
-    gap = verdicts.down_proj_tiles(_sweep(0.95 * 600.0))  # a 5% gap: no tile model predicts it
+    gap = prefill_bench.down_proj_tiles(_sweep(0.95 * 600.0))  # a 5% gap: no tile model predicts it
     assert gap["ratio"] == pytest.approx(0.95) and gap["predicted"]["(M, N)"] == pytest.approx(mn)
-    assert gap["explained"] == [] and gap["best_layout"] == verdicts.LINEAR and not gap["same_kernel"]
-    wave = verdicts.down_proj_tiles(_sweep(mn * 600.0))  # the gap the last wave predicts
+    assert gap["explained"] == [] and gap["best_layout"] == prefill_bench.LINEAR_LAYOUT and not gap["same_kernel"]
+    wave = prefill_bench.down_proj_tiles(_sweep(mn * 600.0))  # the gap the last wave predicts
     assert wave["explained"] == ["(M, N)"]
-    assert verdicts.down_proj_tiles(None) is None
-    assert verdicts.down_proj_tiles(_sweep(500.0).iloc[:2]) is None  # no gate_proj row
+    assert prefill_bench.down_proj_tiles(None) is None
+    assert prefill_bench.down_proj_tiles(_sweep(500.0).iloc[:2]) is None  # no gate_proj row
 
 
 def test_path_of_names_the_row_a_headline_figure_timed():
@@ -129,12 +129,12 @@ def test_projected_figures_never_sit_in_a_measured_column():
 
 
 def test_a_split_k_down_proj_kernel_is_not_judged_by_a_no_split_wave_model():
-    gap = verdicts.down_proj_tiles(_sweep(0.95 * 600.0))  # down_proj's kernel is "k_splitK"
+    gap = prefill_bench.down_proj_tiles(_sweep(0.95 * 600.0))  # down_proj's kernel is "k_splitK"
     assert verdicts.split_kernels(gap) == ["down_proj"]
     t = verdicts.down_proj_reading(gap)
     assert "split-K" in t and "k_splitK" in t and "factor" in t and "unexplained" in t
     assert "does not explain" not in t and "within 15%" not in t  # the model is not presented as decisive
-    plain = verdicts.down_proj_tiles(_sweep(0.95 * 600.0).replace({"kernel": {"k_splitK": "k1"}}))
+    plain = prefill_bench.down_proj_tiles(_sweep(0.95 * 600.0).replace({"kernel": {"k_splitK": "k1"}}))
     assert verdicts.split_kernels(plain) == []
     assert "neither is within 15%" in verdicts.down_proj_reading(plain)  # a no-split kernel: the model applies
     assert verdicts.down_proj_reading(None) == "Chapter 3's tile comparison is not in this run."

@@ -198,6 +198,42 @@ def declared_split(kernel: str) -> str | None:
     return None if m is None else ("stream-K" if m[0].lower().startswith("stream") else "split-K")
 
 
+LINEAR_LAYOUT = "linear (W[N,K], x@W.T)"  #: `matmul_sweep`'s nn.Linear layout (the weight as nn.Linear keeps it)
+
+
+def down_proj_tiles(sweep: pd.DataFrame | None, tol: float = 0.15) -> dict | None:
+    """Chapter 3's down_proj/gate_proj comparison from its `matmul_sweep` table (computed by the
+    chapter and read back from its results by the verdict): the measured rate ratio (nn.Linear layout), what wave quantisation
+    predicts with the tiles cuBLAS's kernel names declare (tiles along (M, N) and along (N, M)),
+    which predictions fall within `tol` of the measurement, and the best down_proj layout.
+    None where the run lacks the table or either GEMM."""
+    if sweep is None or sweep.empty or "gemm" not in sweep:
+        return None
+    lin = sweep[sweep.layout == LINEAR_LAYOUT].set_index("gemm")
+    if not {"down_proj", "gate_proj"} <= set(lin.index):
+        return None
+    kd, kg = lin.loc["down_proj"], lin.loc["gate_proj"]
+    out: dict = {"down_tflops": float(kd.tflops), "gate_tflops": float(kg.tflops),
+                           "ratio": float(kd.tflops / kg.tflops), "same_kernel": kd.get("kernel") == kg.get("kernel"),
+                           "predicted": {}, "explained": [],
+                           "down_proj_kernel": str(kd.get("kernel", "")), "gate_proj_kernel": str(kg.get("kernel", ""))}
+    downs = sweep[sweep.gemm == "down_proj"]
+    best = downs.loc[downs.tflops.idxmax()]
+    out["best_layout"], out["best_tflops"] = str(best.layout), float(best.tflops)
+    try:
+        sms = round(float(kd.tiles) / float(kd.waves))  # the chapter's SM count: waves = tiles / SMs
+        tile = lambda r: tuple(int(v) for v in str(r.tile).split("x"))  # noqa: E731
+        mn = lambda r: (int(r.M), int(r.N))  # noqa: E731
+        for name, flip in (("(M, N)", False), ("(N, M)", True)):
+            d, g = (mn(r)[::-1] if flip else mn(r) for r in (kd, kg))
+            out["predicted"][name] = (fl.waves(*d, sms, *tile(kd))["sm_utilisation"]
+                                      / fl.waves(*g, sms, *tile(kg))["sm_utilisation"])
+    except (AttributeError, KeyError, TypeError, ValueError, ZeroDivisionError):
+        return out  # an older table without tiles: the measured ratio only
+    out["explained"] = [o for o, p in out["predicted"].items() if abs(p / out["ratio"] - 1) <= tol]
+    return out
+
+
 def top_kernel(fn: Callable[[], object], device: torch.device) -> str:
     """The kernel (on a CPU: the op) that takes most of one call of `fn`."""
     from .profiling import kernel_profile
@@ -225,7 +261,7 @@ def matmul_sweep(shapes: dict[str, tuple[int, int, int]], device: torch.device, 
         w_t = w.t().contiguous()
         with exact_fp32():
             ref = x.float() @ w.float().t()
-        cases = {"linear (W[N,K], x@W.T)": lambda: F.linear(x, w), "row-major (W[K,N], x@W)": lambda: x @ w_t}
+        cases = {LINEAR_LAYOUT: lambda: F.linear(x, w), "row-major (W[K,N], x@W)": lambda: x @ w_t}
         for s in splits:
             if s > 1 and K % s == 0:
                 cases[f"split-K {s}"] = lambda s=s: splitk_linear(x, w_t, s)

@@ -72,40 +72,36 @@ def launch_floor_text(latency: Timing, kernels_per_step: float, step_ms: float, 
 class Target:
     """One target: `measured` against `limit` (at most, or at least when `at_least`), in `unit`,
     with what stands in the way when it is not met. A target of two conditions is met only when
-    both are (`also`: a second (measured, limit, unit, at_least) that must hold too)."""
+    both are (`also`: the second condition, a Target of its own)."""
     name: str
     measured: float
     limit: float
     unit: str
     in_the_way: str = ""
     at_least: bool = False
-    also: tuple | None = None
+    also: "Target | None" = None
 
     @property
     def met(self) -> bool:
-        ok = lambda m, lim, least: m >= lim if least else m <= lim  # noqa: E731
-        return ok(self.measured, self.limit, self.at_least) and (
-            self.also is None or ok(self.also[0], self.also[1], self.also[3]))
+        ok = self.measured >= self.limit if self.at_least else self.measured <= self.limit
+        return ok and (self.also is None or self.also.met)
+
+    def shown(self) -> tuple[str, str]:
+        """(measured, limit) as text with units, each condition's after the other's."""
+        from .report import fmt
+
+        val = (lambda v: f"{v:.5f}") if self.unit == "cosine" else (lambda v: fmt(v, self.unit))
+        measured, limit = val(self.measured), ("≥ " if self.at_least else "≤ ") + val(self.limit)
+        if self.also is None:
+            return measured, limit
+        m2, l2 = self.also.shown()
+        return f"{measured}; {m2}", f"{limit}; {l2}"
 
 
 def targets_table(targets: list[Target]) -> pd.DataFrame:
     """One row per target, values as text with units: measured, limit, met or not, and (where
     not met) what stands in the way."""
-    from .report import fmt
-
-    def val(m: float, unit: str) -> str:
-        return f"{m:.5f}" if unit == "cosine" else fmt(m, unit)
-
-    def both(t: Target, which: int) -> str:
-        first = val(t.measured if which == 0 else t.limit, t.unit)
-        first = first if which == 0 else ("≥ " if t.at_least else "≤ ") + first
-        if t.also is None:
-            return first
-        m, lim, unit, least = t.also
-        second = val(m, unit) if which == 0 else ("≥ " if least else "≤ ") + val(lim, unit)
-        return f"{first}; {second}"
-
-    return pd.DataFrame([{"target": t.name, "measured": both(t, 0), "limit": both(t, 1),
+    return pd.DataFrame([{"target": t.name, "measured": t.shown()[0], "limit": t.shown()[1],
                           "met": "met" if t.met else "not met", "in the way": "" if t.met else t.in_the_way}
                          for t in targets])
 

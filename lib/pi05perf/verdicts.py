@@ -155,53 +155,14 @@ def int4_evidence(device: str, whole_ratio: float | None, kernel_ratio: float | 
             "(gate/up and down: a kernel figure, not a whole prefill).")
 
 
-LINEAR = "linear (W[N,K], x@W.T)"  # chapter 3's nn.Linear layout
-
-
-def down_proj_tiles(sweep: pd.DataFrame | None, tol: float = 0.15) -> dict[str, Any] | None:
-    """Chapter 3's down_proj/gate_proj comparison, read back from its `matmul_sweep` table the way
-    the chapter computes it: the measured rate ratio (nn.Linear layout), what wave quantisation
-    predicts with the tiles cuBLAS's kernel names declare (tiles along (M, N) and along (N, M)),
-    which predictions fall within `tol` of the measurement, and the best down_proj layout.
-    None where the run lacks the table or either GEMM."""
-    from .flops import waves
-
-    if sweep is None or sweep.empty or "gemm" not in sweep:
-        return None
-    lin = sweep[sweep.layout == LINEAR].set_index("gemm")
-    if not {"down_proj", "gate_proj"} <= set(lin.index):
-        return None
-    kd, kg = lin.loc["down_proj"], lin.loc["gate_proj"]
-    out: dict[str, Any] = {"down_tflops": float(kd.tflops), "gate_tflops": float(kg.tflops),
-                           "ratio": float(kd.tflops / kg.tflops), "same_kernel": kd.get("kernel") == kg.get("kernel"),
-                           "predicted": {}, "explained": [],
-                           "down_proj_kernel": str(kd.get("kernel", "")), "gate_proj_kernel": str(kg.get("kernel", ""))}
-    downs = sweep[sweep.gemm == "down_proj"]
-    best = downs.loc[downs.tflops.idxmax()]
-    out["best_layout"], out["best_tflops"] = str(best.layout), float(best.tflops)
-    try:
-        sms = round(float(kd.tiles) / float(kd.waves))  # the chapter's SM count: waves = tiles / SMs
-        tile = lambda r: tuple(int(v) for v in str(r.tile).split("x"))  # noqa: E731
-        mn = lambda r: (int(r.M), int(r.N))  # noqa: E731
-        for name, flip in (("(M, N)", False), ("(N, M)", True)):
-            d, g = (mn(r)[::-1] if flip else mn(r) for r in (kd, kg))
-            out["predicted"][name] = (waves(*d, sms, *tile(kd))["sm_utilisation"]
-                                      / waves(*g, sms, *tile(kg))["sm_utilisation"])
-    except (AttributeError, KeyError, TypeError, ValueError, ZeroDivisionError):
-        return out  # an older table without tiles: the measured ratio only
-    out["explained"] = [o for o, p in out["predicted"].items() if abs(p / out["ratio"] - 1) <= tol]
-    return out
-
-
-SPLIT_NAMES = ("splitk", "split_k", "streamk", "stream_k")  # what chapter 3 reads as a split-K / stream-K kernel
-
-
 def split_kernels(dp: dict[str, Any] | None) -> list[str]:
     """The GEMMs (of down_proj, gate_proj) whose nn.Linear kernel name declares a split-K or
-    stream-K schedule: the split factor is not in the name."""
+    stream-K schedule (`prefill_bench.declared_split`): the split factor is not in the name."""
+    from .prefill_bench import declared_split
+
     if not dp:
         return []
-    return [g for g in ("down_proj", "gate_proj") if any(t in str(dp.get(f"{g}_kernel", "")).lower() for t in SPLIT_NAMES)]
+    return [g for g in ("down_proj", "gate_proj") if declared_split(str(dp.get(f"{g}_kernel", "")))]
 
 
 def down_proj_reading(dp: dict[str, Any] | None) -> str:
@@ -209,11 +170,13 @@ def down_proj_reading(dp: dict[str, Any] | None) -> str:
     without split describes only a kernel that does not split K: where cuBLAS's down_proj kernel
     is split-K (factor not in its name), the model's prediction is reported, never used to
     explain or to rule out anything."""
+    from .prefill_bench import LINEAR_LAYOUT
+
     if dp is None or not dp["predicted"]:
         return "Chapter 3's tile comparison is not in this run."
     pred = " or ".join(f"{p:.2f}× (tiles along {o[1:-1]})" for o, p in dp["predicted"].items())
     hand = ("splitting K by hand does not beat it (the best down_proj layout is "
-            + ("nn.Linear's own" if dp["best_layout"] == LINEAR else f"`{dp['best_layout']}`")
+            + ("nn.Linear's own" if dp["best_layout"] == LINEAR_LAYOUT else f"`{dp['best_layout']}`")
             + f", {dp['best_tflops']:.0f} TFLOP/s)" if "split-K" not in dp["best_layout"] else
             f"split over K by hand it reaches {dp['best_tflops']:.0f} TFLOP/s (`{dp['best_layout']}`)")
     if "down_proj" in split_kernels(dp):
