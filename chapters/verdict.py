@@ -27,7 +27,7 @@ repeats = 0  # unused here
 gpu_slug = ""  # whose results the verdicts read; "" = $REPORT_DEVICE or the newest run
 
 # %% tags=["hide-input"]
-from pi05perf import (claims as figs, config, flops, fp8_paths as FP, precision_bench as PB, prefill_bench, reference,
+from pi05perf import (claims as figs, config, flops, fp8_paths as FP, peers, precision_bench as PB, prefill_bench, reference,
                       results, triton_matmul as TM)
 from pi05perf.report import md, show, start, table
 from pi05perf import verdicts as V
@@ -88,7 +88,7 @@ BF, I4, F8 = ("bf16 weights, bf16 compute", "INT4 weight-only (group 128), bf16 
 int4_bound = float(tf.speedup_vs_bf16_floor[I4])  # chapter 5's "at most" on Thor's spec
 # The whole call's floor on Thor's spec sheet, counted as chapter 9 counts it (`peers.floor_ms`).
 THOR = "Jetson AGX Thor"
-call_floor8, call_floor4 = (V.spec_call_floor_ms(THOR, p, 2, 10) for p in ("fp8", "fp8+fp4"))
+call_floor8, call_floor4 = (peers.spec_floor_ms(THOR, p, 2, 10) for p in ("fp8", "fp8+fp4"))
 nv_bf16, nv8, nv4 = q("nvidia_thor_pytorch_bf16_compile_ms"), q("nvidia_thor_trt_fp8_ms"), q("nvidia_thor_trt_fp8_nvfp4_ms")
 nv4_cos, nv8_cos = q("nvidia_thor_nvfp4_cos"), q("nvidia_thor_fp8_cos")
 fr, fr_prefix, tp_prefix = q("flashrt_fp8_2view_ms"), q("flashrt_prefix_ms"), q("turbopi_trt_fp8_10step_prefix_ms")

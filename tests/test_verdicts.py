@@ -154,8 +154,8 @@ def test_the_call_floor_is_chapter_9s_floor_of_the_same_call():
         row = pf[(pf.platform == "Jetson AGX Thor") & (pf.views == 2) & (pf.steps == 10)
                  & (pf.precision.map(peers.precision_class) == prec)]
         assert len(row), prec
-        assert verdicts.spec_call_floor_ms("Jetson AGX Thor", prec, 2, 10) == pytest.approx(float(row.floor_ms.iloc[0]))
-    assert verdicts.spec_call_floor_ms("Jetson AGX Thor", "fp8", 2, 10) < verdicts.spec_call_floor_ms(
+        assert peers.spec_floor_ms("Jetson AGX Thor", prec, 2, 10) == pytest.approx(float(row.floor_ms.iloc[0]))
+    assert peers.spec_floor_ms("Jetson AGX Thor", "fp8", 2, 10) < peers.spec_floor_ms(
         "Jetson AGX Thor", "bf16", 2, 10)
 
 

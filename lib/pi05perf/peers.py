@@ -96,6 +96,14 @@ def floor_ms(views: int, steps: int, bandwidth_gbps: float, tflops: float, weigh
     return total * 1e3
 
 
+def spec_floor_ms(platform: str, precision: str, views: int, steps: int, specs: pd.DataFrame | None = None) -> float:
+    """The floor of one whole call (views, steps) on `platform`'s spec sheet (`hardware_specs`, or
+    `specs`) at `precision`: its bytes per weight and compute ceiling from `PRECISIONS`."""
+    wb, col, factor = PRECISIONS[precision_class(precision)]
+    spec = (hardware_specs() if specs is None else specs).loc[platform]
+    return floor_ms(views, steps, spec["bandwidth_gbps"], spec[col] * factor, wb)
+
+
 def per_floor_table(ours: list[dict[str, Any]] | None = None) -> pd.DataFrame:
     """Each published latency over the roofline floor of the same work (views, steps) on the
     peer's own hardware at the peer's own precision (`PRECISIONS`). `ours`: extra rows
@@ -107,12 +115,7 @@ def per_floor_table(ours: list[dict[str, Any]] | None = None) -> pd.DataFrame:
             for _, r in published_latencies().iterrows()]
     rows += [{"source": "measured here", "note": "", **o} for o in ours or []]
     df = pd.DataFrame(rows)
-    floors = []
-    for r in df.itertuples():
-        wb, col, factor = PRECISIONS[precision_class(r.precision)]
-        spec = hw.loc[r.platform]
-        floors.append(floor_ms(int(r.views), int(r.steps), spec["bandwidth_gbps"], spec[col] * factor, wb))
-    df["floor_ms"] = floors
+    df["floor_ms"] = [spec_floor_ms(r.platform, r.precision, int(r.views), int(r.steps), hw) for r in df.itertuples()]
     df["x_floor_ratio"] = df.latency_ms / df.floor_ms
     return df
 

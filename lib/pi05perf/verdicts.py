@@ -199,17 +199,6 @@ def int4_premise_status(thor_bound: float, claimed: float) -> str:
     return "not held" if thor_bound < 0.5 * claimed else "partly held" if thor_bound < 0.9 * claimed else "held"
 
 
-def spec_call_floor_ms(platform: str, precision: str, views: int, steps: int) -> float:
-    """The floor of one whole call (views, steps) on `platform`'s spec sheet at `precision`,
-    counted as chapter 9 counts it (`peers.per_floor_table`: `peers.floor_ms`, the precision's
-    bytes per weight and compute ceiling from `peers.PRECISIONS`, the bf16 K/V cache)."""
-    from . import peers
-
-    wb, col, factor = peers.PRECISIONS[peers.precision_class(precision)]
-    spec = peers.hardware_specs().loc[platform]
-    return peers.floor_ms(views, steps, spec["bandwidth_gbps"], spec[col] * factor, wb)
-
-
 def fastest_quoted(platform: str = "Jetson AGX Thor", views: int = 2, steps: int = 10) -> dict[str, Any] | None:
     """The fastest published latency of the whole call (views, steps) on `platform` in chapter 9's
     reference data (`peers.published_latencies`): peer, precision, latency_ms, source. None where
