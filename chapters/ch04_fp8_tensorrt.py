@@ -47,22 +47,21 @@ import torch
 
 import dataclasses
 
-from pi05perf import ceilings, claims, config, flops, fp8_paths as FP, precision as Q, precision_bench as PB, reference, results
-from pi05perf.report import fmt, md, show, side_by_side, start, verdict
-from pi05perf.timing import Timing, spread_overlaps
+from pi05perf import ceilings, config, fp8_findings, fp8_paths as FP, precision as Q, precision_bench as PB, quantized_prefill, results
+from pi05perf.report import fmt, md, show, side_by_side, start
 
 say = lambda text: show(md(text))  # noqa: E731  (markdown from computed values, shown where it is built)
 run = start("ch04_fp8_tensorrt", profile=profile, device=device, dtype=dtype, repeats=repeats,
             prefix_tokens=prefix_tokens, onnx_tokens=onnx_tokens, memory_bound_variant=memory_bound_variant)
-if compile_scope not in PB.SCOPES:
-    raise ValueError(f"compile_scope={compile_scope!r} is not allowed; allowed values: {'|'.join(PB.SCOPES)}")
+if compile_scope not in quantized_prefill.SCOPES:
+    raise ValueError(f"compile_scope={compile_scope!r} is not allowed; allowed values: {'|'.join(quantized_prefill.SCOPES)}")
 if not (0 < target_ratio and 0 < target_cos <= 1):
     raise ValueError("target_ratio must be > 0 and target_cos in (0, 1]")
 cfg = config.GEMMA_2B if run.full else config.tiny_config(config.GEMMA_2B, width=256, num_heads=4, head_dim=64)
 tokens = prefix_tokens if run.full else min(prefix_tokens, 64)
 fp8_here = Q.fp8_supported(run.device)
 scope = compile_scope if run.cuda else "eager"
-specs = list(dict.fromkeys(PB.parse_variant(s, scope).name for s in variants))
+specs = list(dict.fromkeys(quantized_prefill.parse_variant(s, scope).name for s in variants))
 key = "prefill712" if tokens == 712 else "prefill"
 slug = results.device_slug(results.device_name(run.device))
 if not fp8_here:
@@ -111,8 +110,8 @@ help" does not follow even on paper: FP8 weights are half the bytes. On this dev
 # with fewer bits.
 
 # %% tags=["hide-input"]
-refs = PB.references(cfg, tokens, run.device, run.dtype)
-var = PB.quantized_prefill_variants(refs, run.repeats, specs, scope=scope)
+refs = quantized_prefill.references(cfg, tokens, run.device, run.dtype)
+var = quantized_prefill.quantized_prefill_variants(refs, run.repeats, specs, scope=scope)
 show(var[["variant", "kernels", "median_ms", "p25_ms", "p75_ms", "compile_s", "weight_bytes"]])
 show(var[["variant", "rel_err_vs_fp32", "vs_base_hidden_cos", "vs_base_kv_cos", "vs_base_kv_cos_worst_layer"]])
 base = var[var.scheme == "base"].iloc[0] if (var.scheme == "base").any() else None
@@ -133,63 +132,13 @@ else:
     say("No variant was timed on this device (FP8 is simulated here); the accuracy columns above still hold.")
 
 # %% tags=["hide-input"]
-def best_of(coverage: str) -> pd.Series | None:
-    """Fastest timed FP8 variant on `coverage` meeting the accuracy target; else the fastest timed one."""
-    c = var[var.scheme.str.startswith("fp8") & (var.coverage == coverage) & var.median_ms.notna()]
-    if c.empty:
-        return None
-    good = c[(c.vs_base_hidden_cos >= target_cos) & (c.vs_base_kv_cos >= target_cos)]
-    return (good if not good.empty else c).sort_values("median_ms").iloc[0]
-
-
-def acc_of(coverage: str) -> pd.Series | None:
-    """Accuracy row of the first FP8 variant on `coverage` (also where nothing could be timed)."""
-    c = var[var.scheme.str.startswith("fp8") & (var.coverage == coverage)]
-    return None if c.empty else c.iloc[0]
-
-
-mlp_best, full_best = best_of("mlp"), best_of("full")
-full_acc = full_best if full_best is not None else acc_of("full")
+mlp_best = fp8_findings.fastest_fp8(var, "mlp", target_cos)
+full_best = fp8_findings.fastest_fp8(var, "full", target_cos)
+full_acc = full_best if full_best is not None else fp8_findings.first_fp8(var, "full")
 ch03_best = results.measured("ch03_prefill_breakdown", "prefill712_best_ms", slug) if tokens == 712 else None
-as_timing = lambda r: Timing(r.median_ms, r.p25_ms, r.p75_ms, int(r.n), r.method)  # noqa: E731
-lines = []
-if full_best is not None and base is not None:
-    ratio = full_best.median_ms / base.median_ms
-    cos_ok = full_best.vs_base_hidden_cos >= target_cos and full_best.vs_base_kv_cos >= target_cos
-    met = ratio <= target_ratio and cos_ok
-    lines.append(f"The fastest full-coverage FP8 variant, **{full_best.variant}**, runs the prefill in "
-                 f"**{full_best.median_ms:.2f} ms** against {base.median_ms:.2f} ms for the unquantized model "
-                 f"({str(run.dtype).removeprefix('torch.')}, {'compiled the same way' if base.scope != 'eager' else 'eager'}) "
-                 f"on the same run: **{ratio:.2f}×** the bf16 time ({base.median_ms / full_best.median_ms:.2f}× faster), "
-                 f"cosine to bf16 {full_best.vs_base_hidden_cos:.5f} (final hidden state) and "
-                 f"{full_best.vs_base_kv_cos:.5f} (KV cache).")
-    lines.append(f"**Target** (≤ {target_ratio}× the bf16 time with cos ≥ {target_cos}): "
-                 f"**{'met' if met else 'not met'}** on this run"
-                 + ("" if cos_ok else f" (accuracy short of {target_cos})") + ".")
-    tried, untried = FP.fp8_tried(var)
-    floor8 = fl_here.floor_ms.get("fp8")
-    lines.append("Tried on this run: " + "; ".join(tried) + "."
-                 + (f" The fastest FP8 prefill is {full_best.median_ms / floor8:.2f}× this device's FP8 floor "
-                    f"({floor8:.2f} ms)." if floor8 == floor8 and floor8 else "")
-                 + ("" if met else " Not tried here: " + "; ".join(untried) + "."))
-    if ch03_best is not None:
-        lines.append(f"Against chapter 3's best bf16 prefill on this device ({ch03_best:.2f} ms, committed results, "
-                     f"whole prefill compiled) the ratio is {full_best.median_ms / ch03_best:.2f}×: target "
-                     f"{'met' if full_best.median_ms <= target_ratio * ch03_best and cos_ok else 'not met'} by that yardstick.")
-    if mlp_best is not None:
-        gain = mlp_best.median_ms / full_best.median_ms
-        noise = spread_overlaps(as_timing(mlp_best), as_timing(full_best))
-        lines.append(f"FP8 on the MLP only: {mlp_best.median_ms:.2f} ms ({mlp_best.variant}); adding QKV and O makes "
-                     f"the prefill {gain:.3f}× as fast{' — within the noise' if noise else ''}.")
-    eager = var[(var.scope == "eager") & var.scheme.str.startswith("fp8") & var.median_ms.notna()]
-    if not eager.empty and scope != "eager":
-        e = eager.iloc[0]
-        lines.append(f"Without compiling, {e.variant} takes {e.median_ms:.2f} ms: the dynamic activation quantization "
-                     f"as separate eager kernels costs more than FP8 saves.")
-elif full_acc is not None:
-    lines.append(f"FP8 could not be timed here; accuracy of {full_acc.variant} (simulated): cosine to the unquantized "
-                 f"model {full_acc.vs_base_hidden_cos:.5f} (final hidden state), {full_acc.vs_base_kv_cos:.5f} (KV cache).")
-say("\n\n".join(lines))
+say(fp8_findings.prefill_text(var, base, mlp_best, full_best, full_acc, dtype=run.dtype, scope=scope,
+                              target_ratio=target_ratio, target_cos=target_cos,
+                              fp8_floor_ms=fl_here.floor_ms.get("fp8"), ch03_best=ch03_best))
 
 # %% [markdown]
 # ### Why FP8 "cannot help a memory-bound prefill" is the wrong reason
@@ -255,7 +204,7 @@ say(f"""This device's ridge: {ridge:.0f} FLOP/B (measured peak {ceil['matmul_bf1
 # committed results, beside this chapter's prefill:
 
 # %% tags=["hide-input"]
-c7, c8 = FP.committed_fp8_whole_call(slug), PB.committed_fp8_pipeline(slug)
+c7, c8 = FP.committed_fp8_whole_call(slug), FP.committed_fp8_pipeline(slug)
 c4 = None if full_best is None or base is None else {
     "variant": full_best.variant, "scope": full_best.scope, "fp8_ms": full_best.median_ms,
     "bf16_ms": base.median_ms, "device": results.device_name(run.device), "tokens": tokens}
@@ -335,56 +284,13 @@ paths.""")
 # ## Verdict on the seed's FP8 claims
 
 # %% tags=["hide-input"]
-seed_full = reference.quoted("trt_full_coverage_speedup_ratio")
-attn_share = sum(o.flops for o in flops.layer_ops(config.GEMMA_2B, prefix_tokens)
-                 if o.name in ("q_proj", "k_proj", "v_proj", "o_proj")) / flops.stack_cost(config.GEMMA_2B.with_depth(1), prefix_tokens)["flops"]
-bound_full = 1 / (1 - attn_share / 2)
-nv_bf16, nv_fp8 = reference.quoted("nvidia_thor_pytorch_bf16_compile_ms"), reference.quoted("nvidia_thor_trt_fp8_ms")
 gain_here = (mlp_best.median_ms / full_best.median_ms) if (mlp_best is not None and full_best is not None) else None
 speed_here = (base.median_ms / full_best.median_ms) if (full_best is not None and base is not None) else None
-show(side_by_side([
-    {"quantity": "full coverage (QKV+O+MLP) over MLP-only FP8", "unit": "× faster", "thor_quoted": seed_full,
-     "thor_source": "seed (TensorRT FP8, debug-08)", "measured": gain_here, "floor": bound_full},
-    {"quantity": f"FP8 full coverage over bf16, {tokens}-token prefill", "unit": "× faster",
-     "thor_quoted": reference.quoted("fp8_thor_speedup_ratio"), "thor_source": "seed (claims no speedup: scales ignored, runs FP16)",
-     "measured": speed_here, "floor": fl_here.speedup_vs_bf16_floor.get("fp8") if fp8_here else None},
-    {"quantity": "whole pi0.5 inference, TensorRT FP8 vs PyTorch bf16 + compile", "unit": "× faster",
-     "thor_quoted": nv_bf16 / nv_fp8, "thor_source": f"NVIDIA Jetson AI Lab ({nv_bf16:.0f} ms → {nv_fp8:.0f} ms)"},
-    {"quantity": "FP8 cosine to bf16", "unit": "cos", "thor_quoted": reference.quoted("nvidia_thor_fp8_cos"),
-     "thor_source": "NVIDIA Jetson AI Lab (actions vs PyTorch)",
-     "measured": full_acc.vs_base_hidden_cos if full_acc is not None else None},
-]))
-if mb_head is not None:
-    mb_status = claims.fp8_memory_bound_status(float(mb_head.measured_speedup_ratio))
-    mb_text = (f"At {int(mb_head.tokens)} tokens ({mb_head.bound}-bound here by the floors) FP8 runs the prefill "
-               f"{mb_head.measured_speedup_ratio:.2f}× as fast as "
-               f"bf16 against {mb_head.predicted_speedup_ratio:.2f}× predicted by the bytes"
-               + ("." if mb_head.measured_speedup_ratio > 1.1 else
-                  f": this FP8 path ({FP.fp8_path_words(memory_bound_variant, mb_scope)}) does not realise the halved "
-                  "bytes. Its per-call activation quantization (an amax, a division and a cast before every GEMM, in "
-                  f"{'eager' if mb_scope == 'eager' else 'compiled'} kernels outside the GEMM) has not been timed apart "
-                  "from its GEMMs here, so this is a result about "
-                  "this implementation, not about bandwidth; static activation scales (chapter 7) remove the amax."))
-else:
-    mb_status, mb_text = "not testable here", "The memory-bound test could not be timed on this device."
-# held when the measured gain stays within the FLOP-share bound (plus the timing spread): a small gain, as the seed saw
-full_status = "not testable here" if gain_here is None else ("held" if gain_here <= bound_full * 1.05 else "not held")
-say(f"""**"Full coverage only adds {seed_full:.2f}×" — {verdict(full_status)}.** The Q, K, V and O projections are
-{100 * attn_share:.1f}% of a layer's FLOPs at {prefix_tokens} tokens, so even making them twice as fast (the FP8 / bf16 peak ratio) can gain at most
-{bound_full:.3f}×; {'this device measured ' + f'{gain_here:.3f}×' if gain_here is not None else 'nothing could be timed here'}.
-{"The seed's small gain is what the FLOP count predicts, not evidence about memory." if seed_full <= bound_full * 1.05 else "The seed's gain exceeds what the FLOP count allows."}
-
-**"FP8 cannot speed up a memory-bound prefill" — {verdict(mb_status)}.** Judged where this device is memory-bound
-(the table above), not at {prefix_tokens} tokens, where it is compute-bound
-({f'there FP8 makes the compiled prefill {speed_here:.2f}× faster, a compute-bound result' if speed_here is not None else 'nothing timed there'}).
-{mb_text}
-*Analytic (Thor's spec, no measurement):* FP8 halves the weight bytes, so even a purely memory-bound Thor prefill has a
-floor {fl_thor.speedup_vs_bf16_floor['fp8']:.2f}× lower in FP8. On Thor, NVIDIA's own TensorRT FP8 build of pi0.5 (Jetson AI Lab
-tutorial) runs the whole inference {nv_bf16 / nv_fp8:.1f}× faster than PyTorch bf16 (quoted, whole pipeline).
-
-**"On Thor FP8 runs, but its scales are ignored: it is really FP16" — {verdict('not testable here')}** (no Thor, no
-TensorRT here). It is consistent with the open TensorRT issue #4590 (FP8/FP4 builder flags silently building
-higher-precision engines on Thor, TensorRT {reference.quoted('thor_tensorrt_version_jetpack70')}) — a toolchain fault, which is what the seed measured, not a limit of FP8.""")
+attn_share, bound_full = fp8_findings.full_coverage_bound(config.GEMMA_2B, prefix_tokens)
+show(side_by_side(fp8_findings.claims_rows(tokens, gain_here, bound_full, speed_here,
+                                           fl_here.speedup_vs_bf16_floor.get("fp8") if fp8_here else None, full_acc)))
+say(fp8_findings.claims_text(prefix_tokens, attn_share, bound_full, gain_here, speed_here, mb_head,
+                             memory_bound_variant, mb_scope, fl_thor.speedup_vs_bf16_floor['fp8']))
 
 # %% tags=["hide-input"]
 headline = {f"fp8_{key}_mlp_only_ms": mlp_best.median_ms if mlp_best is not None else None,

@@ -40,17 +40,18 @@ import altair as alt
 import pandas as pd
 import torch
 
-from pi05perf import ceilings, config, lowbit_bench as LB, precision as Q, precision_bench as PB, reference, results, torchao_bench
+from pi05perf import (ceilings, config, lowbit_bench as LB, lowbit_findings, precision as Q, precision_bench as PB,
+                      quantized_prefill, reference, results, torchao_bench)
 from pi05perf.precision import w4a16_triton as W4
-from pi05perf.report import fmt, md, show, side_by_side, start, table, verdict
+from pi05perf.report import md, show, side_by_side, start, table
 
 say = lambda text: show(md(text))  # noqa: E731  (markdown from computed values, shown where it is built)
 run = start("ch05_int4_fp4", profile=profile, device=device, dtype=dtype, repeats=repeats,
             prefix_tokens=prefix_tokens, sweep_tokens=sweep_tokens)
 if group_size not in (32, 64, 128, 256):
     raise ValueError(f"parameter group_size={group_size!r} is not allowed; allowed values: 32|64|128|256")
-if fault_coverage not in PB.COVERAGE:
-    raise ValueError(f"parameter fault_coverage={fault_coverage!r} is not allowed; allowed values: {'|'.join(PB.COVERAGE)}")
+if fault_coverage not in quantized_prefill.COVERAGE:
+    raise ValueError(f"parameter fault_coverage={fault_coverage!r} is not allowed; allowed values: {'|'.join(quantized_prefill.COVERAGE)}")
 bad = [s for s in fault_schemes if s not in Q.SCHEMES or s == "bf16"]
 if bad:
     raise ValueError(f"parameter fault_schemes has {bad}; allowed values: {'|'.join(s for s in Q.SCHEMES if s != 'bf16')}")
@@ -141,51 +142,12 @@ INT4 with its scales: cos {s.out_cos['int4, correct']:.4f}; NVFP4: {s.out_cos['n
 # not shown for the model, whose final RMSNorm sets the output's size).
 
 # %% tags=["hide-input"]
-refs = PB.references(cfg, tokens, run.device, run.dtype)
+refs = quantized_prefill.references(cfg, tokens, run.device, run.dtype)
 levels = LB.fault_levels(refs, group_size=min(group_size, cfg.width))
 show(levels[["fault", "layer_cos", "layer_norm_ratio", "mlp_cos", "mlp_norm_ratio", "model_cos", "model_first_kv_cos"]].assign(
     layer_norm_ratio=levels.layer_norm_ratio.map(LB.ratio_text), mlp_norm_ratio=levels.mlp_norm_ratio.map(LB.ratio_text)))
-lv = levels.set_index("fault")
-near0 = levels[levels.layer_cos.abs() < 0.1]
-drops = levels[levels.fault.str.contains("scales dropped|scale dropped")]
-seed_trt_ms = reference.quoted("fp4test_torch_trt_nvfp4_ms")
 fault_min = float(levels.layer_cos.min())
-near0_mlp = levels[levels.mlp_cos.abs() < 0.1]
-nvfp4_weights_ms = ft.weight_gb[F4] / thor["bandwidth_gbps"] * 1e3  # the weights' bytes alone over Thor's bandwidth
-say(f"""The seed's Torch-TensorRT NVFP4 run took {seed_trt_ms:g} ms (quoted); the {prefix_tokens}-token prefill's NVFP4
-weights alone ({ft.weight_gb[F4]:.2f} GB) take at least {nvfp4_weights_ms:.2f} ms to read at Thor's quoted
-{thor["bandwidth_gbps"]:.0f} GB/s ({ft.memory_ms[F4]:.2f} ms with the KV cache written and the input and output): the seed
-timed something smaller than the prefill.
-
-**What gives cos ≈ 0 at the level the seed measured.** At one layer, only layout faults do:
-{', '.join(near0.fault)} (layer |cos| ≤ {near0.layer_cos.abs().max():.3f}, MLP |cos| ≤ {near0.mlp_cos.abs().max():.3f}), each
-with the output's size about right (norm ratio {near0.layer_norm_ratio.min():.2f} to {near0.layer_norm_ratio.max():.2f}).
-At MLP level, where the GeGLU multiplies two faulty projections, cos ≈ 0 comes from
-{', '.join(near0_mlp.fault) if not near0_mlp.empty else 'the same faults'} (MLP |cos| ≤
-{near0_mlp.mlp_cos.abs().max() if not near0_mlp.empty else float('nan'):.3f}, norm ratio
-{near0_mlp.mlp_norm_ratio.min() if not near0_mlp.empty else float('nan'):.2f} to
-{near0_mlp.mlp_norm_ratio.max() if not near0_mlp.empty else float('nan'):.2f}).
-Through the whole prefill the layout faults leave the final hidden state at cos {near0.model_cos.min():.2f} to
-{near0.model_cos.max():.2f}: the residual stream still carries the input, and each faulty branch adds noise of about its
-own size (the final norm hides magnitudes, so `model_cos` is the model-level signature).
-Dropped scales keep the direction at layer level (cos {drops.layer_cos.min():.3f} to {drops.layer_cos.max():.3f}) and blow up the
-magnitude (norm ratio {LB.ratio_text(drops.layer_norm_ratio.min())} to {LB.ratio_text(drops.layer_norm_ratio.max())}); they reach cos ≈ 0 only through
-many layers (model cos {drops.model_cos.min():+.3f} to {drops.model_cos.max():+.3f}). E2M1 codes read as integers give a
-|cos| near {lv.layer_cos.filter(like='E2M1').abs().mean():.2f}, and block scales in the wrong layout bend the direction a
-little (cos {lv.layer_cos.filter(like='scales transposed').min():.3f}). The lowest layer-level cosine among the faults tried
-is **{fault_min:+.3f}**.
-
-**How to tell them apart on Thor.** Measure the output's *magnitude* beside its cosine: a layer whose output is
-≈ 1/scale (10² for 4-bit) too large lost its scales; one of the right size pointing elsewhere reads its codes in the
-wrong order. The seed reported cosines only.
-
-**What the log line shows.** `[DEQUANTIZE] [SCALE] has invalid precision FP4, ignored` says TensorRT ignored a
-*precision* set on the scale input of a DequantizeLinear layer (FP4 is not a valid type for a scale; scales are FP8 or
-FP32). It does not say the scale values were dropped: the builder may have kept the scale at its real type, or run
-the layer at another precision (TensorRT issue #4590: FP8/FP4 requests silently building higher-precision engines on
-Thor). Which one happened needs the built engine's layer information (`IEngineInspector`) or the magnitude test above;
-the seed's log alone does not decide between scale dropping and a layout fault, and at layer or MLP level only a
-layout fault or a format misreading, not dropped scales, matches its cos ≈ 0.""")
+say(lowbit_findings.fault_levels_text(levels, prefix_tokens, ft.loc[F4], thor["bandwidth_gbps"]))
 
 # %% [markdown]
 # ## Accuracy, the whole prefill: where cos ≈ 0 comes from
@@ -307,7 +269,7 @@ MLP's two matmuls, against tinygemm's {rx(i4_hi)} at {hi} tokens. """ + (
 # fp32 on fresh inputs (gate: INT4 relative error ≤ 0.2, INT8 ≤ 0.05), then timed.
 
 # %% tags=["hide-input"]
-pv = PB.quantized_prefill_variants(refs, run.repeats, prefill_variants, scope="eager")
+pv = quantized_prefill.quantized_prefill_variants(refs, run.repeats, prefill_variants, scope="eager")
 show(pv[["variant", "kernels", "median_ms", "p25_ms", "p75_ms", "rel_err_vs_fp32", "vs_base_hidden_cos",
          "vs_base_kv_cos", "weight_bytes"]])
 pvi = pv.set_index("scheme")
@@ -353,56 +315,12 @@ else:
 # ## Verdict on the seed's INT4 / FP4 / INT8 claims
 
 # %% tags=["hide-input"]
-nv8, nv4 = reference.quoted("nvidia_thor_trt_fp8_ms"), reference.quoted("nvidia_thor_trt_fp8_nvfp4_ms")
 pre_speed = (float(pvi.loc["base"].median_ms / pvi.loc["int4wo"].median_ms)
              if "base" in pvi.index and "int4wo" in pvi.index and tokens == prefix_tokens else None)
-show(side_by_side([
-    {"quantity": f"INT4 weight-only prefill speedup over bf16 ({prefix_tokens} tokens, eager)", "unit": "×",
-     "thor_quoted": seed_x, "thor_source": "seed (projection: weight bytes only)", "measured": pre_speed,
-     "floor": fh.speedup_vs_bf16_floor[I4]},
-    {"quantity": f"same, one MLP's matmuls ({hi} tokens)", "unit": "×", "measured": (1 / i4_hi) if i4_hi else None},
-    {"quantity": "same, Thor roofline (quoted spec)", "unit": "×", "thor_quoted": ft.speedup_vs_bf16_floor[I4],
-     "thor_source": "bound from Thor's spec (no measurement)"},
-    {"quantity": "4-bit cosine to bf16, scales ignored", "unit": "cos", "thor_quoted": reference.quoted("fp4_failure_cos"),
-     "thor_source": "seed (TensorRT / PyTorch NVFP4, W4A8)", "measured": i4x.vs_base_hidden_cos if i4x is not None else None},
-    {"quantity": "4-bit cosine to bf16, with scales", "unit": "cos", "thor_quoted": reference.quoted("nvidia_thor_nvfp4_cos"),
-     "thor_source": "NVIDIA Jetson AI Lab (FP8+NVFP4 actions)", "measured": i4.vs_base_hidden_cos if i4 is not None else None},
-    {"quantity": f"torch._int_mm speed relative to bf16 ({hi} tokens here)", "unit": "× speed",
-     "thor_quoted": reference.quoted("quantlib_torch_int_mm_speed_ratio"), "thor_source": "seed",
-     "measured": (1 / i8_hi) if i8_hi else None},
-    {"quantity": "whole inference, TensorRT FP8+NVFP4 over FP8", "unit": "× faster", "thor_quoted": nv8 / nv4,
-     "thor_source": f"NVIDIA Jetson AI Lab ({nv8:.0f} → {nv4:.0f} ms)"},
-]))
-# the premise judged by Thor's own roofline (a bound no kernel can beat) and, where measured, this device
-thor_bound = float(ft.speedup_vs_bf16_floor[I4])
-premise = "not held" if thor_bound < 0.5 * seed_x else "partly held" if thor_bound < 0.9 * seed_x else "held"
-measured_txt = ""
-if pre_speed:
-    measured_txt += f"; measured here the whole prefill runs at {pre_speed:.2f}× the speed of bf16 (eager)"
-if i4_hi:
-    measured_txt += (f"{',' if pre_speed else '; measured here'} one MLP's matmuls run at {1 / i4_hi:.2f}× the speed "
-                     f"of bf16 at {hi} tokens through tinygemm (a decode kernel)")
-if w4_ratio:
-    measured_txt += f", and through a prefill-class W4A16 kernel (Triton) at {1 / w4_ratio:.2f}× the speed of bf16"
-say(f"""**"INT4 ⇒ {seed_x:.0f}× less weight traffic ⇒ {seed_x:.0f}× faster prefill" — {verdict(premise)}.** Weight-only INT4 removes weight
-bytes, not arithmetic: at {prefix_tokens} tokens the prefill does {prefix_tokens} FLOPs per weight byte in bf16, and
-with the bytes gone the bf16 compute floor remains. Thor's own spec bounds INT4 weight-only at
-{ft.speedup_vs_bf16_floor[I4]:.2f}×{measured_txt}.
-Low-bit weights pay off at a few tokens (decode, or the action expert's {config.ACTION_HORIZON_LIBERO}-token steps); a
-{prefix_tokens}-token prefill needs FP8 or NVFP4 *tensor cores*, which is what NVIDIA's Thor build uses
-(FP8 {nv8:.0f} ms, FP8+NVFP4 {nv4:.0f} ms for the whole inference, quoted: NVFP4 adds {nv8 / nv4:.2f}× over FP8).
-
-**"INT4/FP4 is unusable on Thor (cos ≈ 0)" — {verdict('partly held' if reproduced else 'not testable here')}.** The
-cos ≈ 0 is what a misread weight produces: dropped scales give it only through many layers
-({'reproduced above' if reproduced else 'not reproduced here'}), a layout fault (nibble order, major order) already at one
-layer or MLP, the level the seed timed. Its log line shows a precision setting ignored, not which of these happened. With
-their scales and layout right, the same 4-bit codes give cos
-{kept.vs_base_hidden_cos.min():.3f} or better here and NVIDIA reaches {reference.quoted('nvidia_thor_nvfp4_cos')} on Thor. It held
-for the seed's toolchain at the time, not for 4-bit arithmetic.
-
-**"cuBLAS INT8 gives no speedup (torch._int_mm {reference.quoted('quantlib_torch_int_mm_speed_ratio')}×)" — {verdict('not testable here')}** on Thor; on {name} the bare kernel
-runs at {fmt(1 / i8_hi if i8_hi else None)}× the speed of bf16 at {hi} tokens. torchao's INT8 / INT4 results:
-{'not re-run (torchao absent)' if tao is None else 'see the torchao table'}.""")
+show(side_by_side(lowbit_findings.int4_claims_rows(prefix_tokens, hi, pre_speed, i4_hi, i8_hi, ft.speedup_vs_bf16_floor[I4],
+                                                   fh.speedup_vs_bf16_floor[I4], i4, i4x)))
+say(lowbit_findings.int4_claims_text(prefix_tokens, hi, ft.speedup_vs_bf16_floor[I4], pre_speed, i4_hi, w4_ratio, i8_hi,
+                                     reproduced, kept.vs_base_hidden_cos.min(), name, tao))
 
 # %% tags=["hide-input"]
 k712 = "tokens712" if prefix_tokens in tokens_list else f"tokens{hi}"

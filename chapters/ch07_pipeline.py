@@ -53,7 +53,7 @@ import pandas as pd
 import torch
 
 from pi05perf import (ceilings, config, control_sim, control_sweep, flops, kernel_kinds, pipeline, pipeline_bench,
-                      reference, results, targets, timing)
+                      pipeline_kernels, pipeline_sweep, published_latency, reference, results, targets, timing)
 from pi05perf.charts import PALETTE, SERIES_COLORS
 from pi05perf.report import headlines_everywhere, md, show, start, verdict
 
@@ -63,22 +63,15 @@ run = start("ch07_pipeline", profile=profile, device=device, dtype=dtype, repeat
             long_horizon=long_horizon, headline_views=headline_views, headline_steps=headline_steps,
             variants=variants, compile_mode=compile_mode, fp8_variants=fp8_variants, profile_runs=profile_runs, target_ms=target_ms,
             sim_episodes=sim_episodes, sim_seeds=sim_seeds, sim_k=sim_k)
-if compile_mode not in ("default", "max-autotune-no-cudagraphs"):
-    raise ValueError(f"compile_mode={compile_mode!r}: allowed default | max-autotune-no-cudagraphs")
-unknown = [v for v in variants + fp8_variants if v not in pipeline_bench.VARIANTS]
-if unknown:
-    raise ValueError(f"variants {unknown} unknown; allowed: {', '.join(pipeline_bench.VARIANTS)}")
-if headline_views not in camera_views or headline_steps not in denoise_steps:
-    raise ValueError("headline_views and headline_steps must be among camera_views and denoise_steps")
+pipeline_sweep.check_parameters(variants, fp8_variants, compile_mode, camera_views, denoise_steps, headline_views,
+                                headline_steps)
 arch = pipeline.arch(run.full)
 text = text_tokens if run.full else min(text_tokens, 8)
 typical = typical_text_tokens if run.full else min(text, 4)
 if not run.cuda:  # tiny CPU models gain nothing from threads, and spinning threads of parallel jobs collide
     torch.set_num_threads(1)
 dev_name = results.device_name(run.device)
-chosen = [v for v in variants if v in pipeline_bench.available_variants(run.device)]
-if not run.full:  # compiling on a CPU would take most of the smoke budget; tests cover the plumbing
-    chosen = [v for v in chosen if not v.startswith("compile")]
+chosen = pipeline_sweep.timed_variants(variants, run.device, run.full)
 if chosen != variants:
     print(f"on {dev_name} ({run.profile}): timing {chosen}; CUDA graphs need a GPU, compile runs in the full profile")
 bench = pipeline_bench.PipelineBench(arch, run.device, run.dtype, run.repeats, denoise_steps,
@@ -87,11 +80,7 @@ headline_shape = pipeline.Shape(headline_views, text, headline_steps, action_hor
 ceil = ceilings.for_run(run)
 hw_here = ceilings.this_device(run, ceil)
 section_s: dict[str, float] = {}  # wall time of each measured section: the chapter's device cost
-hd = headline_shape.describe(arch)
-show(md(f"""Model: SigLIP {arch.vision.name} × {arch.vision.depth} layers, LLM {arch.llm.name} × {arch.llm.depth},
-expert {arch.expert.name} × {arch.expert.depth}; {arch.tokens_per_image} tokens per image. Headline configuration:
-{hd['views']} views and {hd['text_tokens']} text tokens ({hd['prefix_tokens']} prefix tokens), {hd['steps']} denoise steps,
-an action horizon of {hd['horizon']} tokens, {hd['layers']} layers."""))
+show(md(pipeline_sweep.describe_text(arch, headline_shape)))
 
 # %% [markdown]
 # ## The headline configuration, every path
@@ -189,24 +178,12 @@ md(" ".join(parts))
 # runs. "Rate" is inferences per second of a loop that waits for each inference: 1000 / latency.
 
 # %% tags=["hide-input"]
-grid_rows = []
 graph_v = "graph" if "graph" in set(head.variant) else None  # paths that ran at the headline
 comp_v = "compile_graph" if "compile_graph" in set(head.variant) else None
 stage_v = graph_v or "eager_fused"
 t0 = time.perf_counter()
-for n_views in camera_views:
-    for n_steps in denoise_steps:
-        shape = pipeline.Shape(n_views, text, n_steps, action_horizon)
-        if shape == headline_shape:
-            continue
-        new_views = n_steps == denoise_steps[0] and n_views != headline_views
-        stages = ("whole", "vision", "prefill", "denoise") if new_views else (
-            ("whole", "denoise") if n_views == headline_views else ("whole",))  # denoise per step: headline views
-        grid_rows += bench.attempt(stage_v, stages, shape)
-        if comp_v and n_views == headline_views:
-            grid_rows += bench.attempt(comp_v, ("whole",), shape)
-long_shape = pipeline.Shape(headline_views, text, headline_steps, long_horizon)
-grid_rows += bench.attempt(stage_v, ("whole", "denoise"), long_shape)
+grid_rows = pipeline_sweep.views_steps_grid(bench, camera_views, denoise_steps, text, action_horizon, headline_shape,
+                                            long_horizon, stage_v, comp_v)
 section_s["views x steps grid"] = time.perf_counter() - t0
 if failures := bench.new_failures():
     show(md(failures))
@@ -215,11 +192,7 @@ if bench.compile_graphs > 3:  # slower to build, still correct: said in the page
             f"expected: something in the blocks is recompiling."))
 allrows = pd.concat([head, pd.DataFrame(grid_rows)], ignore_index=True)
 allrows["rate_hz"] = 1e3 / allrows.median_ms
-graphed = allrows[allrows.variant.map(pipeline_bench.path_kind).str.startswith("GPU")] if graph_v else allrows
-whole_grid = graphed[(graphed.stage == "whole") & (graphed.horizon == action_horizon) & (graphed.text_tokens == text)]
-rate = whole_grid.pivot_table(index=["views", "steps"], columns="variant", values="median_ms")
-rate["best_ms"] = rate.min(axis=1)
-rate["best_hz"] = 1e3 / rate.best_ms
+whole_grid, rate = pipeline_sweep.rate_table(allrows, bool(graph_v), action_horizon, text)
 show(rate.reset_index())
 
 # %% tags=["hide-input"]
@@ -308,41 +281,10 @@ what openpi runs on LIBERO costs the {config.OPENPI_LIBERO_IMAGE_SLOTS}-slot row
 # not a like-for-like race.
 
 # %% tags=["hide-input"]
-quoted = reference.quoted
-best_by_views = rate.best_ms
-ours_stages = stage_best  # each stage's fastest GPU-timed path (as in the headline figures)
-anchors = pd.DataFrame([
-    {"source": "seed (baseline, LIBERO run)", "kind": "Thor (quoted)", "platform": "Jetson AGX Thor",
-     "configuration": "bf16, 2 views, 10 steps", "vision_ms": quoted("pipeline_baseline_vision_ms"),
-     "prefill_ms": quoted("pipeline_baseline_kv_ms"), "denoise_ms": quoted("pipeline_baseline_denoise_ms"),
-     "total_ms": quoted("pipeline_baseline_total_ms")},
-    {"source": "TurboPi CHANGELOG", "kind": "Thor (quoted)", "platform": "Jetson AGX Thor",
-     "configuration": "Torch-TRT FP8, 10 steps", "vision_ms": quoted("turbopi_trt_fp8_10step_vision_ms"),
-     "prefill_ms": quoted("turbopi_trt_fp8_10step_prefix_ms"), "denoise_ms": quoted("turbopi_trt_fp8_10step_denoise_ms"),
-     "total_ms": quoted("turbopi_trt_fp8_10step_total_ms")},
-    {"source": "NVIDIA Jetson AI Lab", "kind": "Thor (quoted)", "platform": "Jetson AGX Thor",
-     "configuration": "PyTorch bf16 + torch.compile", "total_ms": quoted("nvidia_thor_pytorch_bf16_compile_ms")},
-    {"source": "NVIDIA Jetson AI Lab", "kind": "Thor (quoted)", "platform": "Jetson AGX Thor",
-     "configuration": "TensorRT FP8", "total_ms": quoted("nvidia_thor_trt_fp8_ms")},
-    {"source": "NVIDIA Jetson AI Lab", "kind": "Thor (quoted)", "platform": "Jetson AGX Thor",
-     "configuration": "TensorRT FP8 + NVFP4", "total_ms": quoted("nvidia_thor_trt_fp8_nvfp4_ms")},
-    {"source": "FlashRT", "kind": "Thor (quoted)", "platform": "Jetson AGX Thor",
-     "configuration": "FP8, 2 views, 10 steps", "vision_ms": quoted("flashrt_siglip_ms"),
-     "prefill_ms": quoted("flashrt_prefix_ms"), "denoise_ms": quoted("flashrt_denoise_ms"), "total_ms": quoted("flashrt_fp8_2view_ms")},
-    {"source": "Dexmal realtime-vla", "kind": "RTX 4090 (quoted)", "platform": "RTX 4090",
-     "configuration": "Triton kernels, 2 views, 10 steps", "total_ms": quoted("dexmal_rtx4090_2view_ms")},
-    {"source": f"this chapter: total {best_h.variant}, stages their fastest path", "kind": "this device (measured)",
-     "platform": dev_name,
-     "configuration": f"{run.dtype}".removeprefix("torch.") + f", {headline_shape.views} views, {headline_shape.steps} steps",
-     "vision_ms": ours_stages.get("vision"), "prefill_ms": ours_stages.get("prefill"),
-     "denoise_ms": ours_stages.get("denoise"), "total_ms": best_h.median_ms},
-])
+anchors = published_latency.anchors_table(best_h.variant, best_h.median_ms, dev_name, run.dtype, headline_shape,
+                                          stage_best)  # stages: each one's fastest GPU-timed path
 show(anchors[["source", "kind", "configuration", "vision_ms", "prefill_ms", "denoise_ms", "total_ms"]])
-by_views = pd.DataFrame(
-    [{"views": v, "series": "Thor (quoted)", "source": "FlashRT FP8", "ms": quoted(f"flashrt_fp8_{v}view_ms")} for v in (1, 2, 3)]
-    + [{"views": v, "series": "RTX 4090 (quoted)", "source": "Dexmal", "ms": quoted(f"dexmal_rtx4090_{v}view_ms")} for v in (1, 2, 3)]
-    + [{"views": v, "series": "this device (measured)", "source": f"best path, {dev_name}",
-        "ms": best_by_views.get((v, headline_steps))} for v in camera_views])
+by_views = published_latency.by_views_table(rate.best_ms, camera_views, headline_steps, dev_name)
 colors = alt.Scale(domain=["Thor (quoted)", "RTX 4090 (quoted)", "this device (measured)"],
                    range=[SERIES_COLORS["Thor (quoted)"], PALETTE[4], SERIES_COLORS["this device (measured)"]])
 alt.Chart(by_views).mark_line(point=True).encode(
@@ -396,30 +338,17 @@ whole_kernels = step_kernels = None
 if run.cuda and floors_ok:  # the class floors need the full model
     t0 = time.perf_counter()
     den_v = best_h.variant if best_h.variant in staged.index else stage_v
-    try:
-        whole_kernels = bench.kernels(best_h.variant, "whole", headline_shape, profile_runs)
-        step_kernels = bench.kernels(den_v, "denoise", headline_shape, profile_runs)
-    except Exception as e:  # noqa: BLE001 - a profiler or check failure is reported, the chapter goes on
-        whole_kernels = step_kernels = None
-        kernel_error = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
+    whole_kernels, step_kernels, kernel_error = pipeline_kernels.profile_best(bench, best_h.variant, den_v, headline_shape,
+                                                                              profile_runs)
     section_s["kernel timeline"] = time.perf_counter() - t0
 if whole_kernels is not None and step_kernels is not None:
-    by_kind = whole_kernels.groupby("kind").agg(kernels_count=("count", "sum"), time_ms=("total_ms", "sum"))
-    by_kind["share_pct"] = 100 * by_kind.time_ms / by_kind.time_ms.sum()
-    show(by_kind.reset_index())
+    show(kernel_kinds.share_by_kind(whole_kernels).reset_index())
     class_floor = flops.denoise_step_class_floors(budget_h, hw_here)
-    per_step = step_kernels.groupby("kind").agg(kernels_count=("count", "sum"), time_ms=("total_ms", "sum")) / headline_steps
-    per_step = per_step.reindex(kernel_kinds.KERNEL_CLASSES, fill_value=0.0)
-    per_step["floor_ms"] = [class_floor[k] for k in per_step.index]
-    per_step["x_floor_ratio"] = per_step.time_ms / per_step.floor_ms.where(per_step.floor_ms > 0)
+    step_classes = kernel_kinds.classes_per_step({den_v: step_kernels}, headline_steps, class_floor)  # read again below
+    per_step = kernel_kinds.path_classes(step_classes, den_v)
     show(per_step.reset_index().rename(columns={"kind": "class, per step"}))
     kernels_per_step = float(per_step.kernels_count.sum())
-    show(md(f"""The best call (`{best_h.variant}`) runs {whole_kernels['count'].sum():.0f} kernels, {whole_kernels.total_ms.sum():.2f} ms
-of kernel time against {best_ms:.2f} ms measured (the rest is gaps between kernels). One denoise step (`{den_v}`) is
-**{kernels_per_step:.0f} kernels** and {per_step.time_ms.sum():.3f} ms of kernel time: GEMMs {per_step.time_ms['GEMM']:.3f} ms against
-their floor of {per_step.floor_ms['GEMM']:.3f} ms, attention {per_step.time_ms['attention']:.3f} ms against {per_step.floor_ms['attention']:.4f} ms,
-and {per_step.time_ms['elementwise/fused'] + per_step.time_ms['other']:.3f} ms in elementwise and other kernels whose traffic a
-fused implementation would keep on chip."""))
+    show(md(pipeline_kernels.timeline_text(best_h.variant, whole_kernels, best_ms, den_v, per_step, kernels_per_step)))
 else:
     show(md("No kernel timeline in this run: " + (kernel_error or "it needs a CUDA GPU and the full profile.")))
     kernels_per_step = None
@@ -437,14 +366,11 @@ launch_floor = None
 if step_kernels is not None:
     lat = timing.graphed_kernel_latency(run.device)
     launch_floor = targets.launch_floor(lat, kernels_per_step, step_floor_ms)[0]
-    stages_profiled = {den_v: step_kernels}
+    by_class = step_classes
     if den_v != "compile_graph" and "compile_graph" in staged.index:
-        stages_profiled = {"compile_graph": bench.kernels("compile_graph", "denoise", headline_shape, profile_runs),
-                           **stages_profiled}
-    by_class = kernel_kinds.kernels_by_kind(stages_profiled)
-    numeric = by_class.columns.drop("kind")
-    by_class[numeric] = by_class[numeric] / headline_steps  # per denoise step
-    by_class["floor_ms"] = by_class.kind.map(class_floor)
+        by_class = kernel_kinds.with_paths(
+            step_classes, {"compile_graph": bench.kernels("compile_graph", "denoise", headline_shape, profile_runs)},
+            headline_steps, class_floor)
     show(by_class.rename(columns={"kind": "class, per step"}))
     show(targets.launch_floor_table(lat, kernels_per_step, step_best_ms, step_floor_ms))
     show(md(targets.launch_floor_text(lat, kernels_per_step, step_best_ms, step_floor_ms, by_class, den_v,
@@ -481,17 +407,8 @@ against {best_ms:.2f} ms for the best bf16 path ({fp8_row.median_ms / best_ms:.2
 {fp8_row.cos_actions:.5f} (their displacement from the noise: {fp8_row.cos_displacement:.5f}), the largest relative error
 {fp8_row.max_rel_err:.2e}."""))
     if whole_kernels is not None:  # where each FP8 call's time goes, against its own bf16 twin's
-        try:
-            twins = {f"FP8 {v}": f"bf16 {pipeline_bench.BF16_TWIN[v]}" for v in fp8_rows.variant}
-            profiled = {f"bf16 {best_h.variant}": whole_kernels}
-            for name in [*twins.values(), *twins]:
-                if name not in profiled:
-                    profiled[name] = bench.kernels(name.split(" ", 1)[1], "whole", headline_shape, profile_runs)
-            fp8_by_kind, shifts = kernel_kinds.twin_shifts(profiled, twins)
-            show(fp8_by_kind[["kind", *(c for c in fp8_by_kind.columns if c.endswith("time_ms"))]])  # counts: below
-            show(md("\n\n".join(shifts)))
-        except Exception as e:  # noqa: BLE001 - the timings above stand without their profiles
-            show(md(f"No kernel profile of the FP8 calls: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"))
+        fp8_by_kind = pipeline_kernels.show_fp8_twins(bench, fp8_rows.variant, best_h.variant, whole_kernels,
+                                                      headline_shape, profile_runs)
 if fp8_failed or fp8_row is None:
     show(md("**FP8 whole call:** " + ("; ".join(f"`{k}` — {v}" for k, v in fp8_failed.items()) if fp8_failed
                                      else "not run here (switched off, or no FP8 matmuls on this device).")))
@@ -601,39 +518,19 @@ base.mark_line(point=True).encode(y=alt.Y("control_rate_hz:Q", title="executed a
     title="Simulation: control rate against k and latency (20 Hz = never waiting)")
 
 # %% tags=["hide-input"]
-def sim_row(strategy: str, k: int, setting: str) -> pd.Series:
-    """The pooled simulation row of one strategy, k and setting."""
-    return pooled[(pooled.strategy == strategy) & (pooled.k == k) & (pooled.setting == setting)].iloc[0]
-
-
 kmax = max(sim_k)
 seed_setting = "wall clock, " + latencies[seed_lat]
-sync_seed, naive_seed, rtc_seed = (sim_row(s, kmax, seed_setting) for s in ("sync", "naive", "rtc"))
-sync_frozen, naive_frozen = sim_row("sync", kmax, frozen_label), sim_row("naive", kmax, frozen_label)
+sync_seed, naive_seed, rtc_seed = (control_sweep.pooled_row(pooled, s, kmax, seed_setting) for s in ("sync", "naive", "rtc"))
+sync_frozen, naive_frozen = (control_sweep.pooled_row(pooled, s, kmax, frozen_label) for s in ("sync", "naive"))
 k_half = 5 if 5 in sim_k else kmax
-naive_half_frozen = sim_row("naive", k_half, frozen_label)
+naive_half_frozen = control_sweep.pooled_row(pooled, "naive", k_half, frozen_label)
 seed_ok, seed_n = int(quoted("pipeline_baseline_successes_count")), int(quoted("pipeline_baseline_episodes_count"))
 buf_ok, buf_n = int(quoted("pipeline_buffered_successes_count")), int(quoted("pipeline_buffered_episodes_count"))
 b_lo, b_hi = control_sim.wilson_interval(seed_ok, seed_n)
 p_lo, p_hi = control_sim.wilson_interval(buf_ok, buf_n)
 text_of = control_sweep.success_text
-show(pd.DataFrame([
-    {"what": "seed, LIBERO (clock frozen), replan every step", "kind": "Thor (quoted)", "success": f"{seed_ok}/{seed_n}",
-     "wilson_95": f"{100 * b_lo:.0f}–{100 * b_hi:.0f}%", "rate_hz": quoted("pipeline_baseline_effective_hz")},
-    {"what": "seed, LIBERO (clock frozen), 10 buffered actions", "kind": "Thor (quoted)", "success": f"{buf_ok}/{buf_n}",
-     "wilson_95": f"{100 * p_lo:.0f}–{100 * p_hi:.0f}%", "rate_hz": quoted("pipeline_buffered_effective_hz")},
-    {"what": f"openpi, LIBERO, pi0.5, executes {quoted('openpi_libero_replan_steps'):.0f} of {quoted('openpi_pi05_libero_action_horizon'):.0f} actions",
-     "kind": "published (quoted)", "success": f"{quoted('openpi_pi05_libero_average_pct'):.2f}% (average of 4 suites)",
-     "wilson_95": "-", "rate_hz": None},
-    {"what": "simulation, sync, clock frozen", "kind": "simulation", "success": text_of(sync_frozen), "wilson_95": "in success",
-     "rate_hz": sync_frozen.control_rate_hz},
-    {"what": f"simulation, naive k={kmax}, clock frozen", "kind": "simulation", "success": text_of(naive_frozen),
-     "wilson_95": "in success", "rate_hz": naive_frozen.control_rate_hz},
-    {"what": f"simulation, sync, wall clock, {seed_lat:g} ms", "kind": "simulation", "success": text_of(sync_seed),
-     "wilson_95": "in success", "rate_hz": sync_seed.control_rate_hz},
-    {"what": f"simulation, rtc k={kmax} (runs every {rtc_seed.k_effective}), wall clock, {seed_lat:g} ms",
-     "kind": "simulation", "success": text_of(rtc_seed), "wilson_95": "in success", "rate_hz": rtc_seed.control_rate_hz},
-]))
+show(control_sweep.beside_the_seed((seed_ok, seed_n), (buf_ok, buf_n), kmax, seed_lat, sync_frozen=sync_frozen,
+                                   naive_frozen=naive_frozen, sync_seed=sync_seed, rtc_seed=rtc_seed))
 
 # %% tags=["hide-input"]
 def compare_word(a: pd.Series, b: pd.Series, same: str, better: str, worse: str) -> str:
@@ -663,22 +560,10 @@ before any conclusion about VLAs in general.""")
 
 # %% tags=["hide-input"]
 n_views, n_steps, one = headline_views, headline_steps, min(denoise_steps)
-headline = {
-    f"vision_{n_views}view_ms": float(stage_best["vision"]),
-    "prefix_prefill_ms": float(stage_best["prefill"]),
-    f"denoise_steps{n_steps}_ms": float(stage_best["denoise"]),
-    f"pipeline_{n_views}view_steps{n_steps}_best_ms": best_ms,
-    f"pipeline_{n_views}view_steps{n_steps}_hz": 1e3 / best_ms,
-    f"pipeline_{n_views}view_steps{one}_best_ms": float(rate.best_ms.get((n_views, one), float("nan"))),
-    "sim_sync_success_pct": float(sync_seed.success_pct),
-    "sim_sync_frozen_success_pct": float(sync_frozen.success_pct),
-    f"sim_naive_k{kmax}_success_pct": float(naive_seed.success_pct),
-    f"sim_rtc_k{kmax}_success_pct": float(rtc_seed.success_pct),
-    **ceilings.headline(ceil),
-}
-for (slots, txt), ms in budget_ms.items():
-    if (slots, txt) != (n_views, text):
-        headline[f"pipeline_{slots}{'view' if slots == n_views else 'slot'}_text{txt}_ms"] = ms
+headline = {**pipeline_sweep.latency_keys(n_views, n_steps, one, stage_best, best_ms, rate.best_ms),
+            **control_sweep.headline_keys(kmax, sync_seed, sync_frozen, naive_seed, rtc_seed),
+            **ceilings.headline(ceil),
+            **pipeline_sweep.budget_keys(budget_ms, n_views, text)}
 if floors_ok:
     headline.update({f"pipeline_{n_views}view_steps{n_steps}_floor_ms": call_floor_ms, "denoise_step_floor_ms": step_floor_ms,
                      "denoise_step_best_ms": step_best_ms,

@@ -68,8 +68,7 @@ if not devices:
     show(md("No committed full-profile results yet: run `make book` on a CUDA GPU."))
 else:
     show(claims.figure_table(devices))
-    missing = [f"{f.label} ({claims.chapter_link(f.chapter)})" for f in claims.HEADLINE_FIGURES
-               if all(claims.Figures().get(f.chapter, f.key, d["slug"]) is None for d in devices)]
+    missing = claims.unmeasured_figures(devices)
     if missing:
         show(md("Not measured in any committed run yet: " + "; ".join(missing) + "."))
     show(md("Runs: " + "; ".join(f"**{d['device']}** at commit `{d['commit'] or 'unknown'}`, {d['date'][:10]} "

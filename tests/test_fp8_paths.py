@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from pi05perf import fp8_paths as FP
-from pi05perf import precision_bench as PB
+from pi05perf import quantized_prefill as QP
 
 
 def test_fp8_path_words_reads_the_layer_and_the_scope():
@@ -20,7 +20,7 @@ def test_fp8_path_words_reads_the_layer_and_the_scope():
 
 def _rows(*specs, timed=True):
     return pd.DataFrame([{"scheme": v.scheme, "scope": v.scope, "fast_accum": v.fast_accum,
-                          "median_ms": 1.0 if timed else math.nan} for v in map(PB.parse_variant, specs)])
+                          "median_ms": 1.0 if timed else math.nan} for v in map(QP.parse_variant, specs)])
 
 
 def test_fp8_tried_says_graph_only_when_a_graphed_fp8_variant_was_timed():
@@ -90,3 +90,14 @@ def test_committed_fp8_whole_call_and_the_reconciling_text(monkeypatch):
     text = FP.fp8_paths_text(None, None, None)
     assert "Chapter 7's FP8 whole call: not measured" in text and "not timed here" in text
     assert FP.fp8_paths_table(None, None, None).empty
+
+
+def test_committed_fp8_pipeline_reads_chapter8_rows():
+    c8 = FP.committed_fp8_pipeline()
+    if c8 is not None:
+        assert c8["fp8_graph_prefill_ms"] > 0 and c8["graph_prefill_ms"] > 0
+        from pi05perf import results
+
+        head = results.measured("ch08_roads_to_20hz", "fp8_whole_speedup_ratio", c8["slug"])
+        if head is not None:  # the rows it reads give the chapter's own headline
+            assert abs(c8["fp8_whole_speedup_ratio"] - head) < 1e-6

@@ -163,3 +163,11 @@ def figure_table(devices: list[dict[str, Any]], figures: Figures | None = None,
         row["floor"] = figures.get(f.chapter, f.floor_key, floor_slug) if f.floor_key and floor_slug else None
         out.append(row)
     return pd.DataFrame(out)
+
+
+def unmeasured_figures(devices: list[dict[str, Any]], figures: Figures | None = None) -> list[str]:
+    """The key figures (`HEADLINE_FIGURES`) that no committed run of `devices` holds, each as
+    "label (chapter link)": what the intro lists as not measured yet."""
+    figures = figures or Figures()
+    return [f"{f.label} ({chapter_link(f.chapter)})" for f in HEADLINE_FIGURES
+            if all(figures.get(f.chapter, f.key, d["slug"]) is None for d in devices)]

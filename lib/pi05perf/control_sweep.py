@@ -15,7 +15,8 @@ import pandas as pd
 
 from .control_sim import STRATEGIES, SimConfig, SimResult, _check_strategy, simulate, wilson_interval
 
-__all__ = ["sweep", "pool_over_seeds", "success_text", "intervals_overlap"]
+__all__ = ["sweep", "pool_over_seeds", "success_text", "intervals_overlap", "pooled_row", "headline_keys",
+           "beside_the_seed"]
 
 
 def success_text(row) -> str:
@@ -26,6 +27,53 @@ def success_text(row) -> str:
 def intervals_overlap(a, b) -> bool:
     """True when two rows' Wilson intervals overlap: the simulation cannot tell them apart."""
     return not (a.ci_high_pct < b.ci_low_pct or b.ci_high_pct < a.ci_low_pct)
+
+
+def pooled_row(pooled: pd.DataFrame, strategy: str, k: int, setting: str) -> pd.Series:
+    """The pooled simulation row of one strategy, k and setting (`pooled` carries a setting column)."""
+    return pooled[(pooled.strategy == strategy) & (pooled.k == k) & (pooled.setting == setting)].iloc[0]
+
+
+def headline_keys(kmax: int, sync_seed: pd.Series, sync_frozen: pd.Series, naive_seed: pd.Series,
+                  rtc_seed: pd.Series) -> dict[str, float]:
+    """Headline keys of the simulated success rates: sync, naive and rtc at the seed's latency on
+    the wall clock (naive and rtc at k = `kmax`), sync on the frozen clock."""
+    return {
+        "sim_sync_success_pct": float(sync_seed.success_pct),
+        "sim_sync_frozen_success_pct": float(sync_frozen.success_pct),
+        f"sim_naive_k{kmax}_success_pct": float(naive_seed.success_pct),
+        f"sim_rtc_k{kmax}_success_pct": float(rtc_seed.success_pct),
+    }
+
+
+def beside_the_seed(seed: tuple[int, int], buffered: tuple[int, int], kmax: int, seed_lat: float, *,
+                    sync_frozen: pd.Series, naive_frozen: pd.Series, sync_seed: pd.Series,
+                    rtc_seed: pd.Series) -> pd.DataFrame:
+    """The seed's two LIBERO runs (`seed`, `buffered`: successes, episodes) with their Wilson 95 %
+    intervals, openpi's published LIBERO figure, and the simulation's rows that mirror them."""
+    from .reference import quoted
+
+    (seed_ok, seed_n), (buf_ok, buf_n) = seed, buffered
+    b_lo, b_hi = wilson_interval(seed_ok, seed_n)
+    p_lo, p_hi = wilson_interval(buf_ok, buf_n)
+    text_of = success_text
+    return pd.DataFrame([
+        {"what": "seed, LIBERO (clock frozen), replan every step", "kind": "Thor (quoted)", "success": f"{seed_ok}/{seed_n}",
+         "wilson_95": f"{100 * b_lo:.0f}–{100 * b_hi:.0f}%", "rate_hz": quoted("pipeline_baseline_effective_hz")},
+        {"what": "seed, LIBERO (clock frozen), 10 buffered actions", "kind": "Thor (quoted)", "success": f"{buf_ok}/{buf_n}",
+         "wilson_95": f"{100 * p_lo:.0f}–{100 * p_hi:.0f}%", "rate_hz": quoted("pipeline_buffered_effective_hz")},
+        {"what": f"openpi, LIBERO, pi0.5, executes {quoted('openpi_libero_replan_steps'):.0f} of {quoted('openpi_pi05_libero_action_horizon'):.0f} actions",
+         "kind": "published (quoted)", "success": f"{quoted('openpi_pi05_libero_average_pct'):.2f}% (average of 4 suites)",
+         "wilson_95": "-", "rate_hz": None},
+        {"what": "simulation, sync, clock frozen", "kind": "simulation", "success": text_of(sync_frozen), "wilson_95": "in success",
+         "rate_hz": sync_frozen.control_rate_hz},
+        {"what": f"simulation, naive k={kmax}, clock frozen", "kind": "simulation", "success": text_of(naive_frozen),
+         "wilson_95": "in success", "rate_hz": naive_frozen.control_rate_hz},
+        {"what": f"simulation, sync, wall clock, {seed_lat:g} ms", "kind": "simulation", "success": text_of(sync_seed),
+         "wilson_95": "in success", "rate_hz": sync_seed.control_rate_hz},
+        {"what": f"simulation, rtc k={kmax} (runs every {rtc_seed.k_effective}), wall clock, {seed_lat:g} ms",
+         "kind": "simulation", "success": text_of(rtc_seed), "wilson_95": "in success", "rate_hz": rtc_seed.control_rate_hz},
+    ])
 
 
 _POOL_SUM = ("successes", "episodes")

@@ -12,7 +12,7 @@ import pandas as pd
 import torch.nn as nn
 
 from . import precision as Q
-from .precision_bench import parse_variant
+from .quantized_prefill import parse_variant
 
 SCOPE_WORDS: dict[str, str] = {
     "eager": "uncompiled (eager PyTorch)",
@@ -141,6 +141,38 @@ def committed_fp8_whole_call(slug: str | None = None) -> dict | None:
         got = _ch07_fp8(doc)
         if got is not None:
             return got
+    return None
+
+
+# ----------------------------------------------------------------------------- chapter 8's FP8 whole call
+def committed_fp8_pipeline(slug: str | None = None) -> dict | None:
+    """Chapter 8's FP8 result from committed results (this device's `slug` if it has one,
+    else the newest committed GPU run): the `fp8_graph` prefill and whole call and the bf16
+    `graph` ones at the same shape (views, text, steps, layers, tokens per image), with the
+    device and commit they ran at. None when no committed chapter 8 has both."""
+    from .results import load_all
+
+    shape = ["views", "text_tokens", "steps", "layers", "tokens_per_image"]
+    docs = [d for d in load_all("ch08_roads_to_20hz") if d["source"] == "committed"]
+    docs.sort(key=lambda d: (d["slug"] == slug, d["provenance"].get("date") or ""))
+    for doc in reversed(docs):
+        # older runs saved the timings as rows, newer ones as named tables
+        tables = doc.get("tables") or {}
+        r = pd.DataFrame((doc.get("rows") or []) + tables.get("predictions", []) + tables.get("calibration", []))
+        if r.empty or not {"variant", "stage", "median_ms", *shape} <= set(r) or "fp8_graph" not in set(r.variant):
+            continue
+        f8 = r[r.variant == "fp8_graph"]
+        same = (r[shape] == f8[shape].iloc[0]).all(axis=1) | (r[shape].isna() & f8[shape].iloc[0].isna()).all(axis=1)
+        ref = r[same]
+        pick = lambda v, st: ref[(ref.variant == v) & (ref.stage == st)].median_ms  # noqa: E731
+        vals = {f"{v}_{st}_ms": float(pick(v, st).iloc[0]) for v in ("graph", "fp8_graph")
+                for st in ("prefill", "whole") if len(pick(v, st))}
+        if len(vals) == 4:
+            pt = f8.prefix_tokens.iloc[0] if "prefix_tokens" in f8 else None
+            return {"slug": doc["slug"], "device": doc["provenance"].get("device"),
+                    "prefix_tokens": int(pt) if pt is not None and pt == pt else None,
+                    "commit": (doc["provenance"].get("git_commit") or "")[:7],
+                    "fp8_whole_speedup_ratio": vals["graph_whole_ms"] / vals["fp8_graph_whole_ms"], **vals}
     return None
 
 

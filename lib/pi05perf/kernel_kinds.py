@@ -70,3 +70,38 @@ def twin_shifts(kernels: dict[str, pd.DataFrame], twins: dict[str, str]) -> tupl
     by_kind = kernels_by_kind(kernels)
     return by_kind, [shift_text(by_kind, twin, path) for path, twin in twins.items()
                      if path in kernels and twin in kernels]
+
+
+def share_by_kind(table: pd.DataFrame) -> pd.DataFrame:
+    """Kernel count, time and share of the total per kind of one `kernel_table`, indexed by kind."""
+    by_kind = table.groupby("kind").agg(kernels_count=("count", "sum"), time_ms=("total_ms", "sum"))
+    by_kind["share_pct"] = 100 * by_kind.time_ms / by_kind.time_ms.sum()
+    return by_kind
+
+
+def classes_per_step(tables: dict[str, pd.DataFrame], steps: int, floors: dict[str, float]) -> pd.DataFrame:
+    """`kernels_by_kind` of denoise-stage profiles (`tables`: name -> `kernel_table` of `steps`
+    steps) per denoise step, with each class's floor_ms (`floors`: class -> ms)."""
+    by_class = kernels_by_kind(tables)
+    numeric = by_class.columns.drop("kind")
+    by_class[numeric] = by_class[numeric] / steps
+    by_class["floor_ms"] = by_class.kind.map(floors)
+    return by_class
+
+
+def with_paths(by_class: pd.DataFrame, tables: dict[str, pd.DataFrame], steps: int,
+               floors: dict[str, float]) -> pd.DataFrame:
+    """A `classes_per_step` table with the classes of more profiles (`tables`) as its first
+    columns, so that a profile already reduced is not reduced again."""
+    first = classes_per_step(tables, steps, floors).drop(columns="floor_ms")
+    return first.merge(by_class, on="kind")
+
+
+def path_classes(by_class: pd.DataFrame, path: str) -> pd.DataFrame:
+    """One path's columns of a `classes_per_step` table, indexed by kind: kernels_count, time_ms,
+    floor_ms and x_floor_ratio (empty where the floor is 0)."""
+    t = by_class.set_index("kind")
+    per_step = pd.DataFrame({"kernels_count": t[f"{path} kernels_count"], "time_ms": t[f"{path} time_ms"],
+                             "floor_ms": t["floor_ms"]})
+    per_step["x_floor_ratio"] = per_step.time_ms / per_step.floor_ms.where(per_step.floor_ms > 0)
+    return per_step

@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from . import precision as Q
 from .check import cosine
 from .config import TransformerConfig
-from .precision_bench import (GATE, References, detach_outputs, build_variant, kernels_used, layer_kv_cosines,
-                                                        output_accuracy, parse_variant)
+from .quantized_prefill import (GATE, References, build_variant, detach_outputs, kernels_used, layer_kv_cosines,
+                                output_accuracy, parse_variant)
 from .prefill_bench import build_llm, exact_fp32
 from .timing import time_fn
 from .log import progress

@@ -1,0 +1,56 @@
+"""Published pi0.5 latencies (quoted, `reference.quoted`) set beside this device's measured ones:
+the seed's Thor breakdown, TurboPi, NVIDIA's Jetson AI Lab, FlashRT and Dexmal. Different
+devices, software and numerics: tables for orientation, not a like-for-like race.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import pandas as pd
+import torch
+
+from .pipeline import Shape
+from .reference import quoted
+
+
+def anchors_table(best_variant: str, best_ms: float, dev_name: str, dtype: torch.dtype, shape: Shape,
+                  stage_best: pd.Series) -> pd.DataFrame:
+    """One row per quoted configuration (stages where the source gives them), then this device's
+    best call (`best_variant`, `best_ms`) with each stage's fastest path (`stage_best`)."""
+    ours_stages = stage_best
+    return pd.DataFrame([
+        {"source": "seed (baseline, LIBERO run)", "kind": "Thor (quoted)", "platform": "Jetson AGX Thor",
+         "configuration": "bf16, 2 views, 10 steps", "vision_ms": quoted("pipeline_baseline_vision_ms"),
+         "prefill_ms": quoted("pipeline_baseline_kv_ms"), "denoise_ms": quoted("pipeline_baseline_denoise_ms"),
+         "total_ms": quoted("pipeline_baseline_total_ms")},
+        {"source": "TurboPi CHANGELOG", "kind": "Thor (quoted)", "platform": "Jetson AGX Thor",
+         "configuration": "Torch-TRT FP8, 10 steps", "vision_ms": quoted("turbopi_trt_fp8_10step_vision_ms"),
+         "prefill_ms": quoted("turbopi_trt_fp8_10step_prefix_ms"), "denoise_ms": quoted("turbopi_trt_fp8_10step_denoise_ms"),
+         "total_ms": quoted("turbopi_trt_fp8_10step_total_ms")},
+        {"source": "NVIDIA Jetson AI Lab", "kind": "Thor (quoted)", "platform": "Jetson AGX Thor",
+         "configuration": "PyTorch bf16 + torch.compile", "total_ms": quoted("nvidia_thor_pytorch_bf16_compile_ms")},
+        {"source": "NVIDIA Jetson AI Lab", "kind": "Thor (quoted)", "platform": "Jetson AGX Thor",
+         "configuration": "TensorRT FP8", "total_ms": quoted("nvidia_thor_trt_fp8_ms")},
+        {"source": "NVIDIA Jetson AI Lab", "kind": "Thor (quoted)", "platform": "Jetson AGX Thor",
+         "configuration": "TensorRT FP8 + NVFP4", "total_ms": quoted("nvidia_thor_trt_fp8_nvfp4_ms")},
+        {"source": "FlashRT", "kind": "Thor (quoted)", "platform": "Jetson AGX Thor",
+         "configuration": "FP8, 2 views, 10 steps", "vision_ms": quoted("flashrt_siglip_ms"),
+         "prefill_ms": quoted("flashrt_prefix_ms"), "denoise_ms": quoted("flashrt_denoise_ms"), "total_ms": quoted("flashrt_fp8_2view_ms")},
+        {"source": "Dexmal realtime-vla", "kind": "RTX 4090 (quoted)", "platform": "RTX 4090",
+         "configuration": "Triton kernels, 2 views, 10 steps", "total_ms": quoted("dexmal_rtx4090_2view_ms")},
+        {"source": f"this chapter: total {best_variant}, stages their fastest path", "kind": "this device (measured)",
+         "platform": dev_name,
+         "configuration": f"{dtype}".removeprefix("torch.") + f", {shape.views} views, {shape.steps} steps",
+         "vision_ms": ours_stages.get("vision"), "prefill_ms": ours_stages.get("prefill"),
+         "denoise_ms": ours_stages.get("denoise"), "total_ms": best_ms},
+    ])
+
+
+def by_views_table(best_ms_by_shape: pd.Series, camera_views: Sequence[int], steps: int, dev_name: str) -> pd.DataFrame:
+    """Latency against camera views at `steps` steps: FlashRT's and Dexmal's quoted figures for 1-3
+    views, and this device's best call (`best_ms_by_shape`: indexed by (views, steps))."""
+    return pd.DataFrame(
+        [{"views": v, "series": "Thor (quoted)", "source": "FlashRT FP8", "ms": quoted(f"flashrt_fp8_{v}view_ms")} for v in (1, 2, 3)]
+        + [{"views": v, "series": "RTX 4090 (quoted)", "source": "Dexmal", "ms": quoted(f"dexmal_rtx4090_{v}view_ms")} for v in (1, 2, 3)]
+        + [{"views": v, "series": "this device (measured)", "source": f"best path, {dev_name}",
+            "ms": best_ms_by_shape.get((v, steps))} for v in camera_views])

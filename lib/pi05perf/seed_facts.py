@@ -1,0 +1,127 @@
+"""The analytic and quoted facts the verdict page's claims share (`seed_facts()`).
+
+Everything here comes from the reference data (`reference.quoted`), the analytic model
+(`flops`, `precision_bench.precision_floors`, `peers.spec_floor_ms`) and chapter 9's reference
+table: no GPU measurement. The per-claim GPU figures are read by `seed_claims` through the
+`verdicts.Ledger`, so that each verdict names the figures it used.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from . import config, flops, peers, precision_bench, reference
+from .config import Hardware
+from .verdicts import fastest_quoted
+
+# chapter 4/5's names of the precisions in `precision_bench.precision_floors`
+BF = "bf16 weights, bf16 compute"
+I4 = "INT4 weight-only (group 128), bf16 compute"
+F8 = "FP8 weights, FP8 compute"
+THOR = "Jetson AGX Thor"
+TOKENS = 712  # the seed's prefill length
+
+
+@dataclass(frozen=True)
+class SeedFacts:
+    """The facts the verdicts share; names as the verdict code reads them."""
+
+    spec: Hardware  # Thor's spec sheet (quoted)
+    seedhw: Hardware  # Thor with the seed's measured bandwidth
+    b_spec: pd.Series  # `flops.bound_table` row on the spec
+    b_seed: pd.Series  # ... on the seed's bandwidth
+    mlp_share: float  # of a layer's FLOPs at 712 tokens
+    qkvo_share: float
+    weights_gb: float  # the layers' bf16 weights
+    mlp_bytes: float  # bf16 MLP weights of all layers
+    mlp_flops: float  # all layers' MLP FLOPs at 712 tokens
+    seed_mlp_ms: float
+    seed_kv: float
+    seed_mlp_gbps: float
+    seed_mlp_tflops: float
+    seed_floor_bw: float
+    floor_at_seed_bw: float
+    weights_at_spec: float
+    tf: pd.DataFrame  # precision floors on Thor's spec, indexed by precision (BF, I4, F8)
+    int4_bound: float
+    call_floor8: float
+    call_floor4: float
+    nv_bf16: float
+    nv8: float
+    nv4: float
+    nv4_cos: float
+    nv8_cos: float
+    fr: float
+    fr_prefix: float
+    tp_prefix: float
+    fastest_ms: float
+    fastest_name: str
+    mlp_compute_floor: float
+    openpi_pct: float
+    replan: float
+    budget: float  # ms per inference at 20 Hz
+    rtc_ok: bool
+    buffering_works: bool
+    quoted_20hz: bool
+    works_elsewhere: bool  # something the seed lists as failed works in another setup (quoted)
+
+    def analytic_line(self) -> str:
+        return (f"analytic: MLP {100 * self.mlp_share:.1f}% of FLOPs, QKV+O {100 * self.qkvo_share:.1f}%, "
+                f"weights {self.weights_gb:.2f} GB")
+
+
+def seed_facts() -> SeedFacts:
+    """Compute the shared facts from the reference data and the analytic model."""
+    q = reference.quoted
+    G = config.GEMMA_2B
+    spec, seedhw = config.THOR_SPEC, config.THOR_SEED_MEASURED
+    bt = flops.bound_table(G, TOKENS, [spec, seedhw]).set_index("device")
+    b_spec, b_seed = bt.iloc[0], bt.iloc[1]
+    ops = {o.name: o for o in flops.layer_ops(G, TOKENS)}
+    layer_flops = sum(o.flops for o in ops.values())
+    mlp_share = sum(ops[k].flops for k in ("gate_proj", "up_proj", "down_proj")) / layer_flops
+    qkvo_share = sum(ops[k].flops for k in ("q_proj", "k_proj", "v_proj", "o_proj")) / layer_flops
+    weights_gb = flops.prefill_weight_bytes(G) / 1e9
+    mlp_bytes = 3 * G.width * G.mlp_dim * 2 * G.depth
+    mlp_flops = G.depth * sum(ops[k].flops for k in ("gate_proj", "up_proj", "down_proj"))
+    seed_mlp_ms, seed_kv = q("kv_mlp_total_ms"), q("kv_breakdown_measured_total_ms")
+    seed_mlp_gbps = mlp_bytes / (seed_mlp_ms * 1e-3) / 1e9
+    seed_mlp_tflops = mlp_flops / (seed_mlp_ms * 1e-3) / 1e12
+    seed_floor_bw = q("weight_read_floor_bandwidth_gbps")
+    floor_at_seed_bw = seedhw.memory_ms(q("weights_total_bf16_gb") * 1e9)
+    weights_at_spec = spec.memory_ms(q("weights_total_bf16_gb") * 1e9)
+    # Floors divide by the spec's bandwidth: the seed's measured 130.1 GB/s is no floor (FlashRT's FP8 denoise
+    # on Thor runs at about that rate; chapter 8 lists the anchors that beat it).
+    # The 712-token prefill's floor per weight / compute precision on Thor's spec, as chapters 4 and 5 count it
+    # (`precision_bench.precision_floors`: weights once, the bf16 K/V cache written, input and output).
+    thor_dev = {"name": "Thor (quoted)", "bandwidth_gbps": q("thor_bandwidth_gbps"),
+                "tflops": {"bf16": q("thor_bf16_dense_tflops"), "fp8": q("thor_fp8_dense_tflops"),
+                           "fp4": q("thor_fp4_dense_tflops")}}
+    tf = precision_bench.precision_floors(G, TOKENS, [thor_dev]).set_index("precision")
+    int4_bound = float(tf.speedup_vs_bf16_floor[I4])  # chapter 5's "at most" on Thor's spec
+    # The whole call's floor on Thor's spec sheet, counted as chapter 9 counts it (`peers.floor_ms`).
+    call_floor8, call_floor4 = (peers.spec_floor_ms(THOR, p, 2, 10) for p in ("fp8", "fp8+fp4"))
+    nv_bf16, nv8, nv4 = q("nvidia_thor_pytorch_bf16_compile_ms"), q("nvidia_thor_trt_fp8_ms"), q("nvidia_thor_trt_fp8_nvfp4_ms")
+    nv4_cos, nv8_cos = q("nvidia_thor_nvfp4_cos"), q("nvidia_thor_fp8_cos")
+    fr, fr_prefix, tp_prefix = q("flashrt_fp8_2view_ms"), q("flashrt_prefix_ms"), q("turbopi_trt_fp8_10step_prefix_ms")
+    fastest = fastest_quoted(THOR, views=2, steps=10)  # chapter 9's reference data (peers.csv)
+    fastest_ms = fastest["latency_ms"] if fastest else min(nv4, fr)
+    fastest_name = f"{fastest['peer']}, {fastest['precision'].upper()}" if fastest else "quoted builds"
+    mlp_compute_floor = spec.compute_ms(mlp_flops)
+    openpi_pct, replan = q("openpi_pi05_libero_average_pct"), q("openpi_libero_replan_steps")
+    budget = 1e3 / q("target20_target_hz")
+    rtc_ok = q("rtc_min_delay_ms") > q("pipeline_baseline_total_ms")
+    buffering_works = openpi_pct >= 90
+    quoted_20hz = fastest_ms <= budget
+    works_elsewhere = (nv_bf16 / nv8 > 1.5) or (nv4_cos >= 0.99) or buffering_works
+    return SeedFacts(
+        spec=spec, seedhw=seedhw, b_spec=b_spec, b_seed=b_seed, mlp_share=mlp_share, qkvo_share=qkvo_share,
+        weights_gb=weights_gb, mlp_bytes=mlp_bytes, mlp_flops=mlp_flops, seed_mlp_ms=seed_mlp_ms, seed_kv=seed_kv,
+        seed_mlp_gbps=seed_mlp_gbps, seed_mlp_tflops=seed_mlp_tflops, seed_floor_bw=seed_floor_bw,
+        floor_at_seed_bw=floor_at_seed_bw, weights_at_spec=weights_at_spec, tf=tf, int4_bound=int4_bound,
+        call_floor8=call_floor8, call_floor4=call_floor4, nv_bf16=nv_bf16, nv8=nv8, nv4=nv4, nv4_cos=nv4_cos,
+        nv8_cos=nv8_cos, fr=fr, fr_prefix=fr_prefix, tp_prefix=tp_prefix, fastest_ms=fastest_ms,
+        fastest_name=fastest_name, mlp_compute_floor=mlp_compute_floor, openpi_pct=openpi_pct, replan=replan,
+        budget=budget, rtc_ok=rtc_ok, buffering_works=buffering_works, quoted_20hz=quoted_20hz,
+        works_elsewhere=works_elsewhere)

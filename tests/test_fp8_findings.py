@@ -1,0 +1,84 @@
+"""pi05perf.fp8_findings: picking the fastest FP8 variants and chapter 4's texts, on synthetic
+variant rows (the GPU-only branches run here too: every row below is "timed")."""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+import torch
+
+from pi05perf import config
+from pi05perf import fp8_findings as FF
+from pi05perf.report import verdict
+
+
+def _row(variant, median_ms, hidden_cos=0.9995, kv_cos=0.9995, scope="graph"):
+    scheme, coverage = (variant.split("/") + ["none"])[:2] if variant != "base" else ("base", "none")
+    return {"variant": f"{variant}/{scope}", "scheme": scheme, "coverage": coverage, "scope": scope,
+            "fast_accum": "fast_accum" in variant, "median_ms": median_ms, "p25_ms": median_ms * 0.99,
+            "p75_ms": median_ms * 1.01, "n": 10, "method": "events",
+            "vs_base_hidden_cos": hidden_cos, "vs_base_kv_cos": kv_cos}
+
+
+def _var(*rows):
+    return pd.DataFrame([_row(*r) if isinstance(r, tuple) else r for r in rows])
+
+
+def test_fastest_fp8_prefers_accurate_variants_then_falls_back_to_the_fastest():
+    var = _var(("base", 10.0), ("fp8_tensor/full", 5.0, 0.99), ("fp8_channel/full", 6.0), ("fp8_channel/mlp", 8.0))
+    assert FF.fastest_fp8(var, "full", 0.998).variant == "fp8_channel/full/graph"  # the faster one misses the cosine
+    assert FF.fastest_fp8(var, "full", 0.9999).variant == "fp8_tensor/full/graph"  # none meets it: the fastest
+    assert FF.fastest_fp8(var, "attn", 0.998) is None
+    untimed = _var(("base", 10.0), ("fp8_channel/full", math.nan))
+    assert FF.fastest_fp8(untimed, "full", 0.998) is None
+    assert FF.first_fp8(untimed, "full").variant == "fp8_channel/full/graph"
+
+
+@pytest.mark.parametrize("full_ms,met", [(6.0, True), (8.0, False)])
+def test_prefill_text_judges_the_target_on_the_timed_rows(full_ms, met):
+    var = _var(("base", 10.0), ("fp8_channel/full", full_ms), ("fp8_channel/mlp", 9.0),
+               _row("fp8_channel/full", 12.0, scope="eager"))
+    base = var.iloc[0]
+    mlp, full = FF.fastest_fp8(var, "mlp", 0.998), FF.fastest_fp8(var, "full", 0.998)
+    text = FF.prefill_text(var, base, mlp, full, full, dtype=torch.bfloat16, scope="graph", target_ratio=0.7,
+                           target_cos=0.998, fp8_floor_ms=2.0, ch03_best=10.0)
+    assert f"**{'met' if met else 'not met'}** on this run" in text
+    assert f"{full_ms / 10.0:.2f}×" in text and "bfloat16" in text
+    assert f"{full_ms / 2.0:.2f}× this device's FP8 floor" in text
+    assert ("Not tried here" in text) != met
+    assert "Without compiling, fp8_channel/full/eager takes 12.00 ms" in text
+
+
+def test_prefill_text_without_timings_reports_accuracy_only():
+    var = _var(("base", 10.0), ("fp8_channel/full", math.nan, 0.9991, 0.9992))
+    acc = FF.first_fp8(var, "full")
+    text = FF.prefill_text(var, var.iloc[0], None, None, acc, dtype=torch.float32, scope="eager", target_ratio=0.7,
+                           target_cos=0.998, fp8_floor_ms=None, ch03_best=None)
+    assert text.startswith("FP8 could not be timed here") and "0.99910" in text and "0.99920" in text
+    assert FF.prefill_text(var, None, None, None, None, dtype=torch.float32, scope="eager", target_ratio=0.7,
+                           target_cos=0.998, fp8_floor_ms=None, ch03_best=None) == ""
+
+
+def test_full_coverage_bound_is_the_qkvo_share_at_twice_the_speed():
+    share, bound = FF.full_coverage_bound(config.GEMMA_2B, 712)
+    assert 0 < share < 1 and bound == pytest.approx(1 / (1 - share / 2))
+    assert FF.full_coverage_bound(config.GEMMA_2B, 64)[0] != share  # attention's share moves with the tokens
+
+
+def test_claims_rows_and_text_follow_the_measurements():
+    share, bound = FF.full_coverage_bound(config.GEMMA_2B, 712)
+    acc = pd.Series({"vs_base_hidden_cos": 0.999})
+    rows = FF.claims_rows(712, 1.05, bound, 1.6, 1.9, acc)
+    assert [r["measured"] for r in rows if "measured" in r] == [1.05, 1.6, 0.999]
+    mb = pd.Series({"tokens": 16, "bound": "memory", "measured_speedup_ratio": 1.5, "predicted_speedup_ratio": 1.8})
+    text = FF.claims_text(712, share, bound, 1.05, 1.6, mb, "fp8_channel/full/fast_accum", "layer_graph", 1.9)
+    assert f"— {verdict('held')}" in text and f"— {verdict('not held')}" in text  # small gain held; memory claim not
+    assert "At 16 tokens (memory-bound here" in text and "1.60× faster" in text
+    slow = mb.copy()
+    slow["measured_speedup_ratio"] = 0.9
+    text = FF.claims_text(712, share, bound, bound * 1.2, None, slow, "fp8_channel/full/fast_accum", "eager", 1.9)
+    assert "does not realise the halved bytes" in text and "in eager kernels" in text
+    assert "only adds" in text and f"— {verdict('not held')}" in text and f"— {verdict('partly held')}" in text
+    text = FF.claims_text(712, share, bound, None, None, None, "fp8_channel/full/fast_accum", "eager", 1.9)
+    assert "could not be timed on this device" in text and "nothing could be timed here" in text

@@ -1,0 +1,47 @@
+"""pi05perf.lowbit_findings: chapter 5's fault and verdict texts on synthetic tables (including
+the branches a CPU smoke run never reaches: a whole-prefill speed-up and a Triton kernel ratio)."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from pi05perf import lowbit_findings as LF
+from pi05perf.report import verdict
+
+
+def _levels():
+    rows = [("int4, correct", 0.999, 1.0, 0.998, 1.0, 0.99),
+            ("int4, scales dropped", 0.95, 80.0, 0.9, 6e3, 0.02),
+            ("int4, nibble order swapped", 0.01, 1.02, -0.03, 0.98, 0.6),
+            ("nvfp4, E2M1 codes read as int4", 0.4, 3.0, 0.3, 9.0, 0.8),
+            ("nvfp4, block scales transposed", 0.97, 1.1, 0.95, 1.2, 0.97)]
+    return pd.DataFrame(rows, columns=["fault", "layer_cos", "layer_norm_ratio", "mlp_cos", "mlp_norm_ratio", "model_cos"])
+
+
+def test_fault_levels_text_names_the_layout_faults_and_the_weights_time():
+    thor_nvfp4 = pd.Series({"weight_gb": 1.5, "memory_ms": 6.0})
+    text = LF.fault_levels_text(_levels(), 712, thor_nvfp4, 300.0)
+    assert "At one layer, only layout faults do:\nint4, nibble order swapped (" in text
+    assert "take at least 5.00 ms to read at Thor's quoted\n300 GB/s (6.00 ms" in text
+    assert "is **+0.010**" in text  # the lowest layer cosine
+    assert "magnitude (norm ratio 80" in text
+
+
+def test_int4_claims_rows_put_speed_as_the_inverse_of_time():
+    i4 = pd.Series({"vs_base_hidden_cos": 0.995})
+    rows = LF.int4_claims_rows(712, 712, 0.8, 1.25, 2.0, 1.1, 1.05, i4, None)
+    measured = {r["quantity"]: r.get("measured") for r in rows}
+    assert measured["same, one MLP's matmuls (712 tokens)"] == pytest.approx(0.8)
+    assert measured["4-bit cosine to bf16, with scales"] == 0.995
+    assert measured["4-bit cosine to bf16, scales ignored"] is None
+    assert LF.int4_claims_rows(712, 64, None, None, None, 1.1, 1.05, None, None)[1]["measured"] is None
+
+
+def test_int4_claims_text_says_what_was_measured():
+    text = LF.int4_claims_text(712, 712, 1.1, 0.8, 1.25, 0.9, 2.0, True, 0.991, "GPU X", "0.10")
+    assert f"— {verdict('not held')}" in text and f"— {verdict('partly held')}" in text
+    assert "the whole prefill runs at 0.80× the speed of bf16 (eager), one MLP's matmuls run at 0.80×" in text
+    assert "W4A16 kernel (Triton) at 1.11× the speed" in text
+    assert "cos\n0.991 or better" in text and "on GPU X the bare kernel" in text and "see the torchao table" in text
+    text = LF.int4_claims_text(712, 64, 1.1, None, None, None, None, False, 0.991, "cpu", None)
+    assert "1.10×.\n" in text and "not reproduced here" in text and "not re-run (torchao absent)" in text

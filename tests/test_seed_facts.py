@@ -1,0 +1,33 @@
+"""pi05perf.seed_facts: the verdicts' shared facts agree with the analytic model and with each other."""
+import pytest
+
+from pi05perf import config, flops, seed_facts
+
+
+@pytest.fixture(scope="module")
+def facts():
+    return seed_facts.seed_facts()
+
+
+def test_flop_shares_and_weights_follow_the_analytic_model(facts):
+    assert 0 < facts.qkvo_share < facts.mlp_share < 1
+    assert facts.weights_gb == pytest.approx(flops.prefill_weight_bytes(config.GEMMA_2B) / 1e9)
+    # the seed's MLP rate and bandwidth are one time divided into FLOPs and bytes
+    assert facts.seed_mlp_tflops / facts.seed_mlp_gbps == pytest.approx(facts.mlp_flops / facts.mlp_bytes / 1e3)
+    assert facts.mlp_compute_floor == pytest.approx(facts.spec.compute_ms(facts.mlp_flops))
+
+
+def test_precision_floors_and_the_int4_bound_agree(facts):
+    tf = facts.tf
+    assert {seed_facts.BF, seed_facts.I4, seed_facts.F8} <= set(tf.index)
+    assert tf.memory_ms[seed_facts.F8] < tf.memory_ms[seed_facts.BF]  # FP8 weights are half the bytes
+    assert facts.int4_bound == pytest.approx(float(tf.speedup_vs_bf16_floor[seed_facts.I4]))
+    assert facts.call_floor4 <= facts.call_floor8
+
+
+def test_the_20hz_flags_follow_their_figures(facts):
+    assert facts.budget == pytest.approx(50.0)
+    assert facts.quoted_20hz == (facts.fastest_ms <= facts.budget)
+    assert facts.buffering_works == (facts.openpi_pct >= 90)
+    assert facts.works_elsewhere >= facts.buffering_works  # one working counter-example is enough
+    assert facts.analytic_line().startswith(f"analytic: MLP {100 * facts.mlp_share:.1f}% of FLOPs")
