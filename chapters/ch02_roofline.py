@@ -158,24 +158,12 @@ show(judged)
 # ## Verdict on "memory-bound, floor ~22 ms"
 
 # %% tags=["hide-input"]
+spec, seedbw, dev = judged.iloc[0], judged.iloc[1], judged.iloc[2]
+show(side_by_side(ceilings.thor_comparison(here, dev.floor_ms)))
 seed_floor = reference.quoted("weight_read_floor_ms")
 seed_floor_bw = reference.quoted("weight_read_floor_bandwidth_gbps")
-seed_measured = reference.quoted("kv_prefill_standalone_ms")
 mlp_ms = reference.quoted("kv_mlp_total_ms")
 mlp_bytes = 3 * config.GEMMA_2B.width * config.GEMMA_2B.mlp_dim * 2 * config.GEMMA_2B.depth
-spec, seedbw, dev = judged.iloc[0], judged.iloc[1], judged.iloc[2]
-show(side_by_side([
-    {"quantity": "copy bandwidth (read + write)", "unit": "GB/s", "thor_quoted": thor_seed_bw,
-     "thor_source": f"seed, Phase 0 (spec: {thor_bw:.0f})", "measured": here.bandwidth_gbps},
-    {"quantity": "dense bf16 matmul peak", "unit": "TFLOP/s", "thor_quoted": thor_bf16,
-     "thor_source": "NVIDIA spec (not measured by the seed)", "measured": here.bf16_tflops},
-    {"quantity": "18-layer prefill at 712 tokens", "unit": "ms", "thor_quoted": seed_measured,
-     "thor_source": "seed (standalone benchmark); this device's is chapter 3's, which runs after this chapter",
-     "measured": None,
-     "floor": dev.floor_ms},
-    {"quantity": "the seed's floor (weights / bandwidth)", "unit": "ms", "thor_quoted": seed_floor,
-     "thor_source": f"seed: 3.96 GB / {seed_floor_bw:.0f} GB/s"},
-]))
 md(f"""**{verdict('partly held')}.** On Thor the prefill's intensity at {prefix_tokens} tokens
 ({intensity:.0f} FLOP/byte) sits {"below" if intensity < spec.ridge_flop_per_byte else "above"} the spec ridge
 ({spec.ridge_flop_per_byte:.0f}) and below the ridge at the seed's measured bandwidth

@@ -37,7 +37,6 @@ import torch
 from pi05perf import ceilings, config, flops, prefill_bench, profiling, reference, results
 from pi05perf.check import TOLERANCE
 from pi05perf.report import fmt, md, show, start, table, headlines_everywhere
-from pi05perf.timing import iqr_overlap
 
 run = start("ch03_prefill_breakdown", profile=profile, device=device, dtype=dtype, repeats=repeats,
             prefix_tokens=prefix_tokens, split_k=split_k)
@@ -241,36 +240,7 @@ slowdown of down_proj per FLOP, **not the {seed_drop:.1f}× the seed's bandwidth
 
 # %% tags=["hide-input"]
 if run.cuda:
-    kd, kg = down.loc[lin], gate.loc[lin]
-    dp = prefill_bench.down_proj_tiles(mm)  # the verdict reads the same comparison back from the results
-    measured_ratio, predicted, explained = dp["ratio"], dp["predicted"], dp["explained"]
-    along = ", ".join("tiles along " + o.strip("()") for o in explained)
-    splits = {g: prefill_bench.declared_split(k.kernel) for g, k in (("down_proj", kd), ("gate_proj", kg))}
-    split_words = " and ".join(f"{g}'s kernel declares {kind}" for g, kind in splits.items() if kind)
-    if explained and not split_words:
-        wave_verdict = (f"That matches the measurement within 15% ({along}): the gap is the last wave's "
-                        "idle SMs.")
-    elif explained:
-        wave_verdict = (f"That matches the measurement within 15% ({along}), but {split_words} (its "
-                        "factor is not in the name), which the no-split tile count does not describe: the match does not "
-                        "show that the gap is the last wave's idle SMs, and the book leaves the gap unexplained.")
-    elif split_words:
-        wave_verdict = (f"Neither matches the measurement within 15%. That is no test of wave quantisation: {split_words} "
-                        "(its factor is not in the name), and the no-split tile count does not describe the grid such a "
-                        "kernel runs. The gap stays unexplained here.")
-    else:
-        wave_verdict = ("Neither matches the measurement within 15%: the tile count does not explain the gap here, and "
-                        "the book leaves it unexplained.")
-    show(md(f"""**This device.** As nn.Linear, cuBLAS ran down_proj with `{profiling.short_kernel_name(kd.kernel)}`
-({kd.tflops:.0f} TFLOP/s) and gate_proj with `{profiling.short_kernel_name(kg.kernel)}` ({kg.tflops:.0f} TFLOP/s):
-down_proj reaches {measured_ratio:.2f}× gate_proj's rate{" with a different kernel" if kd.kernel != kg.kernel else " with the same kernel"}.
-With the tiles those names declare{"" if kd.tile_named and kg.tile_named else " (where a name declares none, 128×256 is assumed)"}
-and no split over K, wave quantisation predicts {predicted["(M, N)"]:.2f}× (tiles along M, N) or {predicted["(N, M)"]:.2f}× (along N, M, as
-column-major cuBLAS may lay them). {wave_verdict}
-Split-K by hand (in the table above) is kept as measured: the best down_proj layout here is
-**{down.tflops.idxmax()}** at {down.tflops.max():.0f} TFLOP/s ({down.tflops.max() / kd.tflops:.2f}× nn.Linear{"; within the noise" if iqr_overlap(down, down.tflops.idxmax(), lin) else ""}).
-Counted the seed's way (weight bytes over time) down_proj moves {kd.weight_gbps:.0f} GB/s, far below the copy
-bandwidth: it is computing, not reading."""))
+    show(md(prefill_bench.down_proj_text(mm, down, gate)))
 else:
     show(md("No kernel names on a CPU: the comparison with cuBLAS's choice needs a GPU run (committed results)."))
 

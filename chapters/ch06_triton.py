@@ -37,7 +37,7 @@ import pandas as pd
 import torch
 
 from pi05perf import ceilings, config, reference, results
-from pi05perf import triton_matmul as TM
+from pi05perf import triton_findings, triton_matmul as TM
 from pi05perf.kernels import decode_attention as DA, gemv_splitk as GS
 from pi05perf.report import md, show, side_by_side, start, verdict
 
@@ -122,43 +122,10 @@ target_ratio = 1.15
 large_gemms = ["gate_up_proj (fused)", "down_proj"]  # the MLP: most of the prefill's FLOPs
 per_shape, main_loop, square = None, {}, "8192³"
 if timings is not None and not timings.empty:
-    n_sq = 8192 if run.full else 256
-    square = f"{n_sq}³"
-    _, sq_timings = TM.triton_vs_cublas({square: (n_sq, n_sq, n_sq)}, run.device, run.repeats,
-                                        [allowed[d] for d in operand_dtypes])
-    main_loop = {d: TM.triton_ratio(sq_timings, d) for d in operand_dtypes if TM.triton_ratio(sq_timings, d)}
-    tri = timings[timings.impl == "Triton"].set_index(["dtype", "gemm"])
-    cub = timings[timings.impl == "cuBLAS"].set_index(["dtype", "gemm"])
-    chosen = lambda r: ("not reported" if pd.isna(r.BLOCK_M) else  # noqa: E731
-                        f"{r.BLOCK_M:.0f}×{r.BLOCK_N:.0f}×{r.BLOCK_K:.0f}, {r.num_stages:.0f} stages, {r.num_warps:.0f} warps")
-    per_shape = pd.DataFrame({
-        "chosen": [chosen(r) for r in tri.itertuples()],
-        "tiles_count": tri.tiles_count, "sm_count": tri.sm_count,
-        "grid_efficiency_pct": [100 * (TM.grid_efficiency(r._asdict(), r.M, r.N, r.sm_count) or float("nan"))
-                                for r in tri.itertuples()],
-        "triton_vs_cublas_ratio": tri.median_ms / cub.median_ms.reindex(tri.index)}, index=tri.index).reset_index()
+    per_shape, main_loop, square = triton_findings.autotune_choices(timings, run.device, run.repeats, operand_dtypes,
+                                                                    allowed, run.full)
     show(per_shape)
-    large = TM.triton_ratio(timings[timings.gemm.isin(large_gemms)], "bfloat16")  # the MLP's two GEMMs, bf16
-    target_sentence = ("The bf16 MLP GEMMs were not both timed: the target is not judged here." if large is None else
-                       f"**The target is {'met' if large <= target_ratio else 'not met'}**: on the prefill's two large "
-                       f"GEMMs ({' and '.join(large_gemms)}, bf16, summed) Triton takes {large:.2f}× cuBLAS's time.")
-    slow = per_shape[per_shape.triton_vs_cublas_ratio > target_ratio]
-    few = per_shape[per_shape.tiles_count < per_shape.sm_count]
-    over = ", ".join(f"{r.gemm} {r.dtype} ({r.triton_vs_cublas_ratio:.2f}×)" for r in slow.itertuples())
-    idle = ", ".join(f"{r.gemm} {r.dtype}: {r.tiles_count:.0f}" for r in few.itertuples())
-    say(f"""Autotuning (and the checks that ran on its choice) took {timings.autotune_s.sum():.0f} s of wall time for
-{len(per_shape)} shape/dtype pairs. {len(per_shape) - len(slow)} of {len(per_shape)} pairs are within {target_ratio}×
-of cuBLAS{'.' if slow.empty else '; over it: ' + over + '.'}
-{'' if few.empty else f'Some chosen configurations launch fewer tiles than the GPU has SMs ({idle}): part of the GPU idles for the whole matmul.'}
-
-{target_sentence}
-
-{TM.limit_text(per_shape, main_loop, target_ratio, square)}
-
-What this kernel lacks that Hopper's library GEMMs (e.g. CUTLASS's sm90 kernels) use: TMA bulk
-copies (its loads are per-thread `cp.async`), warp specialisation (some warps load while the others
-multiply), a persistent grid that balances tiles over the SMs, and split-K or stream-K for shapes
-with few output tiles. Each of those is a different kernel, not a configuration of this one.""")
+    say(triton_findings.autotune_text(timings, per_shape, main_loop, square, target_ratio, large_gemms))
 
 # %% [markdown]
 # ## Against the seed's Thor figure
@@ -168,35 +135,8 @@ seed_speed = reference.quoted("triton_vs_cublas_ratio")
 seed_cublas, seed_triton = reference.quoted("triton_test_cublas_ms"), reference.quoted("triton_fp16_matmul_ms")
 ratios = {d: TM.triton_ratio(timings, d) for d in operand_dtypes}
 bf = ratios.get("bfloat16")
-show(side_by_side([
-    {"quantity": "Triton time / cuBLAS time, bf16, the four prefill matmuls summed", "unit": "ratio",
-     "thor_quoted": 1 / seed_speed, "thor_source": f"seed: FP16, one unknown shape ({seed_triton} ms / {seed_cublas} ms)",
-     "measured": bf},
-    {"quantity": "same, FP8", "unit": "ratio", "measured": ratios.get("float8_e4m3fn")},
-    {"quantity": "same, FP16", "unit": "ratio", "measured": ratios.get("float16")},
-]))
-lines = []
-if bf is not None:
-    per = timings[timings.dtype == "bfloat16"].pivot(index="gemm", columns="impl", values="median_ms")
-    per = per.Triton / per.cuBLAS
-    lines.append(f"On {name} (triton {tv}) the autotuned Triton kernel takes **{bf:.2f}×** the cuBLAS time over the four "
-                 f"bf16 prefill matmuls ({1 / bf:.2f}× the speed; per shape from {per.min():.2f}× on "
-                 f"{per.idxmin()} to {per.max():.2f}× on {per.idxmax()}). The seed's figure on Thor, "
-                 f"{seed_speed:.2f}× the *speed*, is {1 / seed_speed:.2f}× the *time*.")
-thor_cc = reference.quoted("thor_compute_capability")
-thor_bf16 = reference.quoted("thor_bf16_dense_tflops")
-here_cc = ("sm_%d%d" % torch.cuda.get_device_capability(run.device)) if run.cuda else None
-here_txt = (f"{name} is {here_cc} with triton {tv}" + (", where Triton's Hopper tensor-core paths (wgmma, TMA) have been "
-            "in place for several releases" if here_cc == "sm_90" else "")) if here_cc else "this run has no GPU"
-lines.append(f"""What differs between the two measurements, so that neither transfers to the other:
-* **the platform**: Thor is sm_{round(thor_cc * 10)} (quoted), an architecture that was new to Triton when the seed ran the
-  Triton release it lists; {here_txt}. A young backend's gap says little about a mature one, and the reverse.
-* **the dtype**: the seed timed FP16; the prefill runs bf16 (and FP8 here where the device has it).
-* **the shape**: the seed's shape is not stated. In the {seed_cublas} ms cuBLAS took, Thor's dense 16-bit peak (quoted
-  spec, {thor_bf16:.0f} TFLOP/s) does at most {seed_cublas * 1e-3 * thor_bf16 * 1e12 / 1e9:.0f} GFLOP; whether the
-  matmul had few output tiles (as the prefill's N = {cfg.width} projections do) or many changes which kernel wins.
-* **the kernel**: a tutorial-structured kernel with a {len(TM.autotune_configs())}-configuration search, not a
-  persistent, warp-specialized one: its ratio is a lower bound on what Triton can do on this device.""")
+show(side_by_side(triton_findings.seed_rows(ratios, seed_speed, seed_cublas, seed_triton)))
+lines = triton_findings.seed_contrast(timings, bf, seed_speed, seed_cublas, name, tv, run.device, run.cuda, cfg.width)
 status = "not testable here"
 lines.append(f"""**"Triton runs at {seed_speed}× cuBLAS on Thor, so it does not suit Thor" — {verdict(status)}** (no Thor here).
 {f'On this device the same kind of kernel reaches {1 / bf:.2f}× the speed of cuBLAS on the prefill matmuls' if bf is not None else 'Nothing was timed on this device'}.

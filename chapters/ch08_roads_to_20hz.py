@@ -48,7 +48,7 @@ import altair as alt
 import pandas as pd
 import torch
 
-from pi05perf import latency_model as lm, pipeline, pipeline_bench as pb, reference, results
+from pi05perf import latency_model as lm, pipeline, pipeline_bench as pb, reference, results, roads
 from pi05perf.charts import SERIES_COLORS
 from pi05perf.report import headlines_everywhere, md, show, start, verdict
 
@@ -62,17 +62,8 @@ arch = pipeline.arch(run.full)
 full_arch = pipeline.arch(True)
 if not run.cuda:  # tiny CPU models gain nothing from threads, and spinning threads of parallel jobs collide
     torch.set_num_threads(1)
-if run.full:
-    text, layers12, tpi_small, calib_T = text_tokens, reduced_layers, reduced_image_tokens, calib_prefix_tokens
-else:  # the tiny model: same ratios, tiny sizes
-    text = min(text_tokens, 8)
-    layers12 = max(1, round(arch.layers * reduced_layers / full_arch.layers))
-    tpi_small = 1
-    ref_T = reference_views * arch.tokens_per_image + text
-    full_T = reference_views * full_arch.tokens_per_image + text_tokens
-    calib_T = sorted({max(1, round(t * ref_T / full_T)) for t in calib_prefix_tokens})
-if not 0 < layers12 < arch.layers:
-    raise ValueError(f"reduced_layers={reduced_layers}: must be below the model depth {full_arch.layers}")
+text, layers12, tpi_small, calib_T = roads.sizes(arch, full_arch, run.full, text_tokens, reduced_layers,
+                                                 reduced_image_tokens, calib_prefix_tokens, reference_views)
 dev_name = results.device_name(run.device)
 fast_v = "graph" if run.cuda else "eager_fused"
 use_fp8 = fp8 and "fp8_graph" in pb.available_variants(run.device, fp8=True)
@@ -133,44 +124,11 @@ alt.Chart(curves).mark_line(point=True).encode(
 # own float32 model and timed the same way.
 
 # %% tags=["hide-input"]
-tests = []
-
-
-def record(name: str, b: pb.PipelineBench, sh: pipeline.Shape, stages, variant: str = fast_v, is_fp8: bool = False):
-    for s in stages:
-        row = b.measure(variant, s, sh)
-        tests.append({"test": name, **row, "fp8": is_fp8})
-
-
-for N in test_steps:
-    record(f"{N} step{'s' if N > 1 else ''}", bench, pipeline.Shape(reference_views, text, N, action_horizon), ("denoise", "whole"))
-for V in test_views:
-    record(f"{V} view{'s' if V > 1 else ''}", bench, pipeline.Shape(V, text, reference_steps, action_horizon), pipeline.STAGES)
-fp8_error = None
-if use_fp8:
-    try:
-        record("FP8 LLM projections", bench, R, ("prefill", "whole"), "fp8_graph", True)
-    except AssertionError:
-        raise
-    except Exception as e:  # noqa: BLE001 - an FP8 kernel this stack lacks: reported below, never hidden
-        fp8_error = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:400]
-        print(f"!! FP8 could not run: {fp8_error}")
-bench.release("fp8", "fast", "fused", "eager")
+tests, fp8_error = roads.on_reference_model(bench, R, fast_v, use_fp8, test_steps, test_views, reference_views,
+                                            reference_steps, text, action_horizon)
 del bench
-
-b12 = pb.PipelineBench(arch.with_layers(layers12), run.device, run.dtype, run.repeats, all_steps)
-record(f"{layers12} layers", b12, R, ("prefill", "denoise", "whole"))
-record(f"{layers12} layers, {combo_views} view{'s' if combo_views > 1 else ''}, {combo_steps} steps", b12,
-       pipeline.Shape(combo_views, text, combo_steps, action_horizon), pipeline.STAGES)
-b12.release("fast", "fused")
-del b12
-
-small = arch.with_tokens_per_image(tpi_small)
-bt = pb.PipelineBench(small, run.device, run.dtype, run.repeats, all_steps)
-record(f"{tpi_small} tokens per image", bt, R, pipeline.STAGES)
-bt.release("fast", "fused")
-del bt
-
+tests += roads.on_new_models(arch, run.device, run.dtype, run.repeats, all_steps, R, fast_v, layers12, combo_views,
+                             combo_steps, text, action_horizon, tpi_small)
 measured = pd.DataFrame(tests)
 pred = lm.prediction_table(model, measured)
 if fp8_error:

@@ -60,20 +60,10 @@ bad = [v for v in ours_variants if v not in pb.VARIANTS]
 if bad:
     raise ValueError(f"parameter ours_variants has {bad}; allowed values: {'|'.join(pb.VARIANTS)}")
 t0 = time.time()
-lerobot_error = None
-try:
-    lerobot_pi05.import_lerobot()
-except Exception as e:  # noqa: BLE001 - absent on the CPU machine: the chapter says so
-    lerobot_error = f"{type(e).__name__}: {e}"
+lerobot_error = lerobot_pi05.import_error()
 torchao_version = torchao_bench.available()
 measure = run.full and run.cuda  # peers are timed at full size on a GPU only
-show(md(f"lerobot: **{lerobot_pi05.lerobot_version() or 'not installed'}**"
-        + (f" (does not import here: `{lerobot_error[:160]}`)" if lerobot_error else "")
-        + f"; torchao: **{torchao_version or 'not installed'}**. "
-        + ("Both are timed below." if measure and not lerobot_error else
-           "Nothing is timed in this run: the tables of measurements come from the committed GPU run, where "
-           "there is one (wheels: `python -m pi05perf.peers wheels`, installed with `pip install --no-deps "
-           "--target /tmp/peers wheelhouse/peers/*.whl` and `PI05PERF_PEERS=/tmp/peers`).")))
+show(md(peers.availability_text(lerobot_pi05.lerobot_version(), lerobot_error, torchao_version, measure)))
 
 # %% [markdown]
 # ## Is our model lerobot's model?
@@ -286,14 +276,10 @@ if len(ao):
 
 # %% tags=["hide-input"]
 platform = next((p for p in ("H200", "H100") if p in results.device_name(run.device)), None)
-ours_lat = []
-if measure and platform:
-    plat = f"{platform} SXM"
-    for peer, ms in (("ours best (measured)", ours_best_ms), ("lerobot compiled (measured)", lerobot_compiled_ms),
-                     ("lerobot eager (measured)", lerobot_eager_ms)):
-        if ms == ms:
-            ours_lat.append({"peer": peer, "platform": plat, "views": headline_views, "steps": headline_steps,
-                             "precision": "bf16", "latency_ms": ms})
+ours_lat = (peers.measured_rows(platform, (("ours best (measured)", ours_best_ms),
+                                          ("lerobot compiled (measured)", lerobot_compiled_ms),
+                                          ("lerobot eager (measured)", lerobot_eager_ms)), headline_views, headline_steps)
+            if measure and platform else [])
 pf = peers.per_floor_table(ours_lat)
 show(pf[["peer", "platform", "views", "precision", "latency_ms", "floor_ms", "x_floor_ratio"]])
 fast = pf[pf.source == "published"].sort_values("x_floor_ratio").iloc[0]
@@ -306,19 +292,7 @@ show(md(f"Closest to its floor among the published figures: **{fast.peer}** on {
 c7 = (peers.measured_ceiling_floor(results.device_slug(results.device_name(run.device)), headline_views,
                                    headline_steps, text_tokens, action_horizon) if len(mine) else None)
 if len(mine):
-    spec = peers.hardware_specs().loc[mine.platform.iloc[0]]
-    spec_floor = float(mine.floor_ms.iloc[0])
-    show(md(f"These floors are **spec-sheet floors**, ours included ({mine.platform.iloc[0]}: {spec.bandwidth_gbps:.0f} GB/s, "
-            f"{spec.bf16_dense_tflops:.0f} dense bf16 TFLOP/s, from `peers.csv`): the vendor's rates are the only ones known "
-            f"for every peer's device, so the column compares across devices. "
-            + (f"Chapter 7 divides ours by the ceilings **measured** on this GPU instead ({c7['peak_tflops']:.0f} "
-               f"TFLOP/s and {c7['copy_gbps']:.0f} GB/s): the same call's floor there is {c7['floor_ms']:.2f} ms "
-               f"against {spec_floor:.2f} ms here, so chapter 7's best call ({c7['best_ms']:.2f} ms) is at "
-               f"{c7['x_floor_ratio']:.2f}× its floor, and ours best here is at "
-               f"{ours_best_ms / c7['floor_ms']:.2f}× that measured-ceiling floor rather than "
-               f"{float(mine.x_floor_ratio.iloc[0]):.2f}× the spec-sheet one."
-               if c7 else "Chapter 7's floor of the same call, from ceilings measured on this GPU, is not available "
-               "for this configuration, so no measured-ceiling ratio is shown here.")))
+    show(md(peers.measured_ceiling_text(mine, c7, ours_best_ms)))
 
 # %% [markdown]
 # ## What makes the fastest peers fast

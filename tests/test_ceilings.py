@@ -4,6 +4,7 @@ import json
 import math
 
 import pytest
+import torch
 
 from pi05perf import ceilings, params, results
 from pi05perf.timing import Timing
@@ -110,3 +111,35 @@ def test_time_per_call_refuses_an_unknown_clock():
 
     with pytest.raises(ValueError, match="clock"):
         time_per_call([lambda: None], "cpu", 3, clock="wall")
+
+
+def test_cublas_product_is_torch_matmul_for_16_and_32_bit_operands():
+    for dtype in (torch.float32, torch.bfloat16):
+        assert ceilings.cublas_product(dtype, "cpu") is torch.matmul
+
+
+def test_cublas_product_fp8_is_a_unit_scaled_product_in_bf16():
+    mm = ceilings.cublas_product(torch.float8_e4m3fn, "cpu")
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(16, 32, generator=g).to(torch.float8_e4m3fn)
+    b = torch.randn(24, 32, generator=g).to(torch.float8_e4m3fn).t()  # column-major, as cuBLASLt wants
+    try:
+        out = mm(a, b)
+    except (RuntimeError, NotImplementedError) as e:  # a torch build without the CPU kernel
+        pytest.skip(f"torch._scaled_mm does not run on this CPU: {e}")
+    assert out.dtype == torch.bfloat16 and out.shape == (16, 24)
+    ref = a.double() @ b.double()
+    assert torch.allclose(out.double(), ref, rtol=1e-2, atol=1e-1)
+
+
+def test_thor_comparison_sets_thors_quoted_figures_beside_this_device():
+    from pi05perf import config, reference
+
+    here = config.Hardware("GPU (measured)", 3000.0, 700.0, None, "test")
+    rows = {r["quantity"]: r for r in ceilings.thor_comparison(here, 12.5)}
+    copy, peak = rows["copy bandwidth (read + write)"], rows["dense bf16 matmul peak"]
+    assert copy["measured"] == 3000.0 and copy["thor_quoted"] == reference.quoted("hw_avg_bandwidth_gbps")
+    assert peak["measured"] == 700.0 and peak["thor_quoted"] == reference.quoted("thor_bf16_dense_tflops")
+    prefill = rows["18-layer prefill at 712 tokens"]
+    assert prefill["floor"] == 12.5 and prefill["measured"] is None
+    assert rows["the seed's floor (weights / bandwidth)"]["thor_quoted"] == reference.quoted("weight_read_floor_ms")

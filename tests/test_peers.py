@@ -136,3 +136,44 @@ def test_measured_ceiling_floor_is_like_for_like_only():
                               horizon=shape[3]) == pytest.approx(got["floor_ms"], rel=0.01)
     assert peers.measured_ceiling_floor(d["slug"], shape[0], shape[1], shape[2] + 1, shape[3]) is None
     assert peers.measured_ceiling_floor("no-such-device", *shape) is None
+
+
+def test_import_error_gives_the_reason_lerobot_does_not_import(monkeypatch):
+    def fail():
+        raise ModuleNotFoundError("No module named 'lerobot'")
+
+    monkeypatch.setattr(lerobot_pi05, "import_lerobot", fail)
+    assert lerobot_pi05.import_error() == "ModuleNotFoundError: No module named 'lerobot'"
+    monkeypatch.setattr(lerobot_pi05, "import_lerobot", lambda: (object, object))
+    assert lerobot_pi05.import_error() is None
+
+
+def test_availability_text_says_what_is_timed_and_why_not():
+    off = peers.availability_text(None, "ModuleNotFoundError: " + "x" * 300, "0.9", measure=True)
+    assert off.startswith("lerobot: **not installed** (does not import here: `ModuleNotFoundError: x")
+    assert "x" * 139 + "`)" in off and "x" * 140 not in off  # the reason cut at 160 characters
+    assert "; torchao: **0.9**. Nothing is timed in this run" in off and "PI05PERF_PEERS" in off
+    on = peers.availability_text("0.6.1", None, None, measure=True)
+    assert on == "lerobot: **0.6.1**; torchao: **not installed**. Both are timed below."
+    assert "Nothing is timed" in peers.availability_text("0.6.1", None, "0.9", measure=False)
+
+
+def test_measured_rows_keep_the_timed_latencies_on_the_sxm_spec_sheet():
+    rows = peers.measured_rows("H200", (("ours", 20.0), ("lerobot compiled", math.nan), ("lerobot eager", 180.0)), 2, 10)
+    assert [r["peer"] for r in rows] == ["ours", "lerobot eager"]
+    assert rows[0] == {"peer": "ours", "platform": "H200 SXM", "views": 2, "steps": 10, "precision": "bf16",
+                       "latency_ms": 20.0}
+    pf = peers.per_floor_table(rows)
+    assert (pf[pf.source == "measured here"].x_floor_ratio > 1).all()
+
+
+def test_measured_ceiling_text_compares_the_spec_floor_with_chapter_7s():
+    pf = peers.per_floor_table(peers.measured_rows("H200", (("ours best (measured)", 20.0),), 2, 10))
+    mine = pf[pf.peer == "ours best (measured)"]
+    spec = peers.hardware_specs().loc["H200 SXM"]
+    text = peers.measured_ceiling_text(mine, None, 20.0)
+    assert f"H200 SXM: {spec.bandwidth_gbps:.0f} GB/s" in text and "is not available" in text
+    c7 = {"peak_tflops": 700.0, "copy_gbps": 4000.0, "floor_ms": 10.0, "best_ms": 21.0, "x_floor_ratio": 2.1}
+    text = peers.measured_ceiling_text(mine, c7, 20.0)
+    assert "(700 TFLOP/s and 4000 GB/s)" in text and "ours best here is at 2.00× that measured-ceiling floor" in text
+    assert f"rather than {float(mine.x_floor_ratio.iloc[0]):.2f}× the spec-sheet one" in text

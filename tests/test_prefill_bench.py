@@ -1,4 +1,5 @@
 """The measurement helpers behind chapters 2 and 3, on tiny configs on the CPU."""
+import pandas as pd
 import pytest
 import torch
 
@@ -147,3 +148,31 @@ def test_target_gap_text_ranks_the_groups_over_their_floors():
     fair = g.assign(floor_ms=[2.3, 0.11, 0.45])
     assert "**" not in prefill_bench.target_gap_text(fair, 6.06, 4.14, 0.46)
     assert prefill_bench.target_gap_text(g, 5.0, 4.14, None).startswith("The prefill meets 1.25×")
+
+
+def _gpu_sweep(down_tflops: float, down_kernel: str = "nvjet_sm90_128x184_splitK") -> pd.DataFrame:
+    """A `matmul_sweep` table as a GPU run writes it: nvjet kernel names that declare their tiles."""
+    lin = prefill_bench.LINEAR_LAYOUT
+    row = dict(M=712, tile_named=True, weight_gbps=300.0, median_ms=1.0, p25_ms=0.9, p75_ms=1.1)
+    return pd.DataFrame([
+        {**row, "gemm": "down_proj", "layout": lin, "N": 2048, "tile": "128x184", "tiles": 72, "waves": 72 / 132,
+         "tflops": down_tflops, "kernel": down_kernel},
+        {**row, "gemm": "down_proj", "layout": "split-K 2", "N": 2048, "tile": "128x184", "tiles": 144,
+         "waves": 144 / 132, "tflops": 2 * down_tflops, "kernel": "k2", "median_ms": 0.5, "p25_ms": 0.45, "p75_ms": 0.55},
+        {**row, "gemm": "gate_proj", "layout": lin, "N": 16384, "tile": "128x240", "tiles": 414, "waves": 414 / 132,
+         "tflops": 600.0, "kernel": "nvjet_sm90_128x240"}])
+
+
+def test_down_proj_text_names_the_kernels_the_split_and_the_best_layout():
+    mm = _gpu_sweep(300.0)
+    down, gate = (mm[mm.gemm == g].set_index("layout") for g in ("down_proj", "gate_proj"))
+    text = prefill_bench.down_proj_text(mm, down, gate)
+    assert "`nvjet_sm90_128x184_splitK`" in text and "`nvjet_sm90_128x240`" in text
+    assert "0.50× gate_proj's rate with a different kernel" in text
+    # the (N, M) tiles predict the 0.50x, but a split-K kernel's grid is not the no-split tile count
+    assert "within 15% (tiles along N, M), but down_proj's kernel declares split-K" in text
+    assert "**split-K 2** at 600 TFLOP/s (2.00× nn.Linear)" in text and "within the noise" not in text
+    plain = _gpu_sweep(300.0, down_kernel="nvjet_sm90_128x184")
+    down, gate = (plain[plain.gemm == g].set_index("layout") for g in ("down_proj", "gate_proj"))
+    text = prefill_bench.down_proj_text(plain, down, gate)
+    assert "declares split" not in text and "the gap is the last wave's idle SMs." in text

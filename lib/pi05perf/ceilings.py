@@ -18,6 +18,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 import torch
@@ -82,6 +83,16 @@ def _shape(n: int | tuple[int, int, int]) -> tuple[int, int, int]:
     return (n, n, n) if isinstance(n, int) else tuple(n)
 
 
+def cublas_product(dtype: torch.dtype, device: torch.device | str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The library product of two `dtype` operands: `torch.matmul`, or for fp8 e4m3
+    `torch._scaled_mm` with unit scales and a bf16 output (B column-major, as cuBLASLt wants)."""
+    if dtype != getattr(torch, "float8_e4m3fn", None):
+        return torch.matmul
+    # made once here, not per call: every call (and a CUDA graph's capture of it) reads this one tensor
+    one = torch.ones((), device=device)
+    return lambda x, y: torch._scaled_mm(x, y, scale_a=one, scale_b=one, out_dtype=torch.bfloat16)
+
+
 def matmul_rate(device: torch.device | str, dtype: torch.dtype, n: int | tuple[int, int, int],
                 repeats: int) -> Ceiling:
     """cuBLAS (`torch.matmul`, or `torch._scaled_mm` for fp8) on random [M,K] x [K,N]; the first
@@ -102,13 +113,11 @@ def matmul_rate(device: torch.device | str, dtype: torch.dtype, n: int | tuple[i
     rows = min(M, 256)  # a slice of the output is enough to catch a wrong kernel, at 1/M the cost
     if dtype == getattr(torch, "float8_e4m3fn", None):
         a, b = a.to(dtype), b.t().contiguous().to(dtype).t()  # cuBLASLt wants B column-major
-        one = torch.ones((), device=device)
-        mm = lambda x, y: torch._scaled_mm(x, y, scale_a=one, scale_b=one, out_dtype=torch.bfloat16)
         label, stack = "fp8 e4m3 matmul", "cuBLAS (torch._scaled_mm)"
     else:
         a, b = a.to(dtype), b.to(dtype)
-        mm = torch.matmul
         label, stack = f"{str(dtype).removeprefix('torch.')} matmul", "cuBLAS (torch.matmul)"
+    mm = cublas_product(dtype, device)
     err = relative_error(mm(a, b)[:rows], a[:rows].double() @ b.double())
     if err > 2e-2:
         raise AssertionError(f"{label} at {M}x{N}x{K}: relative error {err:.2e} against the reference")
@@ -335,3 +344,25 @@ def this_device(run, ceil: dict | None = None, log=progress):
     ceil = ceil or for_run(run, log)
     return Hardware(f"{device_name(run.device)} (measured)", ceil["copy_gbps"], ceil["matmul_bf16_tflops"],
                     ceil.get("matmul_fp8_tflops"), ceil["source"])
+
+
+def thor_comparison(here, prefill_floor_ms: float) -> list[dict]:
+    """Rows for `report.side_by_side`: Thor's quoted bandwidth, bf16 peak, 712-token prefill and the
+    seed's weight-read floor, beside `here` (a `config.Hardware`) and its prefill floor."""
+    from .reference import quoted
+
+    thor_bw, thor_bf16, thor_seed_bw = (quoted(k) for k in ("thor_bandwidth_gbps", "thor_bf16_dense_tflops",
+                                                             "hw_avg_bandwidth_gbps"))
+    seed_floor_bw = quoted("weight_read_floor_bandwidth_gbps")
+    return [
+        {"quantity": "copy bandwidth (read + write)", "unit": "GB/s", "thor_quoted": thor_seed_bw,
+         "thor_source": f"seed, Phase 0 (spec: {thor_bw:.0f})", "measured": here.bandwidth_gbps},
+        {"quantity": "dense bf16 matmul peak", "unit": "TFLOP/s", "thor_quoted": thor_bf16,
+         "thor_source": "NVIDIA spec (not measured by the seed)", "measured": here.bf16_tflops},
+        {"quantity": "18-layer prefill at 712 tokens", "unit": "ms", "thor_quoted": quoted("kv_prefill_standalone_ms"),
+         "thor_source": "seed (standalone benchmark); this device's is chapter 3's, which runs after this chapter",
+         "measured": None,
+         "floor": prefill_floor_ms},
+        {"quantity": "the seed's floor (weights / bandwidth)", "unit": "ms", "thor_quoted": quoted("weight_read_floor_ms"),
+         "thor_source": f"seed: 3.96 GB / {seed_floor_bw:.0f} GB/s"},
+    ]

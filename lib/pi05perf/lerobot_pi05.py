@@ -168,6 +168,15 @@ def import_lerobot() -> tuple[Any, Any]:
     return mod.PI05Pytorch, cfg.PI05Config
 
 
+def import_error() -> str | None:
+    """Why lerobot's pi0.5 does not import here ("Type: message"), or None when it does."""
+    try:
+        import_lerobot()
+    except Exception as e:  # noqa: BLE001 - absent on the CPU machine: the chapter says so
+        return f"{type(e).__name__}: {e}"
+    return None
+
+
 def lerobot_version() -> str | None:
     try:
         from importlib.metadata import version

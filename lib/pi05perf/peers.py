@@ -146,6 +146,51 @@ def measured_ceiling_floor(slug: str, views: int, steps: int, text_tokens: int, 
     return None
 
 
+def availability_text(lerobot: str | None, lerobot_error: str | None, torchao_version: str | None,
+                      measure: bool) -> str:
+    """Markdown: the lerobot and torchao versions found (`lerobot` is lerobot's version), why
+    lerobot does not import where it does not, and whether this run times them (`measure`) or
+    shows the committed GPU run's tables, with how to install the peers' wheels."""
+    return (f"lerobot: **{lerobot or 'not installed'}**"
+            + (f" (does not import here: `{lerobot_error[:160]}`)" if lerobot_error else "")
+            + f"; torchao: **{torchao_version or 'not installed'}**. "
+            + ("Both are timed below." if measure and not lerobot_error else
+               "Nothing is timed in this run: the tables of measurements come from the committed GPU run, where "
+               "there is one (wheels: `python -m pi05perf.peers wheels`, installed with `pip install --no-deps "
+               "--target /tmp/peers wheelhouse/peers/*.whl` and `PI05PERF_PEERS=/tmp/peers`)."))
+
+
+def measured_rows(platform: str, latencies: tuple[tuple[str, float], ...], views: int, steps: int) -> list[dict[str, Any]]:
+    """`per_floor_table`'s extra rows for latencies measured here in bf16 on `platform` (H200 or
+    H100, the SXM part whose spec sheet peers.csv holds), as (peer, ms) pairs; NaN ones are left out."""
+    ours_lat = []
+    plat = f"{platform} SXM"
+    for peer, ms in latencies:
+        if ms == ms:
+            ours_lat.append({"peer": peer, "platform": plat, "views": views, "steps": steps,
+                             "precision": "bf16", "latency_ms": ms})
+    return ours_lat
+
+
+def measured_ceiling_text(mine: pd.DataFrame, c7: dict[str, float] | None, ours_best_ms: float) -> str:
+    """Markdown on ours best's row `mine` of `per_floor_table`: its floor is a spec-sheet floor, and
+    (where `measured_ceiling_floor` gave chapter 7's floor of the same call, `c7`) what ours best is
+    against the floor from the ceilings measured on this GPU instead."""
+    spec = hardware_specs().loc[mine.platform.iloc[0]]
+    spec_floor = float(mine.floor_ms.iloc[0])
+    return (f"These floors are **spec-sheet floors**, ours included ({mine.platform.iloc[0]}: {spec.bandwidth_gbps:.0f} GB/s, "
+            f"{spec.bf16_dense_tflops:.0f} dense bf16 TFLOP/s, from `peers.csv`): the vendor's rates are the only ones known "
+            f"for every peer's device, so the column compares across devices. "
+            + (f"Chapter 7 divides ours by the ceilings **measured** on this GPU instead ({c7['peak_tflops']:.0f} "
+               f"TFLOP/s and {c7['copy_gbps']:.0f} GB/s): the same call's floor there is {c7['floor_ms']:.2f} ms "
+               f"against {spec_floor:.2f} ms here, so chapter 7's best call ({c7['best_ms']:.2f} ms) is at "
+               f"{c7['x_floor_ratio']:.2f}× its floor, and ours best here is at "
+               f"{ours_best_ms / c7['floor_ms']:.2f}× that measured-ceiling floor rather than "
+               f"{float(mine.x_floor_ratio.iloc[0]):.2f}× the spec-sheet one."
+               if c7 else "Chapter 7's floor of the same call, from ceilings measured on this GPU, is not available "
+               "for this configuration, so no measured-ceiling ratio is shown here."))
+
+
 # ----------------------------------------------------------------------------- peer wheels
 def add_peers_path() -> None:
     """Where the peer wheels were installed into `PI05PERF_PEERS` (a pip --target directory), put

@@ -30,6 +30,7 @@ from typing import Iterable, Sequence
 
 import pandas as pd
 import torch
+from .ceilings import cublas_product
 from .kernels import autotuned
 from .log import progress
 
@@ -360,10 +361,7 @@ def triton_vs_cublas(shapes: dict[str, tuple[int, int, int]], device: torch.devi
             w = torch.randn(N, K, generator=g) * (1.0 if fp8 else 1 / math.sqrt(K))
             a, w = a.to(device=device, dtype=dtype), w.to(device=device, dtype=dtype)
             b = w.t()  # [K,N], column-major: nn.Linear's weight as the second operand
-            one = torch.ones((), device=device)
-            products = {"cuBLAS": (lambda a, b: torch._scaled_mm(a, b, scale_a=one, scale_b=one, out_dtype=torch.bfloat16))
-                        if fp8 else torch.matmul,
-                        "Triton": triton_matmul}
+            products = {"cuBLAS": cublas_product(dtype, device), "Triton": triton_matmul}
             impls = {impl: (lambda f=f, a=a, b=b: f(a, b)) for impl, f in products.items()}
             try:
                 t0 = time.perf_counter()
