@@ -118,8 +118,9 @@ def test_cublas_product_is_torch_matmul_for_16_and_32_bit_operands():
         assert ceilings.cublas_product(dtype, "cpu") is torch.matmul
 
 
-def test_cublas_product_fp8_is_a_unit_scaled_product_in_bf16():
-    mm = ceilings.cublas_product(torch.float8_e4m3fn, "cpu")
+@pytest.mark.parametrize("fast_accum", [False, True])
+def test_cublas_product_fp8_is_a_unit_scaled_product_in_bf16(fast_accum):
+    mm = ceilings.cublas_product(torch.float8_e4m3fn, "cpu", fast_accum)
     g = torch.Generator().manual_seed(0)
     a = torch.randn(16, 32, generator=g).to(torch.float8_e4m3fn)
     b = torch.randn(24, 32, generator=g).to(torch.float8_e4m3fn).t()  # column-major, as cuBLASLt wants

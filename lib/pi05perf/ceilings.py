@@ -83,18 +83,23 @@ def _shape(n: int | tuple[int, int, int]) -> tuple[int, int, int]:
     return (n, n, n) if isinstance(n, int) else tuple(n)
 
 
-def cublas_product(dtype: torch.dtype, device: torch.device | str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+def cublas_product(dtype: torch.dtype, device: torch.device | str,
+                   fast_accum: bool = False) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """The library product of two `dtype` operands: `torch.matmul`, or for fp8 e4m3
-    `torch._scaled_mm` with unit scales and a bf16 output (B column-major, as cuBLASLt wants)."""
+    `torch._scaled_mm` with unit scales and a bf16 output (B column-major, as cuBLASLt wants),
+    with Hopper's fast (lower-precision) accumulation if `fast_accum`."""
     if dtype != getattr(torch, "float8_e4m3fn", None):
         return torch.matmul
     # made once here, not per call: every call (and a CUDA graph's capture of it) reads this one tensor
     one = torch.ones((), device=device)
+    if fast_accum:
+        return lambda x, y: torch._scaled_mm(x, y, scale_a=one, scale_b=one, out_dtype=torch.bfloat16,
+                                             use_fast_accum=True)
     return lambda x, y: torch._scaled_mm(x, y, scale_a=one, scale_b=one, out_dtype=torch.bfloat16)
 
 
 def matmul_rate(device: torch.device | str, dtype: torch.dtype, n: int | tuple[int, int, int],
-                repeats: int) -> Ceiling:
+                repeats: int, fast_accum: bool = False) -> Ceiling:
     """cuBLAS (`torch.matmul`, or `torch._scaled_mm` for fp8) on random [M,K] x [K,N]; the first
     rows are checked against a float64 product before timing. Timed as the model's GEMMs run and
     as a kernel profile sums them: back to back in one CUDA graph (`kernels.time_on_copies`, at
@@ -102,7 +107,8 @@ def matmul_rate(device: torch.device | str, dtype: torch.dtype, n: int | tuple[i
     kernels (CUPTI), so that no launch gap enters the rate. Timed between events instead, the H200
     run of ef564c0 had the 712-row gate_up GEMM at 706 TFLOP/s while chapter 3's profile of the
     same kernel summed to 730: a ceiling that a profiled kernel beats is no ceiling. Where the
-    profiler fails, the events' time is used and the timing's `method` says so."""
+    profiler fails, the events' time is used and the timing's `method` says so. `fast_accum`
+    (fp8 only): the accumulation chapter 4's fastest FP8 path uses, so it is a candidate too."""
     from .check import relative_error
     from .kernels import time_on_copies
 
@@ -113,11 +119,12 @@ def matmul_rate(device: torch.device | str, dtype: torch.dtype, n: int | tuple[i
     rows = min(M, 256)  # a slice of the output is enough to catch a wrong kernel, at 1/M the cost
     if dtype == getattr(torch, "float8_e4m3fn", None):
         a, b = a.to(dtype), b.t().contiguous().to(dtype).t()  # cuBLASLt wants B column-major
-        label, stack = "fp8 e4m3 matmul", "cuBLAS (torch._scaled_mm)"
+        label = "fp8 e4m3 matmul"
+        stack = "cuBLAS (torch._scaled_mm, fast accumulation)" if fast_accum else "cuBLAS (torch._scaled_mm)"
     else:
         a, b = a.to(dtype), b.to(dtype)
         label, stack = f"{str(dtype).removeprefix('torch.')} matmul", "cuBLAS (torch.matmul)"
-    mm = cublas_product(dtype, device)
+    mm = cublas_product(dtype, device, fast_accum)
     err = relative_error(mm(a, b)[:rows], a[:rows].double() @ b.double())
     if err > 2e-2:
         raise AssertionError(f"{label} at {M}x{N}x{K}: relative error {err:.2e} against the reference")
@@ -248,8 +255,12 @@ def measure(run, log=progress) -> Measured:
     fp8 = []
     if fp8_matmul_supported(run.device):
         warm_clocks(run.device, 0.5)  # the child process above let the clocks settle
-        fp8 = [_attempt(lambda s=s: matmul_rate(run.device, torch.float8_e4m3fn, s, run.repeats), "fp8 e4m3 matmul",
-                        "x".join(map(str, s)), "cuBLAS", "TFLOP/s", log) for s in shapes]
+        # both accumulations: chapter 4's fastest FP8 path accumulates fast, and a ceiling that
+        # one of the model's FP8 GEMMs beats is no ceiling
+        fp8 = [_attempt(lambda s=s, f=f: matmul_rate(run.device, torch.float8_e4m3fn, s, run.repeats, fast_accum=f),
+                        "fp8 e4m3 matmul", "x".join(map(str, s)),
+                        "cuBLAS, fast accumulation" if f else "cuBLAS", "TFLOP/s", log)
+               for f in (False, True) for s in shapes]
     copy, peak = best(cands), best(mm)
     if copy is None or peak is None:
         raise RuntimeError("no copy or matmul ceiling could be measured: " +
