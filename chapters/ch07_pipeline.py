@@ -55,7 +55,7 @@ import torch
 from pi05perf import (ceilings, config, control_sim, control_sweep, flops, kernel_kinds, pipeline, pipeline_bench,
                       pipeline_kernels, pipeline_sweep, published_latency, reference, results, targets, timing)
 from pi05perf.charts import PALETTE, SERIES_COLORS
-from pi05perf.report import headlines_everywhere, md, show, start, verdict
+from pi05perf.report import headlines_everywhere, md, show, start, table, verdict
 
 run = start("ch07_pipeline", profile=profile, device=device, dtype=dtype, repeats=repeats,
             eager_repeats=eager_repeats, camera_views=camera_views, denoise_steps=denoise_steps,
@@ -171,19 +171,23 @@ md(" ".join(parts))
 
 # %% [markdown]
 # ## Views and steps: latency and rate
-# Every configuration of 1–3 views and 10, 5, 3 or 1 Euler steps as one CUDA graph, each checked
+# Every configuration of 1–3 views and 10, 5, 3 or 1 Euler steps as one CUDA graph (`graph`), each checked
 # against fp32 first (eager paths are timed at the headline only: their time is host overhead).
-# `torch.compile` runs only at the headline views: another number of views is another shape and
-# another compilation, while the number of steps only changes how often the compiled expert block
-# runs. "Rate" is inferences per second of a loop that waits for each inference: 1000 / latency.
+# `torch.compile` runs only at the headline views, to save device time: another number of views is another
+# shape and another compilation, while the number of steps only changes how often the compiled expert block
+# runs. At those views `compile_graph` and the headline's best path are timed at every step count, so that
+# each per-step figure sets one path against itself. The table gives each path its own column and no column
+# takes the fastest across paths: at the other view counts only uncompiled paths were timed. "Rate" is inferences
+# per second of a loop that waits for each inference: 1000 / latency.
 
 # %% tags=["hide-input"]
 graph_v = "graph" if "graph" in set(head.variant) else None  # paths that ran at the headline
 comp_v = "compile_graph" if "compile_graph" in set(head.variant) else None
 stage_v = graph_v or "eager_fused"
 t0 = time.perf_counter()
+step_paths = pipeline_sweep.grid_paths(head.variant.unique(), best_h.variant, stage_v, comp_v, bool(graph_v))
 grid_rows = pipeline_sweep.views_steps_grid(bench, camera_views, denoise_steps, text, action_horizon, headline_shape,
-                                            long_horizon, stage_v, comp_v)
+                                            long_horizon, stage_v, step_paths)
 section_s["views x steps grid"] = time.perf_counter() - t0
 if failures := bench.new_failures():
     show(md(failures))
@@ -192,8 +196,8 @@ if bench.compile_graphs > 3:  # slower to build, still correct: said in the page
             f"expected: something in the blocks is recompiling."))
 allrows = pd.concat([head, pd.DataFrame(grid_rows)], ignore_index=True)
 allrows["rate_hz"] = 1e3 / allrows.median_ms
-whole_grid, rate = pipeline_sweep.rate_table(allrows, bool(graph_v), action_horizon, text)
-show(rate.reset_index())
+whole_grid, per_path = pipeline_sweep.rate_table(allrows, bool(graph_v), action_horizon, text)
+show(pipeline_sweep.grid_table(per_path, (headline_views, headline_steps)))
 
 # %% tags=["hide-input"]
 chart_df = whole_grid.assign(config=whole_grid.views.astype(str) + " views")
@@ -216,18 +220,26 @@ alt.Chart(stack).mark_bar().encode(
 ).properties(height=90, title=f"Where the time goes: {stage_v} on {dev_name}")
 
 # %% tags=["hide-input"]
-nan = float("nan")
+nan, hv, hs, few = float("nan"), headline_views, headline_steps, min(denoise_steps)
 long_ms = allrows[(allrows.horizon == long_horizon) & (allrows.stage == "whole")].set_index("variant").median_ms
-head_ms = whole_grid[(whole_grid.views == headline_views) & (whole_grid.steps == headline_steps)].set_index("variant").median_ms
-one_step_ms = rate.best_ms.get((headline_views, min(denoise_steps)), nan)
-den_ms = stage_rows[(stage_rows.stage == "denoise") & (stage_rows.views == headline_views)].set_index("steps").median_ms
-den_hi, den_lo = den_ms.get(headline_steps, nan), den_ms.get(min(denoise_steps), nan)
-md(f"""With one Euler step instead of {headline_steps} the best call takes **{one_step_ms:.2f} ms**
-({1e3 / one_step_ms:.0f} inferences/s) against {rate.best_ms.get((headline_views, headline_steps), nan):.2f} ms.
-The denoise stage ({stage_v}) costs {den_hi:.2f} ms at {headline_steps} steps and {den_lo:.2f} ms at {min(denoise_steps)}: about
-{(den_hi - den_lo) / (headline_steps - min(denoise_steps)):.3f} ms per step.
-The pi0.5 default horizon of {long_horizon} actions instead of {action_horizon} costs
-{long_ms.get(stage_v, nan):.2f} ms against {head_ms.get(stage_v, nan):.2f} ms ({stage_v}): the expert's weights are read
+head_ms = whole_grid[(whole_grid.views == hv) & (whole_grid.steps == hs)].set_index("variant").median_ms
+steps_v = pipeline_sweep.covering_path(per_path, [(hv, s) for s in denoise_steps], prefer=(best_h.variant,))
+steps_ms = per_path[steps_v] if steps_v else pd.Series(dtype=float)  # one path at every step count
+slopes = pipeline_sweep.per_step_ms(per_path, hv, hs, few)
+den_ms = stage_rows[(stage_rows.stage == "denoise") & (stage_rows.views == hv)].set_index("steps").median_ms
+den_hi, den_lo = den_ms.get(hs, nan), den_ms.get(few, nan)
+best_den = staged.loc[best_h.variant].get("denoise", nan) if best_h.variant in staged.index else nan
+md((f"""With one Euler step instead of {hs}, `{steps_v}` takes **{steps_ms.get((hv, few), nan):.2f} ms**
+({1e3 / steps_ms.get((hv, few), nan):.0f} inferences/s) against {steps_ms.get((hv, hs), nan):.2f} ms: one path at both step counts. """
+    if steps_v else "")
+   + (f"""Per added Euler step ({hv} views, each path's {hs}-step call against its own {few}-step call): """
+      + ", ".join(f"`{v}` {ms:.3f} ms" for v, ms in slopes.items()) + ". " if len(slopes) else "")
+   + f"""The denoise stage timed alone (`{stage_v}`) costs {den_hi:.2f} ms at {hs} steps and {den_lo:.2f} ms at {few}:
+{(den_hi - den_lo) / (hs - few):.3f} ms per step for `{stage_v}`"""
+   + (f"""; the best path's denoise stage (`{best_h.variant}`), {best_den:.2f} ms at {hs} steps, is {best_den / hs:.3f} ms
+a step with the stage's fixed costs included""" if best_den == best_den and best_h.variant != stage_v else "")
+   + f""". The pi0.5 default horizon of {long_horizon} actions instead of {action_horizon} costs
+{long_ms.get(stage_v, nan):.2f} ms against {head_ms.get(stage_v, nan):.2f} ms (`{stage_v}`): the expert's weights are read
 once per step whatever the horizon, so more action tokens are nearly free.""")
 
 # %% [markdown]
@@ -283,8 +295,14 @@ what openpi runs on LIBERO costs the {config.OPENPI_LIBERO_IMAGE_SLOTS}-slot row
 # %% tags=["hide-input"]
 anchors = published_latency.anchors_table(best_h.variant, best_h.median_ms, dev_name, run.dtype, headline_shape,
                                           stage_best)  # stages: each one's fastest GPU-timed path
-show(anchors[["source", "kind", "configuration", "vision_ms", "prefill_ms", "denoise_ms", "total_ms"]])
-by_views = published_latency.by_views_table(rate.best_ms, camera_views, headline_steps, dev_name)
+show(table(anchors[["source", "kind", "configuration", "vision_ms", "prefill_ms", "denoise_ms", "total_ms"]],
+           footnotes=published_latency.breakdown_notes(anchors)))
+views_v = pipeline_sweep.covering_path(per_path, [(v, headline_steps) for v in camera_views], prefer=(best_h.variant,))
+by_views = published_latency.by_views_table(per_path[views_v] if views_v else pd.Series(dtype=float), camera_views,
+                                            headline_steps, dev_name, path=views_v or "no path at every view count")
+if views_v and views_v != best_h.variant:
+    show(md(f"This device's line is `{views_v}`, the one path timed at every view count; the best path, `{best_h.variant}`, "
+            f"was timed at {headline_views} views only ({best_h.median_ms:.2f} ms at {headline_steps} steps)."))
 colors = alt.Scale(domain=["Thor (quoted)", "RTX 4090 (quoted)", "this device (measured)"],
                    range=[SERIES_COLORS["Thor (quoted)"], PALETTE[4], SERIES_COLORS["this device (measured)"]])
 alt.Chart(by_views).mark_line(point=True).encode(
@@ -560,7 +578,8 @@ before any conclusion about VLAs in general.""")
 
 # %% tags=["hide-input"]
 n_views, n_steps, one = headline_views, headline_steps, min(denoise_steps)
-headline = {**pipeline_sweep.latency_keys(n_views, n_steps, one, stage_best, best_ms, rate.best_ms),
+headline = {**pipeline_sweep.latency_keys(n_views, n_steps, one, stage_best, best_ms,
+                                          per_path.get(best_h.variant, pd.Series(dtype=float))),
             **control_sweep.headline_keys(kmax, sync_seed, sync_frozen, naive_seed, rtc_seed),
             **ceilings.headline(ceil),
             **pipeline_sweep.budget_keys(budget_ms, n_views, text)}

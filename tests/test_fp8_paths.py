@@ -32,7 +32,7 @@ def test_fp8_tried_says_graph_only_when_a_graphed_fp8_variant_was_timed():
     assert any("static activation scales" in u for u in untried)
 
 
-def _ch07_doc(fp8_table=True):
+def _ch07_doc(fp8_table=True, gemm=(9.0, 6.0)):
     head = {"pipeline_fp8_2view_steps10_ms": 15.0, "pipeline_2view_steps10_best_ms": 18.0}
     shape = {"stage": "whole", "views": 2, "steps": 10, "text_tokens": 200, "horizon": 10, "table": "latency"}
     rows = [{**shape, "variant": v, "median_ms": ms} for v, ms in
@@ -43,7 +43,9 @@ def _ch07_doc(fp8_table=True):
         tables["fp8"] = [{"variant": "fp8_static_compile_graph", "median_ms": 15.0},
                          {"variant": "fp8_all_compile_graph", "median_ms": 23.1}]
         tables["fp8_kernels_by_kind"] = [{"kind": "elementwise/fused", "bf16 compile_graph time_ms": 4.0,
-                                          "FP8 fp8_all_compile_graph time_ms": 8.0}]
+                                          "FP8 fp8_all_compile_graph time_ms": 8.0},
+                                         {"kind": "GEMM", "bf16 compile_graph time_ms": gemm[0],
+                                          "FP8 fp8_all_compile_graph time_ms": gemm[1]}]
     return {"source": "committed", "slug": "gpu", "headline": head, "rows": rows, "tables": tables,
             "provenance": {"device": "GPU", "git_commit": "abcdef123", "date": "2026-01-01",
                            "parameters": {"text_tokens": 200, "action_horizon": 10,
@@ -63,6 +65,19 @@ def test_committed_fp8_whole_call_and_the_reconciling_text(monkeypatch):
     assert c7["elementwise_ms"] == {"fp8_all_compile_graph": (4.0, 8.0)} and c7["horizon"] == 10
     text = FP.fp8_paths_text(c7, None, c4, mb)
     assert "What the evidence shows" in text and "1.10×" in text and "0.83×" in text and "4.00 → 8.00 ms" in text
+    # the kinds timed apart: GEMMs save 3 ms, the elementwise work costs 4: the scales are what is slow
+    assert c7["gemm_ms"] == {"fp8_all_compile_graph": (9.0, 6.0)} and "GEMMs 9.00 → 6.00 ms" in text
+    assert "is what makes dynamic-scale FP8 slower" in text
+    split = FP.dynamic_scale_split(c7)
+    assert split["variant"] == "fp8_all_compile_graph" and FP.scale_split_explains(split)
+    assert "costs more than the GEMMs save" in FP.scale_split_words(split)
+    # where the GEMMs do not get faster, the text does not conclude that the scales are the cost
+    monkeypatch.setattr(results, "load_all", lambda chapter=None: [_ch07_doc(gemm=(6.0, 9.0))])
+    slow_gemm = FP.committed_fp8_whole_call("gpu")
+    assert not FP.scale_split_explains(FP.dynamic_scale_split(slow_gemm))
+    text = FP.fp8_paths_text(slow_gemm, None, c4, mb)
+    assert "not established here" in text and "is what makes dynamic-scale FP8 slower" not in text
+    monkeypatch.setattr(results, "load_all", lambda chapter=None: [_ch07_doc()])
     assert "1.11–1.25× the bf16 time" in text and "Chapter 8's FP8 whole call: not measured" in text
     monkeypatch.setattr(results, "git_commit", lambda: "0123456789abcdef")
     table = FP.fp8_paths_table(c7, None, c4)

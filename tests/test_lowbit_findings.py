@@ -27,21 +27,50 @@ def test_fault_levels_text_names_the_layout_faults_and_the_weights_time():
     assert "magnitude (norm ratio 80" in text
 
 
-def test_int4_claims_rows_put_speed_as_the_inverse_of_time():
+def test_seed_runs_are_split_by_the_whole_prefill_floor():
+    from pi05perf.reference import quoted
+
+    runs = {n: quoted(f"{k}_ms") for n, k in LF.SEED_FP4_RUNS}
+    cut = sorted(runs.values())[1]  # the fastest run below the floor, the other two at or above it
+    short, whole = LF.seed_fp4_runs(cut)
+    assert [n for n, _ in short] == [min(runs, key=runs.get)] and len(whole) == 2
+    text = LF.seed_levels_text(cut)
+    assert "faster than a whole NVFP4 prefill can be" in text and "they may have been whole prefills" in text
+    text = LF.seed_levels_text(0.0)  # every run long enough: no run is said to be a layer or an MLP
+    assert "something smaller" not in text and "dropped scales" in text
+    assert "took longer than that" not in LF.seed_levels_text(1e9)
+
+
+def test_fault_levels_text_restricts_the_layer_reading_to_the_fast_run():
+    from pi05perf.reference import quoted
+
+    fast = min(quoted(f"{k}_ms") for _, k in LF.SEED_FP4_RUNS)
+    thor_nvfp4 = pd.Series({"weight_gb": 1.5, "memory_ms": fast * 2})
+    text = LF.fault_levels_text(_levels(), 712, thor_nvfp4, 300.0)
+    assert "took longer than that floor" in text and "do not rule out a whole prefill" in text
+    assert LF.seed_levels_text(fast * 2) in text
+
+
+def test_int4_claims_rows_keep_the_eager_prefill_out_and_put_speed_as_the_inverse_of_time():
     i4 = pd.Series({"vs_base_hidden_cos": 0.995})
-    rows = LF.int4_claims_rows(712, 712, 0.8, 1.25, 2.0, 1.1, 1.05, i4, None)
+    rows = LF.int4_claims_rows(712, 712, 1.25, 712, 4.0, 2.0, 1.1, 1.05, i4, None)
     measured = {r["quantity"]: r.get("measured") for r in rows}
-    assert measured["same, one MLP's matmuls (712 tokens)"] == pytest.approx(0.8)
+    assert measured["INT4 weight-only speedup over bf16, 712-token prefill"] is None  # eager: host overhead
+    assert measured["same, one MLP's matmuls (712 tokens), tinygemm (decode kernel)"] == pytest.approx(0.8)
+    assert measured["same, one MLP's matmuls (712 tokens), Triton W4A16 (prefill kernel)"] == pytest.approx(0.25)
     assert measured["4-bit cosine to bf16, with scales"] == 0.995
     assert measured["4-bit cosine to bf16, scales ignored"] is None
-    assert LF.int4_claims_rows(712, 64, None, None, None, 1.1, 1.05, None, None)[1]["measured"] is None
+    assert "host overhead" in LF.INT4_ROWS_NOTE
+    assert LF.int4_claims_rows(712, 64, None, 64, None, None, 1.1, 1.05, None, None)[1]["measured"] is None
 
 
-def test_int4_claims_text_says_what_was_measured():
-    text = LF.int4_claims_text(712, 712, 1.1, 0.8, 1.25, 0.9, 2.0, True, 0.991, "GPU X", "0.10")
+def test_int4_claims_text_rests_on_the_kernels_not_the_eager_prefill():
+    text = LF.int4_claims_text(712, 712, 1.1, 1.25, 0.9, 2.0, True, 0.991, "GPU X", "0.10", 4.0)
     assert f"— {verdict('not held')}" in text and f"— {verdict('partly held')}" in text
-    assert "the whole prefill runs at 0.80× the speed of bf16 (eager), one MLP's matmuls run at 0.80×" in text
-    assert "W4A16 kernel (Triton) at 1.11× the speed" in text
-    assert "cos\n0.991 or better" in text and "on GPU X the bare kernel" in text and "see the torchao table" in text
-    text = LF.int4_claims_text(712, 64, 1.1, None, None, None, None, False, 0.991, "cpu", None)
-    assert "1.10×.\n" in text and "not reproduced here" in text and "not re-run (torchao absent)" in text
+    assert "kernel by kernel, one MLP's matmuls run at 0.80×" in text and "the whole prefill runs at" not in text
+    assert "W4A16 kernel (Triton) at 1.11× the speed" in text and "timed only eagerly: host overhead" in text
+    assert LF.seed_levels_text(4.0) in text
+    assert "cos\n0.991 or better" in text and "on GPU X the bare kernel" in text
+    assert "see the torchao table (uncompiled: host overhead" in text
+    text = LF.int4_claims_text(712, 64, 1.1, None, None, None, False, 0.991, "cpu", None, 4.0)
+    assert "1.10×. (The whole" in text and "not reproduced here" in text and "not re-run (torchao absent)" in text

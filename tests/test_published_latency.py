@@ -17,6 +17,25 @@ def test_anchors_end_with_this_device_and_quote_the_seed():
 
 def test_by_views_leaves_an_unmeasured_view_count_empty():
     best = pd.Series({(1, 10): 4.0, (2, 10): 5.0})
-    t = published_latency.by_views_table(best, [1, 2, 3], 10, "cpu")
-    ours = t[t.series == "this device (measured)"].set_index("views").ms
-    assert len(t) == 9 and ours[1] == 4.0 and pd.isna(ours[3])
+    t = published_latency.by_views_table(best, [1, 2, 3], 10, "cpu", path="graph")
+    ours = t[t.series == "this device (measured)"].set_index("views")
+    assert len(t) == 9 and ours.ms[1] == 4.0 and pd.isna(ours.ms[3]) and set(ours.source) == {"graph, cpu"}
+
+
+def anchors(**flashrt):
+    stages = pd.Series({"vision": 1.0, "prefill": 2.0, "denoise": 3.0})
+    t = published_latency.anchors_table("graph", 6.5, "cpu", torch.bfloat16, pipeline.Shape(2, 8, 10, 10), stages)
+    for column, value in flashrt.items():
+        t.loc[t.source == "FlashRT", column] = value
+    return t
+
+
+def test_a_breakdown_is_flagged_only_when_its_stages_exceed_its_total():
+    fr = anchors().set_index("source").loc["FlashRT"]
+    over = fr.vision_ms + fr.prefill_ms + fr.denoise_ms > 1.01 * fr.total_ms
+    notes = published_latency.breakdown_notes(anchors())
+    assert len(notes) == int(over) and all(n.startswith("FlashRT") for n in notes)  # as quoted: read from the data
+    assert published_latency.breakdown_notes(anchors(total_ms=fr.vision_ms + fr.prefill_ms + fr.denoise_ms)) == []
+    made_up = published_latency.breakdown_notes(anchors(vision_ms=10.0, prefill_ms=10.0, denoise_ms=10.0, total_ms=20.0))
+    assert len(made_up) == 1 and "30.0 ms, 10.0 ms (50%) more than its 20 ms total" in made_up[0]
+    assert published_latency.breakdown_notes(anchors(total_ms=float("nan"))) == []  # no total: nothing to check

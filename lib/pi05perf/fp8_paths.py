@@ -109,30 +109,39 @@ def _ch07_fp8(doc: dict) -> dict | None:
         fp8 = fp8.assign(**{c: fp8.variant.map(lambda v, c=c: pipeline_fp8_words(v)[c])
                             for c in ("fp8_on", "act_scales", "compiled", "graph", "bf16_twin")})
         fp8["time_vs_bf16_twin_ratio"] = fp8.median_ms / fp8.bf16_twin_ms
-    elementwise = {}
     kinds = pd.DataFrame(tables.get("fp8_kernels_by_kind") or [])
-    if not kinds.empty and (kinds.kind == "elementwise/fused").any():
-        ew = kinds[kinds.kind == "elementwise/fused"].iloc[0]
-        for col in kinds.columns:
-            m = re.fullmatch(r"FP8 (\S+) time_ms", col)
-            twin = f"bf16 {BF16_TWIN.get(m[1], '')} time_ms" if m else None
-            if m and twin in kinds:
-                elementwise[m[1]] = (float(ew[twin]), float(ew[col]))
     best = head.get(f"pipeline_{views}view_steps{steps}_best_ms")
     return {"slug": doc["slug"], "device": doc["provenance"].get("device"),
             "commit": (doc["provenance"].get("git_commit") or "")[:7], "views": views, "steps": steps,
             "fastest_fp8_ms": float(head[key]), "bf16_best_ms": float(best) if best is not None else None,
             "horizon": params.get("action_horizon"), "fp8_variants_run": list(params.get("fp8_variants") or []),
             "variants": fp8,
-            "elementwise_ms": elementwise}
+            "elementwise_ms": _kind_times(kinds, "elementwise/fused"), "gemm_ms": _kind_times(kinds, "GEMM")}
+
+
+def _kind_times(kinds: pd.DataFrame, kind: str) -> dict[str, tuple[float, float]]:
+    """{FP8 variant: (its bf16 twin's time, its own time)} in ms for one kernel `kind` of chapter 7's
+    `fp8_kernels_by_kind` table; empty where the table or the kind is missing."""
+    from .pipeline_bench import BF16_TWIN
+
+    if kinds.empty or "kind" not in kinds or not (kinds.kind == kind).any():
+        return {}
+    row = kinds[kinds.kind == kind].iloc[0]
+    out = {}
+    for col in kinds.columns:
+        m = re.fullmatch(r"FP8 (\S+) time_ms", col)
+        twin = f"bf16 {BF16_TWIN.get(m[1], '')} time_ms" if m else None
+        if m and twin in kinds:
+            out[m[1]] = (float(row[twin]), float(row[col]))
+    return out
 
 
 def committed_fp8_whole_call(slug: str | None = None) -> dict | None:
     """Chapter 7's FP8 whole call from committed results (this device's `slug` if it has one,
     else the newest committed run): the fastest FP8 call and the best bf16 call at its headline
     shape; per FP8 variant (when chapter 7 saved its `fp8` table) its time, its bf16 twin's
-    and what it is (`pipeline_fp8_words`); the elementwise kernel time of each FP8 variant and
-    its twin (when it saved `fp8_kernels_by_kind`). None when no committed run has an FP8 figure."""
+    and what it is (`pipeline_fp8_words`); the GEMM and the elementwise kernel time of each FP8
+    variant and its twin (when it saved `fp8_kernels_by_kind`). None when no committed run has an FP8 figure."""
     from .results import load_all
 
     docs = [d for d in load_all("ch07_pipeline") if d["source"] == "committed"]
@@ -266,33 +275,36 @@ def fp8_paths_text(c7: dict | None, c8: dict | None, c4: dict | None, mb: pd.Dat
             f"{_pace(r.time_vs_bf16_twin_ratio)})" for r in v.itertuples()]
     parts.append(f"Chapter 7 ({where}) times FP8 through the whole call, each variant against its bf16 twin (the same "
                  "model, compilation, graph and attention in bf16): " + "; ".join(each) + ".")
-    full = v[(v.fp8_on != "the LLM only") & (v.compiled == "compiled") & (v.graph == "one CUDA graph")]
-    static = full[full.act_scales.str.startswith("static")]
-    dynamic = full[full.act_scales.str.startswith("dynamic")]
-    if static.empty or dynamic.empty:
+    s, d = _compiled_pair(v)
+    if s is None or d is None:
         parts.append("Chapter 7 has no compiled static- and dynamic-scale pair here, so what the scales cost is not isolated.")
         return "\n\n".join(parts)
-    s, d = static.iloc[0], dynamic.iloc[0]
-    ew = "; ".join(f"`{k}`: {a:.2f} → {b:.2f} ms against its twin" for k, (a, b) in c7["elementwise_ms"].items())
-    ew = f" (chapter 7's kernel profile, elementwise and fused kernels' time: {ew})" if ew else ""
     from .pipeline_bench import SPLIT_KV_VARIANTS
 
     split = [x.variant for x in (s, d) if x.variant in SPLIT_KV_VARIANTS]
     kv = (f"; besides the scales they differ in the expert's attention (split-KV in `{split[0]}`), which each twin "
           "shares" if len(split) == 1 else "")
+    kinds = "; ".join(f"`{k}`: {_kinds_words(c7, k)}" for k in v.variant if k in c7["elementwise_ms"])
+    kinds = f" Chapter 7's kernel profile times the kernel kinds apart, each against its twin: {kinds}." if kinds else ""
     if s.time_vs_bf16_twin_ratio < 1 <= d.time_vs_bf16_twin_ratio:
+        sp = dynamic_scale_split(c7)
+        why = (f" So in that call the FP8 GEMMs are faster than bf16's (`{d.variant}` saves {sp['gemm'][0] - sp['gemm'][1]:.2f} ms "
+               "of GEMM time), and the per-call scale computation with the elementwise work around it "
+               f"(+{sp['elementwise'][1] - sp['elementwise'][0]:.2f} ms) is what makes dynamic-scale FP8 slower."
+               if sp is not None and scale_split_explains(sp) else
+               " The per-call scale computation is the likely cause, but the kernel times above do not separate it "
+               "from the GEMMs, so that is not established here.")
         text = (f"**What the evidence shows:** with the same three stacks in FP8, compiled and in one CUDA graph, each "
                 f"against its own bf16 twin, FP8 with dynamic activation scales is slower than bf16 "
                 f"({d.time_vs_bf16_twin_ratio:.2f}×, `{d.variant}`) and FP8 with static scales faster "
                 f"({s.time_vs_bf16_twin_ratio:.2f}×, `{s.variant}`){kv}. A dynamic scale is computed at every call before "
-                f"every GEMM: an amax reduction over the activation and the elementwise kernels that divide and cast{ew}; "
-                "a static scale is a constant the compiler folds into the kernel before the GEMM. So the per-call scale "
-                "computation, not FP8 itself, is what makes FP8 slower. Chapter 8's slower FP8 is dynamic-scale FP8, "
-                "uncompiled at that.")
+                "every GEMM: an amax reduction over the activation and the elementwise kernels that divide and cast; "
+                f"a static scale is a constant the compiler folds into the kernel before the GEMM.{kinds}{why} "
+                "Chapter 8's slower FP8 is dynamic-scale FP8, uncompiled at that.")
     else:
         text = (f"Static activation scales take {s.time_vs_bf16_twin_ratio:.2f}× and dynamic ones "
-                f"{d.time_vs_bf16_twin_ratio:.2f}× their bf16 twins' time{ew}: on this run the scales do not separate a "
-                "slower FP8 from a faster one.")
+                f"{d.time_vs_bf16_twin_ratio:.2f}× their bf16 twins' time: on this run the scales do not separate a "
+                f"slower FP8 from a faster one.{kinds}")
     few = mb[mb.measured_speedup_ratio.notna()] if mb is not None and "measured_speedup_ratio" in mb else pd.DataFrame()
     if not few.empty and c4 is not None and c4["fp8_ms"] < c4["bf16_ms"]:
         t = 1 / few.measured_speedup_ratio
@@ -302,6 +314,57 @@ def fp8_paths_text(c7: dict | None, c8: dict | None, c4: dict | None, mb: pd.Dat
                  f"compiled dynamic-scale FP8 (the path named there) takes {t.min():.2f}–{t.max():.2f}× the bf16 time.")
     parts.append(text)
     return "\n\n".join(parts)
+
+
+# ----------------------------------------------------------------------------- chapter 7's kernel kinds
+def _compiled_pair(v: pd.DataFrame) -> tuple[pd.Series | None, pd.Series | None]:
+    """Chapter 7's FP8 variants with all three stacks in FP8, compiled and in one CUDA graph: the
+    first with static activation scales and the first with dynamic ones (None where absent)."""
+    if v.empty:
+        return None, None
+    full = v[(v.fp8_on != "the LLM only") & (v.compiled == "compiled") & (v.graph == "one CUDA graph")]
+    static = full[full.act_scales.str.startswith("static")]
+    dynamic = full[full.act_scales.str.startswith("dynamic")]
+    return (None if static.empty else static.iloc[0]), (None if dynamic.empty else dynamic.iloc[0])
+
+
+def _kinds_words(c7: dict, variant: str) -> str:
+    """One FP8 variant's kernel kinds against its twin's (`committed_fp8_whole_call`), in words."""
+    out = []
+    for key, words in (("gemm_ms", "GEMMs"), ("elementwise_ms", "elementwise and fused kernels")):
+        if variant in c7.get(key, {}):
+            a, b = c7[key][variant]
+            out.append(f"{words} {a:.2f} → {b:.2f} ms")
+    return ", ".join(out)
+
+
+def dynamic_scale_split(c7: dict | None) -> dict | None:
+    """Chapter 7's compiled, graphed, all-stacks dynamic-scale FP8 variant timed by kernel kind
+    against its bf16 twin: {"variant", "twin", "gemm": (bf16 ms, FP8 ms), "elementwise": (bf16 ms,
+    FP8 ms)}. None where chapter 7 has no such variant or did not save both kinds for it."""
+    if c7 is None:
+        return None
+    _, d = _compiled_pair(c7["variants"])
+    if d is None or d.variant not in c7.get("gemm_ms", {}) or d.variant not in c7.get("elementwise_ms", {}):
+        return None
+    return {"variant": d.variant, "twin": d.bf16_twin, "gemm": c7["gemm_ms"][d.variant],
+            "elementwise": c7["elementwise_ms"][d.variant]}
+
+
+def scale_split_explains(split: dict) -> bool:
+    """True where the FP8 GEMMs are faster than the twin's and the extra elementwise time (where
+    the dynamic scales are computed) outweighs what they save: the scales, not the GEMMs, cost."""
+    (g0, g1), (e0, e1) = split["gemm"], split["elementwise"]
+    return g1 < g0 and e1 - e0 > g0 - g1
+
+
+def scale_split_words(split: dict) -> str:
+    """`dynamic_scale_split` in words, with what it shows."""
+    (g0, g1), (e0, e1) = split["gemm"], split["elementwise"]
+    shows = ("the FP8 GEMMs are faster, and the scales' elementwise work costs more than the GEMMs save"
+             if scale_split_explains(split) else "the scales' elementwise work does not outweigh the GEMMs' change")
+    return (f"`{split['variant']}` against `{split['twin']}`: GEMMs {g0:.2f} → {g1:.2f} ms, elementwise and fused "
+            f"kernels {e0:.2f} → {e1:.2f} ms: {shows}")
 
 
 def _fmt_ms(value: float | None) -> str:

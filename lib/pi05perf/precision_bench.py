@@ -162,7 +162,7 @@ def memory_bound_fp8(shapes: dict[str, tuple[TransformerConfig, int]], device: t
         fl_rows = precision_floors(cfg, tokens, [here])
         b16 = fl_rows[fl_rows.precision.str.startswith("bf16")].iloc[0]
         f8 = fl_rows[fl_rows.compute == "fp8"].iloc[0]
-        row = {"case": label, "tokens": tokens, "bound": b16.bound,
+        row = {"case": label, "tokens": tokens, "scope": scope, "bound": b16.bound,
                "predicted_speedup_ratio": b16.memory_ms / f8.memory_ms if b16.bound == "memory" else
                b16.floor_ms / f8.floor_ms, "bf16_floor_ms": b16.floor_ms}
         try:

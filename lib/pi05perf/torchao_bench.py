@@ -28,6 +28,9 @@ from .log import progress
 SCHEMES = {"int8_dyn": "int8dyn", "int4_wo": "int4wo", "float8_dyn": "float8dyn"}
 #: A quantized prefill whose output is further than this from bf16 (cosine) fails its check.
 MIN_COSINE = 0.95
+#: How an uncompiled torchao timing is labelled wherever it is shown.
+EAGER_NOTE = ("Uncompiled (eager): each time includes the Python dispatch of torchao's quantized-tensor ops and their "
+              "separate kernel launches (host overhead), so they do not measure the GPU kernels alone, and no verdict rests on them.")
 
 
 def available() -> str | None:
