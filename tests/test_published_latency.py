@@ -39,3 +39,12 @@ def test_a_breakdown_is_flagged_only_when_its_stages_exceed_its_total():
     made_up = published_latency.breakdown_notes(anchors(vision_ms=10.0, prefill_ms=10.0, denoise_ms=10.0, total_ms=20.0))
     assert len(made_up) == 1 and "30.0 ms, 10.0 ms (50%) more than its 20 ms total" in made_up[0]
     assert published_latency.breakdown_notes(anchors(total_ms=float("nan"))) == []  # no total: nothing to check
+
+
+def test_flashrts_note_adds_what_its_source_lists_beside_the_stages():
+    q = reference.quoted
+    stages = q("flashrt_siglip_ms") + q("flashrt_prefix_ms") + q("flashrt_denoise_ms")
+    adjusted = (stages - q("flashrt_breakdown_graph_pipelining_saving_ms") + q("flashrt_breakdown_host_ms")
+                - q("flashrt_breakdown_graph_autotune_saving_ms"))
+    notes = published_latency.breakdown_notes(anchors(total_ms=20.0))  # any total the stages exceed
+    assert len(notes) == 1 and f"come to {adjusted:.1f} ms" in notes[0]
