@@ -96,9 +96,12 @@ eager = var.set_index("variant").loc["eager"]
 best = var.loc[var.median_ms.idxmin()]
 summed = parts.ms_all_layers.sum()
 md(f"""Eager PyTorch runs the prefill in **{eager.median_ms:.2f} ms** ({eager.median_ms / floor_ms:.2f}× the floor;
-host overhead included); the eager components timed one by one add up to {summed:.2f} ms. The fastest correct variant is **{best.variant}** at
-**{best.median_ms:.2f} ms**, {best.x_floor_ratio:.2f}× the floor of {floor_ms:.2f} ms (relative error against fp32
-{best.rel_err_vs_fp32:.1e}).""")
+host overhead included); the eager components timed one by one add up to {summed:.2f} ms. The fastest correct variant is **{best.variant}**
+({prefill_bench.VARIANT_WORDS.get(best.variant, best.variant)}) at **{best.median_ms:.2f} ms**, {best.x_floor_ratio:.2f}× the floor of
+{floor_ms:.2f} ms (relative error against fp32 {best.rel_err_vs_fp32:.1e}). This is the **prefill alone**: this chapter's
+{cfg.depth}-layer model called by itself on its {tokens} input embeddings. Chapter 7's prefill runs inside the whole
+pipeline (after the vision stage, writing the cache its denoise steps read) and is timed there as a stage of its own
+paths, so its figure is a different implementation's, not this one's.""")
 
 # %% [markdown]
 # ## Where the best path's GPU time goes
@@ -175,7 +178,8 @@ The MLP GEMMs (gate/up and down) take **{share('gate_up_proj', 'down_proj'):.0f}
 md(f"""The seed measured down_proj (K = {config.GEMMA_2B.mlp_dim} ≫ N = {config.GEMMA_2B.width}) at
 {reference.quoted("down_proj_bw_seq1_gbps"):.0f} GB/s for one token but {reference.quoted("down_proj_bw_seq712_gbps"):.0f} GB/s
 at {prefix_tokens} tokens (quoted), a {reference.quoted("down_proj_bw_seq1_gbps") / reference.quoted("down_proj_bw_seq712_gbps"):.1f}×
-drop, and blamed cuBLAS for K ≫ N. At {prefix_tokens} tokens this GEMM does {prefix_tokens} FLOPs per weight byte: it is
+drop, and blamed cuBLAS for K ≫ N. Those two figures are the same GEMM at two token counts, not down_proj against
+the other projections. At {prefix_tokens} tokens this GEMM does {prefix_tokens} FLOPs per weight byte: it is
 not waiting on bandwidth, so GB/s is the wrong yardstick. A GEMM with few output tiles can leave SMs idle in its last
 wave; whether that is what happens depends on the tile the library actually picked, so each shape below is profiled
 once and the kernel's name (which declares its tile) recorded: as nn.Linear lays it out, as a row-major weight, split
@@ -219,24 +223,42 @@ for name, n_sm, rows, mn in ([("this device", sms, {"down_proj": down.loc[lin], 
         wave_rows.append({"device": name, "gemm": g, "tile": f"{tm}x{tn}" + ("" if named else " (assumed)"),
                           "modelled_split_k": 1, SPLIT_COL: split_named(rows[g] if rows else None),
                           **flops.waves(*mn[g], n_sm, tm, tn)})
+
+# %% tags=["hide-input"]
 waves = pd.DataFrame(wave_rows)
 waves["sm_use_pct"] = 100 * waves.pop("sm_utilisation")
 split_rows = waves[waves[SPLIT_COL].str.startswith("yes")]
-show(table(waves, footnotes=[
+shown_waves = waves.astype({"tiles": object})  # a split-K kernel's grid is not the no-split tile count: dashes
+shown_waves.loc[split_rows.index, ["tiles", "waves", "sm_use_pct"]] = None
+show(table(shown_waves, footnotes=[
     f"{', '.join(f'{r.gemm} ({r.device})' for r in split_rows.itertuples())}: the kernel's name declares a split over K "
-    "whose factor it does not give, so the tiles, waves and SM use of that row (modelled without a split) do not "
-    "describe the grid that kernel ran."] if len(split_rows) else []))
+    "whose factor it does not give, so the tiles, waves and SM use of that row (modelled without a split) would not "
+    "describe the grid that kernel ran: they are left out (–)."] if len(split_rows) else []))
 
 # %% tags=["hide-input"]
 thor_down, thor_gate = (flops.waves(*thor_mn[g], thor_sms) for g in ("down_proj", "gate_proj"))
 seed_drop = reference.quoted("down_proj_bw_seq1_gbps") / reference.quoted("down_proj_bw_seq712_gbps")
+wave_ratio = thor_gate['sm_utilisation'] / thor_down['sm_utilisation']
 md(f"""**Thor, by the tile arithmetic (128×256 tiles assumed — the seed names no kernel).** down_proj at {prefix_tokens}
 tokens has ⌈{prefix_tokens}/128⌉ × ⌈{config.GEMMA_2B.width}/256⌉ = {thor_down['tiles']} tiles over {thor_sms} SMs:
 {thor_down['waves']:.1f} waves, i.e. {math.ceil(thor_down['waves'])} rounds of which the last is
 {100 * (thor_down['waves'] % 1 or 1):.0f}% full, so {100 * thor_down['sm_utilisation']:.0f}% of the SM time is used: a loss of
 about {100 * (1 - thor_down['sm_utilisation']):.0f}% against a perfectly filled grid (gate_proj, {thor_gate['tiles']} tiles:
-{100 * thor_gate['sm_utilisation']:.0f}% used). Wave quantisation predicts a {thor_gate['sm_utilisation'] / thor_down['sm_utilisation']:.2f}×
-slowdown of down_proj per FLOP, **not the {seed_drop:.1f}× the seed's bandwidth figures imply**.""")
+{100 * thor_gate['sm_utilisation']:.0f}% used). Wave quantisation predicts a {wave_ratio:.2f}× slowdown of down_proj per FLOP
+against gate_proj.""")
+
+# %% tags=["hide-input"]
+seed_down, seed_gate_up = reference.quoted("kv_breakdown_mlp_down_ms"), reference.quoted("kv_breakdown_mlp_gate_up_silu_ms")
+seed_per_flop = seed_down / (seed_gate_up / 2)  # gate, up and down do the same FLOPs; the SiLU sits inside gate_up's time
+md(f"""The seed's own per-FLOP comparison is in its breakdown (quoted): down_proj {seed_down:g} ms over the 18 layers against
+{seed_gate_up:g} ms for gate, up and the SiLU together, so at most {seed_gate_up / 2:g} ms per gate or up GEMM, each of the
+same FLOPs as down_proj: down_proj is **at least {seed_per_flop:.2f}× slower per FLOP** (the SiLU's share would make it
+more). Tile arithmetic accounts for {wave_ratio:.2f}× of that; the remaining {seed_per_flop / wave_ratio:.2f}× is not
+explained by the last wave on the tiles assumed here, and the seed names no kernel to test another tile against.
+The seed's {reference.quoted("down_proj_bw_seq1_gbps"):.0f} → {reference.quoted("down_proj_bw_seq712_gbps"):.0f} GB/s
+({seed_drop:.1f}×) is not a per-FLOP comparison at all: it is **the same GEMM at 1 token and at {prefix_tokens} tokens**,
+the same weight bytes for {prefix_tokens}× the FLOPs, and a GEMM that stops streaming weights and starts computing
+moves fewer bytes per second by design.""")
 
 # %% tags=["hide-input"]
 if run.cuda:

@@ -381,3 +381,9 @@ def test_kernel_table_columns_carry_their_units():
     down = rows[rows.kernel == "down_proj"].iloc[0]
     k = next(k for k in km.stage_kernels("denoise", km.Config(precision="fp8", fusion="fused")) if k.name == "down_proj")
     assert down.moved_bytes == k.nbytes * k.count and down.calls_count == k.count
+
+
+def test_count_gap_text_signs_the_gap_of_the_assumed_kernel_count():
+    text = tf.count_gap_text(218, [("nvidia-h200", 299.0), ("gpu-b", 200.0)])
+    assert "(218) is 27% below the count on nvidia-h200, 9% above the count on gpu-b" in text
+    assert "assumed, not fitted" in text

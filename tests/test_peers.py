@@ -177,3 +177,54 @@ def test_measured_ceiling_text_compares_the_spec_floor_with_chapter_7s():
     text = peers.measured_ceiling_text(mine, c7, 20.0)
     assert "(700 TFLOP/s and 4000 GB/s)" in text and "ours best here is at 2.00× that measured-ceiling floor" in text
     assert f"rather than {float(mine.x_floor_ratio.iloc[0]):.2f}× the spec-sheet one" in text
+
+
+def test_torchao_table_labels_eager_as_host_overhead_and_dashes_an_empty_error():
+    ao = pd.DataFrame([{"scheme": "bf16", "mode": "eager", "median_ms": 15.0, "speed_vs_bf16_ratio": 1.0,
+                        "cos_vs_bf16": 1.0, "error": ""},
+                       {"scheme": "int4_wo", "mode": "compiled", "median_ms": float("nan"),
+                        "speed_vs_bf16_ratio": float("nan"), "cos_vs_bf16": float("nan"), "error": "ImportError: x"}])
+    t = peers.torchao_table(ao)
+    assert t.rows[0][1] == "eager (host overhead)" and t.rows[0][-1] == "–"
+    assert t.rows[1][1] == "compiled" and t.rows[1][-1] == "ImportError: x"
+    assert any("error –" in n for n in t.footnotes)
+
+
+def test_compiled_comparison_calls_a_host_bound_lerobot_so_and_compares_kernel_times():
+    nan = float("nan")
+    host = lerobot_pi05.compiled_comparison_text("v", 18.0, 16.0, 259.0, 102.0, 40.0, "default")
+    assert "**5.67×** faster" in host and "**host-bound**" in host and "mostly host overhead" in host
+    assert "**2.50×** less than lerobot compiled" in host
+    gpu = lerobot_pi05.compiled_comparison_text("v", 18.0, 16.0, 259.0, 102.0, 95.0, "default")
+    assert "GPU-bound" in gpu and "host-bound" not in gpu
+    unknown = lerobot_pi05.compiled_comparison_text("v", 18.0, nan, 259.0, 102.0, nan, "default")
+    assert "not known here" in unknown and "host-bound" not in unknown
+    assert "no compiled time" in lerobot_pi05.compiled_comparison_text("v", 18.0, 16.0, 259.0, nan, nan, "default")
+
+
+def test_kernel_time_sums_the_kernels_and_survives_a_failing_profile():
+    ms, err = lerobot_pi05.kernel_time_ms(lambda: torch.ones(64, 64) @ torch.ones(64, 64), "cpu", runs=1)
+    assert ms > 0 and err == ""
+
+    def broken():
+        raise RuntimeError("no profile")
+
+    ms, err = lerobot_pi05.kernel_time_ms(broken, "cpu", runs=1)
+    assert math.isnan(ms) and err == "RuntimeError: no profile"
+
+
+def test_latency_table_puts_kernel_time_on_ours_best_and_lerobot_compiled_only():
+    nan = float("nan")
+    ours = pd.DataFrame([{"variant": "graph", "median_ms": 42.0, "p25_ms": 41.0, "p75_ms": 43.0, "max_rel_err": 0.01},
+                         {"variant": "best", "median_ms": 18.0, "p25_ms": 17.9, "p75_ms": 18.1, "max_rel_err": 0.01}])
+    lat = pd.DataFrame([
+        {"path": "lerobot_eager", "stage": "whole", "views": 2, "horizon": 10, "median_ms": 259.0, "actions_std": 1.1,
+         "displacement_ratio": 0.5, "error": ""},
+        {"path": "lerobot_compiled", "stage": "whole", "views": 2, "horizon": 10, "median_ms": 102.0, "actions_std": 1.1,
+         "displacement_ratio": 0.5, "cos_vs_eager": 0.99999, "error": "", "kernels_ms": nan,
+         "kernels_error": "RuntimeError: boom"}])
+    t = lerobot_pi05.latency_table(ours, {"splitkv": "no triton"}, lat, "best", 16.5)
+    assert list(t.kernels_ms.fillna(-1)) == [-1, 16.5, -1, -1, -1]
+    assert t.check.iloc[2] == "FAILED: no triton"
+    assert "cos vs eager" not in t.check.iloc[3] and "kernel time FAILED" not in t.check.iloc[3]  # NaN is no error
+    assert t.check.iloc[4].endswith("; kernel time FAILED: RuntimeError: boom") and "cos vs eager 0.99999" in t.check.iloc[4]

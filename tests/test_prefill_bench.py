@@ -176,3 +176,32 @@ def test_down_proj_text_names_the_kernels_the_split_and_the_best_layout():
     down, gate = (plain[plain.gemm == g].set_index("layout") for g in ("down_proj", "gate_proj"))
     text = prefill_bench.down_proj_text(plain, down, gate)
     assert "declares split" not in text and "the gap is the last wave's idle SMs." in text
+
+
+def test_down_proj_text_never_compares_nn_linear_with_itself():
+    mm = _gpu_sweep(300.0)
+    mm.loc[mm.layout == "split-K 2", "tflops"] = 100.0  # nn.Linear's own layout is the fastest
+    down, gate = (mm[mm.gemm == g].set_index("layout") for g in ("down_proj", "gate_proj"))
+    text = prefill_bench.down_proj_text(mm, down, gate)
+    assert "no other layout beats nn.Linear's own (300 TFLOP/s)" in text
+    assert "1.00× nn.Linear" not in text and "within the noise" not in text
+
+
+def test_autotune_text_tells_host_time_from_gpu_time_by_kernel_durations():
+    lin, at = prefill_bench.LINEAR_LAYOUT, prefill_bench.AUTOTUNE_LAYOUT
+    rows = pd.DataFrame([{"layout": lin, "kernel": "k", "median_ms": 0.074, "kernel_ms": 0.070},
+                         {"layout": at, "kernel": "k", "median_ms": 0.145, "kernel_ms": 0.071}]).set_index("layout")
+    text = prefill_bench.autotune_text(rows)
+    assert "the same kernel as nn.Linear" in text and "host overhead" in text
+    # the same extra time spent in the kernels is not host overhead
+    gpu = rows.assign(kernel=["k", "k2"], kernel_ms=[0.070, 0.140])
+    text = prefill_bench.autotune_text(gpu)
+    assert "a kernel of its own choice" in text and "host overhead" not in text
+    assert prefill_bench.autotune_text(rows.drop(index=at)) == ""
+    assert prefill_bench.autotune_text(rows.assign(kernel_ms=float("nan"))) == ""
+
+
+def test_matmul_sweep_records_each_calls_kernel_time():
+    mm = prefill_bench.matmul_sweep({"down": (24, 16, 64)}, torch.device("cpu"), torch.float32, 1, splits=(1,))
+    assert (mm.kernel_ms > 0).all()
+

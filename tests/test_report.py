@@ -201,3 +201,11 @@ def test_a_shape_cell_breaks_only_between_its_factors():
     once = wrap_hints("<table><tr><td>8192x16384x16384</td><td>712x2048</td></tr></table>")
     assert "<td class='pi05-short'>8192x<wbr>16384x<wbr>16384</td>" in once and "712x<wbr>2048" in once
     assert wrap_hints(once) == once
+
+
+def test_truth_values_read_as_words_in_every_table():
+    import numpy as np
+
+    t = report.table(pd.DataFrame({"agree": [True, False], "flag": [np.bool_(True), None]}))
+    assert t.rows == [["yes", "yes"], ["no", report.DASH]]
+    assert "True" not in repr(t) and "False" not in repr(t)

@@ -56,7 +56,9 @@ def test_autotune_text_judges_the_target_on_the_large_gemms_only():
 
 def test_seed_rows_put_the_seeds_speed_as_a_time_ratio_beside_each_dtype():
     rows = triton_findings.seed_rows({"bfloat16": 1.2, "float8_e4m3fn": None}, 0.5, 2.0, 4.0)
-    assert [r["measured"] for r in rows] == [1.2, None, None]
+    assert [r["measured"] for r in rows] == [1.2]  # untimed dtypes have no all-dash row
+    both = triton_findings.seed_rows({"bfloat16": None, "float8_e4m3fn": 0.9, "float16": 1.1}, 0.5, 2.0, 4.0)
+    assert [r["measured"] for r in both] == [None, 0.9, 1.1]  # the quoted row stays, untimed here
     assert rows[0]["thor_quoted"] == 2.0 and "(4.0 ms / 2.0 ms)" in rows[0]["thor_source"]
 
 

@@ -191,6 +191,20 @@ def measured_ceiling_text(mine: pd.DataFrame, c7: dict[str, float] | None, ours_
                "for this configuration, so no measured-ceiling ratio is shown here."))
 
 
+def torchao_table(ao: pd.DataFrame):
+    """Chapter 9's torchao table (`torchao_bench.prefill_rows`) for the page: eager rows labelled
+    host overhead, an empty error cell a dash with its footnote."""
+    from .report import table
+
+    shown = ao.assign(mode=ao["mode"].replace({"eager": "eager (host overhead)"}))
+    if "error" in shown:
+        shown["error"] = shown["error"].fillna("").replace({"": None})
+    cols = [c for c in ("scheme", "mode", "median_ms", "speed_vs_bf16_ratio", "cos_vs_bf16", "error") if c in shown]
+    return table(shown[cols], footnotes=[
+        "error –: the scheme ran and passed its check. Eager rows are bound by Python dispatch of torchao's "
+        "tensor subclasses (host overhead), not by the GPU's kernels."])
+
+
 # ----------------------------------------------------------------------------- peer wheels
 def add_peers_path() -> None:
     """Where the peer wheels were installed into `PI05PERF_PEERS` (a pip --target directory), put

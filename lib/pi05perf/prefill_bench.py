@@ -198,6 +198,14 @@ def declared_split(kernel: str) -> str | None:
     return None if m is None else ("stream-K" if m[0].lower().startswith("stream") else "split-K")
 
 
+#: What each of `prefill_variants`' variants is, in words for the page.
+VARIANT_WORDS: dict[str, str] = {
+    "eager": "eager PyTorch, host overhead included", "eager_fused": "eager PyTorch, fused projections",
+    "cuda_graph": "eager modules, fused projections, captured in one CUDA graph",
+    "compile": "torch.compile (default mode), launched from the host",
+    "compile_cuda_graph": "torch.compile (default mode), captured in one CUDA graph",
+    "compile_max_autotune": "torch.compile max-autotune, inductor's own CUDA graphs"}
+
 LINEAR_LAYOUT = "linear (W[N,K], x@W.T)"  #: `matmul_sweep`'s nn.Linear layout (the weight as nn.Linear keeps it)
 
 
@@ -263,25 +271,58 @@ def down_proj_text(mm: pd.DataFrame, down: pd.DataFrame, gate: pd.DataFrame) -> 
     else:
         wave_verdict = ("Neither matches the measurement within 15%: the tile count does not explain the gap here, and "
                         "the book leaves it unexplained.")
+    top = down.tflops.idxmax()
+    best_words = (f"no other layout beats nn.Linear's own ({kd.tflops:.0f} TFLOP/s)." if top == lin else
+                  f"the best down_proj layout here is **{top}** at {down.tflops.max():.0f} TFLOP/s "
+                  f"({down.tflops.max() / kd.tflops:.2f}× nn.Linear{'; within the noise' if iqr_overlap(down, top, lin) else ''}).")
     return f"""**This device.** As nn.Linear, cuBLAS ran down_proj with `{profiling.short_kernel_name(kd.kernel)}`
 ({kd.tflops:.0f} TFLOP/s) and gate_proj with `{profiling.short_kernel_name(kg.kernel)}` ({kg.tflops:.0f} TFLOP/s):
 down_proj reaches {measured_ratio:.2f}× gate_proj's rate{" with a different kernel" if kd.kernel != kg.kernel else " with the same kernel"}.
 With the tiles those names declare{"" if kd.tile_named and kg.tile_named else " (where a name declares none, 128×256 is assumed)"}
 and no split over K, wave quantisation predicts {predicted["(M, N)"]:.2f}× (tiles along M, N) or {predicted["(N, M)"]:.2f}× (along N, M, as
 column-major cuBLAS may lay them). {wave_verdict}
-Split-K by hand (in the table above) is kept as measured: the best down_proj layout here is
-**{down.tflops.idxmax()}** at {down.tflops.max():.0f} TFLOP/s ({down.tflops.max() / kd.tflops:.2f}× nn.Linear{"; within the noise" if iqr_overlap(down, down.tflops.idxmax(), lin) else ""}).
+Split-K by hand (in the table above) is kept as measured: {best_words}{autotune_text(down)}
 Counted the seed's way (weight bytes over time) down_proj moves {kd.weight_gbps:.0f} GB/s, far below the copy
 bandwidth: it is computing, not reading."""
 
 
+AUTOTUNE_LAYOUT = "max-autotune (inductor)"  #: `matmul_sweep`'s inductor-compiled layout
+
+
+def autotune_text(rows: pd.DataFrame) -> str:
+    """One GEMM's `matmul_sweep` rows (indexed by layout): where inductor's max-autotune call ran
+    the same kernel as nn.Linear, whether its extra time is the GPU's or the host's, from the
+    two rows' kernel durations (`kernel_ms`). Empty where there is no such row or no kernel time."""
+    if AUTOTUNE_LAYOUT not in rows.index or LINEAR_LAYOUT not in rows.index or "kernel_ms" not in rows:
+        return ""
+    at, lin = rows.loc[AUTOTUNE_LAYOUT], rows.loc[LINEAR_LAYOUT]
+    if not at.kernel_ms == at.kernel_ms or not lin.kernel_ms == lin.kernel_ms:
+        return ""
+    same = at.kernel == lin.kernel
+    extra, extra_gpu = at.median_ms - lin.median_ms, at.kernel_ms - lin.kernel_ms
+    lead = (f" Inductor's max-autotune ran {'the same kernel as nn.Linear' if same else 'a kernel of its own choice'}: "
+            f"its timed call takes {at.median_ms:.4f} ms against nn.Linear's {lin.median_ms:.4f} ms, its kernels "
+            f"{at.kernel_ms:.4f} ms against {lin.kernel_ms:.4f} ms (one profiled call each, summed kernel durations)")
+    if extra > 0.25 * lin.median_ms and extra_gpu < 0.5 * extra:
+        return (lead + f"; of the {extra:.4f} ms it takes more, the kernels account for {max(extra_gpu, 0.0):.4f} ms: "
+                "the rest is the compiled call's host overhead (guards, wrapper, launch), which a GEMM this short cannot "
+                "hide — not a GPU difference.")
+    return lead + "."
+
+
 def top_kernel(fn: Callable[[], object], device: torch.device) -> str:
     """The kernel (on a CPU: the op) that takes most of one call of `fn`."""
+    return top_kernel_and_ms(fn, device)[0]
+
+
+def top_kernel_and_ms(fn: Callable[[], object], device: torch.device) -> tuple[str, float]:
+    """`top_kernel` of one call of `fn`, and the summed duration (ms) of all its kernels (copies
+    and memsets left out; on a CPU: the ops' self time): the call's GPU time, without the host."""
     from .profiling import kernel_profile
 
     prof = kernel_profile(fn, device, runs=1)
     prof = prof[prof.group != "memcpy / memset"]
-    return str(prof.kernel.iloc[0]) if len(prof) else ""
+    return (str(prof.kernel.iloc[0]), float(prof.total_ms.sum())) if len(prof) else ("", float("nan"))
 
 
 def matmul_sweep(shapes: dict[str, tuple[int, int, int]], device: torch.device, dtype: torch.dtype,
@@ -291,7 +332,8 @@ def matmul_sweep(shapes: dict[str, tuple[int, int, int]], device: torch.device, 
     [K,N] weight ("x @ W"), split over K, and (for the shapes named in `autotune`, on a GPU)
     as the GEMM inductor's max-autotune picks among its Triton tile configs and cuBLAS;
     each checked against fp32, then timed. With `kernels`, one profiled call names the kernel
-    that ran (`kernel`) and the tile its name declares (`tile`; 128x256 assumed when the name
+    that ran (`kernel`), sums its kernels' durations (`kernel_ms`: the GPU's time, beside the
+    timed call's, which also holds what the host adds) and reads the tile its name declares (`tile`; 128x256 assumed when the name
     has none, `tile_named` False), from which the tile and wave counts are computed: with the
     tile along (M, N) (`tiles`, `waves`) and along (N, M) (`tiles_if_transposed`)."""
     sms = sms or (torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 1)
@@ -315,11 +357,11 @@ def matmul_sweep(shapes: dict[str, tuple[int, int, int]], device: torch.device, 
                 raise AssertionError(f"{label} {layout}: relative error {err:.2e}")
             t = time_fn(fn, device, repeats)
             split = int(layout.split()[-1]) if layout.startswith("split") else 1
-            kernel = top_kernel(fn, device) if kernels else ""
+            kernel, kernel_ms = top_kernel_and_ms(fn, device) if kernels else ("", float("nan"))
             tile = kernel_tile(kernel) or (128, 256)
             rows.append({"gemm": label, "M": M, "N": N, "K": K, "layout": layout, **t.as_dict(),
                          "tflops": tflops(2 * M * N * K, t), "weight_gbps": gbps(N * K * x.element_size(), t),
-                         "rel_err": err, "kernel": kernel, "tile": "x".join(map(str, tile)),
+                         "rel_err": err, "kernel": kernel, "kernel_ms": kernel_ms, "tile": "x".join(map(str, tile)),
                          "tile_named": kernel_tile(kernel) is not None,
                          **fl.waves(M, N, sms, *tile, split_k=split),
                          "tiles_if_transposed": fl.waves(N, M, sms, *tile, split_k=split)["tiles"]})

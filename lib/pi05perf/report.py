@@ -12,6 +12,7 @@ import math
 import re
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -33,7 +34,7 @@ def num(value: Any, digits: int = 3) -> str:
     """`digits` significant figures, never scientific notation, thousands separators;
     a dash for a missing value."""
     if value is None or isinstance(value, bool):
-        return DASH if value is None else str(value)
+        return DASH if value is None else yes_no(value)
     try:
         v = float(value)
     except (TypeError, ValueError):
@@ -101,18 +102,25 @@ def header(column: Any) -> str:
     return f"{words} ({unit})" if unit else words
 
 
+def yes_no(value: Any) -> str:
+    """A truth value in words: a table shows "yes"/"no", never True/False."""
+    return "yes" if value else "no"
+
+
 def cell(value: Any, kind: str = "auto") -> str:
-    """One cell as text, formatted by the column's kind."""
+    """One cell as text, formatted by the column's kind (a truth value as yes/no)."""
     if value is None or (isinstance(value, float) and value != value) or value is pd.NA:
         return DASH
+    if isinstance(value, (bool, np.bool_)):
+        return yes_no(value)
     if kind.startswith("si:"):
         return si(value, kind[3:])
     if kind == "cos":
         return cos(value)
     if kind == "int" and isinstance(value, (int, float)) and float(value).is_integer():
         return f"{int(value):,}"
-    if isinstance(value, (bool, str)):
-        return str(value)
+    if isinstance(value, str):
+        return value
     if isinstance(value, (int, float)) or hasattr(value, "item"):
         v = value.item() if hasattr(value, "item") else value
         if isinstance(v, int) and not isinstance(v, bool):

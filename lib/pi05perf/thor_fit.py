@@ -322,6 +322,17 @@ def cross_table(gpus: dict[str, tuple[km.Device, pd.DataFrame]]) -> pd.DataFrame
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
+def count_gap_text(assumed: int, counted: list[tuple[str, float]]) -> str:
+    """How the model's assumed kernels per denoise step (`kernel_counts`, compiled_graph) compare
+    with the counts chapter 7's profiler made on its compiled, graphed path ((device slug, count)
+    pairs), and what a gap means for the fit."""
+    gaps = ", ".join(f"{abs(100 * (assumed / n - 1)):.0f}% {'below' if assumed < n else 'above'} the count on {s}"
+                     for s, n in counted)
+    return (f"The compiled_graph assumption ({assumed}) is {gaps}. The per-layer counts are assumed, not fitted: where a stack "
+            "runs more kernels than assumed, the fitted per-kernel cost t_k takes up the difference only in part, "
+            "since one t_k serves every stack, whatever its fusion level; the fitted t_k is per *assumed* kernel.")
+
+
 def kernel_counts(c: km.Config) -> dict[str, int]:
     """Kernels per call of each stage (denoise: per step) that the model assumes for `c`."""
     return {s: sum(k.count for k in km.stage_kernels(s, c)) for s in km.STAGES}

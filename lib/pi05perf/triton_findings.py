@@ -66,15 +66,17 @@ with few output tiles. Each of those is a different kernel, not a configuration 
 def seed_rows(ratios: dict[str, float | None], seed_speed: float, seed_cublas: float,
               seed_triton: float) -> list[dict]:
     """Rows for `report.side_by_side`: Triton time over cuBLAS time per operand dtype (`ratios`, by
-    dtype name), beside the seed's FP16 figure on Thor (its speed ratio and its two times, in ms)."""
+    dtype name), beside the seed's FP16 figure on Thor (its speed ratio and its two times, in ms).
+    A dtype this run did not time (and the seed did not quote) has no row: it would be all dashes."""
     bf = ratios.get("bfloat16")
-    return [
+    rows = [
         {"quantity": "Triton time / cuBLAS time, bf16, the four prefill matmuls summed", "unit": "ratio",
          "thor_quoted": 1 / seed_speed, "thor_source": f"seed: FP16, one unknown shape ({seed_triton} ms / {seed_cublas} ms)",
          "measured": bf},
         {"quantity": "same, FP8", "unit": "ratio", "measured": ratios.get("float8_e4m3fn")},
         {"quantity": "same, FP16", "unit": "ratio", "measured": ratios.get("float16")},
     ]
+    return [r for r in rows if r.get("measured") is not None or r.get("thor_quoted") is not None]  # no all-dash row
 
 
 def seed_contrast(timings: pd.DataFrame | None, bf: float | None, seed_speed: float, seed_cublas: float,
