@@ -41,7 +41,7 @@ This book re-derives each of those claims from first principles and re-measures 
 # | **Thor (quoted)** | a figure from the seed or a published anchor, with its source (`data/reference/`). Never re-measured here: we have no Thor. |
 # | **device (measured)** | measured by a chapter's full-profile run on that GPU, with provenance (`data/results/<device>/`), headed by the device and the commit that measured it. |
 # | **floor** | the physical lower bound: FLOPs over the measured matmul peak, or bytes over the measured bandwidth, whichever is larger. |
-# | **Thor, projected** | where a table has it: a Thor time computed by a model fitted to a GPU's measurements (chapter 8), never measured and never in a GPU's column. |
+# | **Thor, projected** | where a table has it: a Thor time computed by chapter 8's kernel model, whose Thor parameters are fitted to quoted Thor figures; never measured, never in a GPU's column, headed by the run that computed it. |
 #
 # Each page says at its top which device, commit and date its figures come from. Where the
 # seed is contradicted by a measurement or an anchor, the chapter says so.
@@ -60,14 +60,17 @@ This book re-derives each of those claims from first principles and re-measures 
 # %% [markdown]
 # ## Key figures, every device
 # One row per figure: Thor as quoted, each GPU with committed full-profile results as
-# measured (headed by the commit that measured it), and the floor on the newest of them.
+# measured (headed by the commit that measured it), and the floor on the newest of them. The
+# notes under the table say which implementation, and which path of it, each figure timed:
+# chapter 3's standalone stack and chapter 7's pipeline time the same prefill in two
+# implementations.
 
 # %% tags=["remove-input"]
 devices = results.devices()
 if not devices:
     show(md("No committed full-profile results yet: run `make book` on a CUDA GPU."))
 else:
-    show(claims.figure_table(devices))
+    show(claims.key_figures(devices))
     missing = claims.unmeasured_figures(devices)
     if missing:
         show(md("Not measured in any committed run yet: " + "; ".join(missing) + "."))

@@ -58,16 +58,58 @@ def test_a_share_claim_is_held_only_near_the_claimed_share():
     assert verdicts.share_claim_status(None, 5.0) == verdicts.NOT_YET
 
 
-def test_an_int4_prefill_claim_rests_on_the_whole_prefill_and_names_each_scope():
-    assert verdicts.int4_prefill_status(8.5, 3.0) == "not held"
-    assert verdicts.int4_prefill_status(1.2, 0.7) == "partly held"  # only the MLP kernel is faster
-    assert verdicts.int4_prefill_status(0.6, None) == "partly held"
-    assert verdicts.int4_prefill_status(None, 0.5) == verdicts.NOT_YET  # a kernel figure alone is not a prefill
-    t = verdicts.int4_evidence("GPU", 8.47, 3.03)
-    whole, kernel = t.split(";")
-    assert "whole weight-only INT4 prefill" in whole and "8.47×" in whole and "tinygemm" in whole
-    assert "3.03×" in kernel and "one MLP's two matmuls" in kernel and "not a whole prefill" in kernel
+def test_an_int4_prefill_claim_rests_on_gpu_kernel_times_never_on_an_eager_prefill():
+    assert verdicts.int4_kernel_status(23.0, 3.06) == "not held"  # no INT4 kernel beats bf16 cuBLAS
+    assert verdicts.int4_kernel_status(23.0, 0.7) == "partly held"  # the prefill-class kernel does
+    assert verdicts.int4_kernel_status(None, 0.95) == "not held"  # one kernel measured, within 10% of bf16
+    assert verdicts.int4_kernel_status(None, None) == verdicts.NOT_YET
+    t = verdicts.int4_evidence("GPU", 23.0, 3.03)
+    assert "tinygemm" in t and "23×" in t and "3.03×" in t and "one MLP's two matmuls" in t
+    assert "host-bound" in t and "left out" in t  # the eager whole prefill is named as excluded, not used
     assert verdicts.NOT_YET in verdicts.int4_evidence("GPU", None, 3.03)
+
+
+def test_down_proj_keeps_a_part_only_where_a_per_flop_gap_exists():
+    assert verdicts.down_proj_status(0.96, 1.0) == "not held"  # no gap here, none in the seed's breakdown
+    assert verdicts.down_proj_status(0.96, 1.78) == "partly held"  # the seed's own breakdown shows one on Thor
+    assert verdicts.down_proj_status(0.7, 1.0) == "partly held"  # a gap on this GPU
+    assert verdicts.down_proj_status(None, 1.0) == verdicts.NOT_YET
+    assert verdicts.down_proj_status(None, 1.78) == "partly held"
+
+
+def _latency(eager_ms=199.0, graph_ms=42.0, best_ms=18.1):
+    shape = {"stage": "whole", "views": 2, "steps": 10, "horizon": 10, "text_tokens": 200}
+    return pd.DataFrame([{**shape, "variant": "eager_fused", "median_ms": eager_ms},
+                         {**shape, "variant": "graph", "median_ms": graph_ms},
+                         {**shape, "variant": "compile_graph_splitkv", "median_ms": best_ms},
+                         {**shape, "horizon": 50, "variant": "graph", "median_ms": 44.0},  # another shape
+                         {**shape, "stage": "prefill", "variant": "graph", "median_ms": 8.4}])
+
+
+def test_graph_gain_pairs_the_same_model_at_the_best_calls_shape():
+    assert verdicts.graph_gain(_latency(), 18.1) == (199.0, 42.0)
+    assert verdicts.graph_gain(_latency(), 17.0) is None  # the headline matches no row
+    assert verdicts.graph_gain(_latency().iloc[1:], 18.1) is None  # no ungraphed twin
+    assert verdicts.graph_gain(None, 18.1) is None
+
+
+def _levels():
+    return pd.DataFrame([
+        {"fault": "int4, scales dropped", "layer_cos": 0.94, "model_cos": 0.012},
+        {"fault": "nvfp4, scales dropped", "layer_cos": 0.97, "model_cos": 0.0008},
+        {"fault": "int4, nibble order swapped", "layer_cos": -0.0006, "model_cos": 0.82},
+        {"fault": "int4, group scales transposed", "layer_cos": 0.91, "model_cos": 0.92}])
+
+
+def test_the_scale_fault_reading_sorts_the_seeds_runs_by_the_prefill_floor():
+    runs = {"fast run": (0.58, 0.0004), "slow run": (10.2, -0.0005)}
+    t = verdicts.scale_fault_reading(_levels(), runs, 4.15)
+    assert "int4, nibble order swapped" in t and "scales dropped" not in t.split("(")[1]  # only layout faults at a layer
+    fast, slow = t.index("fast run"), t.index("slow run")
+    assert "layout fault, not dropped scales" in t[fast:slow] and "may be whole models" in t[slow:]
+    only_slow = verdicts.scale_fault_reading(_levels(), runs, 0.1)  # a floor under both runs
+    assert "layer or an MLP" not in only_slow and "fast run" in only_slow
+    assert "not in this run" in verdicts.scale_fault_reading(None, runs, 4.15)
 
 
 def _sweep(down_tflops):
@@ -121,11 +163,46 @@ def test_projected_figures_never_sit_in_a_measured_column():
     dev = {"slug": "gpu-x", "device": "GPU X", "commit": "abc1234"}
     df = claims.figure_table([dev], claims.Figures(heads), rows=rows).set_index("figure")
     proj = claims.projected_column(dev)
-    assert "projected" in proj and "measured" not in proj.replace("measurements", "")
+    assert "projected" in proj and "measured" not in proj and "quoted Thor figures" in proj
     assert pd.isna(df.loc["Thor projection (ms)", "GPU X (abc1234)"]) and df.loc["Thor projection (ms)", proj] == 97.0
     assert df.loc["copy (GB/s)", "GPU X (abc1234)"] == 3000.0 and pd.isna(df.loc["copy (GB/s)", proj])
     assert any(f.projected for f in claims.HEADLINE_FIGURES if f.key.startswith("thor_"))
     assert not any(f.projected for f in claims.HEADLINE_FIGURES if not f.chapter.startswith("ch08"))
+
+
+def test_a_quoted_figure_that_is_not_like_with_like_is_a_dash_with_its_note():
+    from pi05perf import claims, reference
+
+    heads = pd.DataFrame([{"chapter": "ch04_fp8_tensorrt", "device": "GPU X", "slug": "gpu-x", "source": "committed",
+                           "profile": "full", "key": "fp8_prefill712_full_ms", "value": 4.5, "commit": "abc", "date": "d"}])
+    row = claims.Figure("fp8 prefill", "ms", "ch04_fp8_tensorrt", "fp8_prefill712_full_ms",
+                        "turbopi_trt_fp8_10step_prefix_ms", "in-pipeline, not FP8", thor_unlike="its MLP ran as FP16")
+    dev = {"slug": "gpu-x", "device": "GPU X", "commit": "abc1234"}
+    df = claims.figure_table([dev], claims.Figures(heads), rows=[row])
+    assert pd.isna(df["Thor (quoted)"].iloc[0]) and df["GPU X (abc1234)"].iloc[0] == 4.5
+    notes = claims.figure_notes([dev], claims.Figures(heads), rows=[row])
+    assert len(notes) == 1 and f"{reference.quoted('turbopi_trt_fp8_10step_prefix_ms'):g} ms" in notes[0]
+    assert "ran as FP16" in notes[0]
+    liked = claims.figure_table([dev], claims.Figures(heads), rows=[claims.Figure(
+        "fp8 prefill", "ms", "ch04_fp8_tensorrt", "fp8_prefill712_full_ms", "turbopi_trt_fp8_10step_prefix_ms")])
+    assert liked["Thor (quoted)"].iloc[0] == reference.quoted("turbopi_trt_fp8_10step_prefix_ms")
+
+
+def test_timed_path_names_the_row_a_figure_timed_or_the_one_path_its_rows_share():
+    from pi05perf import claims
+
+    lat = pd.DataFrame({"stage": ["prefill", "prefill", "whole"], "variant": ["graph", "compile_graph", "graph"],
+                        "median_ms": [8.4, 5.64, 5.64]})
+    f = claims.Figure("prefix", "ms", "ch07_pipeline", "prefix_prefill_ms", path_table="latency",
+                      path_where=(("stage", "prefill"),))
+    assert claims.timed_path(f, lat, 5.64) == "compile_graph"  # the whole-call row of the same median is filtered out
+    assert claims.timed_path(f, lat, 7.0) is None  # two paths, none at that median
+    one = claims.Figure("ratio", "×", "ch07_pipeline", "k", path_table="latency", path_where=(("stage", "whole"),))
+    assert claims.timed_path(one, lat, 1.44) == "graph"  # a ratio matches no median: the rows' one path
+    assert claims.timed_path(f, None, 5.64) is None
+    assert claims.run_table(None, "latency") is None
+    assert claims.run_table({"rows": [{"table": "a", "x": 1}, {"table": "b", "x": 2}]}, "b").x.tolist() == [2]
+    assert claims.run_table({"tables": {"b": [{"x": 3}]}, "rows": []}, "b").x.tolist() == [3]
 
 
 def test_a_split_k_down_proj_kernel_is_not_judged_by_a_no_split_wave_model():

@@ -1,10 +1,11 @@
 """The book's key figures as data, for the intro's and the verdict's tables, and chapter links.
 
 `HEADLINE_FIGURES` is the curated list a reader sees first: one row per figure (words and
-unit), Thor as quoted (with source), each device with committed results as measured, the
-figures projected for Thor from a device's measurements (and that projection's error) in a
-column of their own, and the floor. Chapter numbers and links come from `_toc.yml`, so a new
-chapter needs no edit here.
+unit), Thor as quoted (with source), each device with committed results as measured, chapter 8's
+projections for Thor (its kernel model fitted to quoted Thor figures, and that model's held-out
+error) in a column of their own, and the floor; `key_figures` adds the notes that say which
+implementation and path each figure timed. Chapter numbers and links come from `_toc.yml`, so a
+new chapter needs no edit here.
 """
 from __future__ import annotations
 
@@ -30,7 +31,12 @@ class Figure:
     thor_source: str = ""
     floor_key: str | None = None
     invert_thor: bool = False  # the quoted figure is the reciprocal of what `key` measures
-    projected: bool = False  # a model's projection for Thor from a device's run (or its error), not a measurement
+    projected: bool = False  # chapter 8's projection for Thor (or its error), computed in a device's run: not a measurement
+    thor_unlike: str = ""  # why the quoted Thor figure is not like with like: shown as a dash, with this note
+    impl: str = ""  # which implementation the measured figure times (a note under the table)
+    path_table: str = ""  # the chapter's table whose `path_column` names the path that was timed
+    path_column: str = "variant"
+    path_where: tuple[tuple[str, Any], ...] = ()  # (column, value) filters on that table
 
 
 HEADLINE_FIGURES: list[Figure] = [
@@ -39,28 +45,37 @@ HEADLINE_FIGURES: list[Figure] = [
     Figure("dense bf16 matmul rate", "TFLOP/s", "ch02_roofline", "matmul_bf16_tflops", "thor_bf16_dense_tflops",
            "NVIDIA spec"),  # a ceiling: the floors divide by it, it has none of its own
     Figure("FP8 matmul rate", "TFLOP/s", "ch02_roofline", "matmul_fp8_tflops", "thor_fp8_dense_tflops", "NVIDIA spec"),
-    Figure("712-token prefill, best path", "ms", "ch03_prefill_breakdown", "prefill712_best_ms",
-           "kv_prefill_standalone_ms", "seed, standalone benchmark", "prefill712_floor_ms"),
-    Figure("MLP share of the profiled best prefill", "%", "ch03_prefill_breakdown", "profiled_best_mlp_share_pct",
+    Figure("712-token prefill, chapter 3's standalone stack, fastest variant", "ms", "ch03_prefill_breakdown",
+           "prefill712_best_ms", "kv_prefill_standalone_ms", "seed, standalone benchmark", "prefill712_floor_ms",
+           impl="the 18 Gemma-2B layers alone (prefill_bench) on a random 712-token input",
+           path_table="variants"),
+    Figure("MLP share of chapter 3's profiled fastest prefill", "%", "ch03_prefill_breakdown", "profiled_best_mlp_share_pct",
            "kv_mlp_share_claim_pct", "seed, Phase 0"),
     Figure("712-token prefill, FP8 on every projection", "ms", "ch04_fp8_tensorrt", "fp8_prefill712_full_ms",
            "turbopi_trt_fp8_10step_prefix_ms",
-           "TurboPi's in-pipeline prefix (seed): PyTorch, its TRT 'FP8' MLP ran as FP16 — not FP8"),
+           "TurboPi's in-pipeline prefix (seed): PyTorch, its TRT 'FP8' MLP ran as FP16 — not FP8",
+           thor_unlike="an in-pipeline PyTorch prefix whose TensorRT 'FP8' MLP ran as FP16 (the seed says so): not an FP8 "
+                       "prefill, so it is not set beside one"),
     Figure("Triton / cuBLAS time, bf16 prefill matmuls, graphed", "×", "ch06_triton",
            "triton_vs_cublas_bf16_graphed_ratio", "triton_vs_cublas_ratio", "seed, FP16, shape unknown", invert_thor=True),
     Figure("vision, 2 views", "ms", "ch07_pipeline", "vision_2view_ms", "pipeline_baseline_vision_ms", "seed"),
-    Figure("prefix prefill in the pipeline", "ms", "ch07_pipeline", "prefix_prefill_ms", "pipeline_baseline_kv_ms",
-           "seed"),
+    Figure("712-token prefix prefill inside chapter 7's pipeline, fastest path", "ms", "ch07_pipeline",
+           "prefix_prefill_ms", "pipeline_baseline_kv_ms", "seed",
+           impl="the prefill stage of chapter 7's whole pi0.5 model (pipeline_bench): the same 712 tokens and bf16 as "
+                "chapter 3's stack, in another implementation", path_table="latency", path_where=(("stage", "prefill"),)),
     Figure("one denoise step", "ms", "ch07_pipeline", "denoise_step_best_ms", None, "", "denoise_step_floor_ms"),
     Figure("whole inference, 2 views, 10 steps", "ms", "ch07_pipeline", "pipeline_2view_steps10_best_ms",
-           "pipeline_baseline_total_ms", "seed", "pipeline_2view_steps10_floor_ms"),
+           "pipeline_baseline_total_ms", "seed", "pipeline_2view_steps10_floor_ms",
+           impl="the whole pi0.5 call of chapter 7, on its fastest path", path_table="budget"),
     Figure("inference rate, 2 views, 10 steps", "Hz", "ch07_pipeline", "pipeline_2view_steps10_hz", "best_10step_hz",
            "seed"),
     Figure("whole inference, FP8, 2 views, 10 steps", "ms", "ch07_pipeline", "pipeline_fp8_2view_steps10_ms",
            "flashrt_fp8_2view_ms", "FlashRT, FP8"),
     Figure("18 → 12 layers: speed-up of the whole call", "×", "ch08_roads_to_20hz", "layers12_speedup_ratio",
-           "opt_fewer_layers_speedup_ratio", "seed, expected"),
-    Figure("Thor projection, best path, 10 steps", "ms", "ch08_roads_to_20hz", "thor_projected_best_steps10_ms",
+           "opt_fewer_layers_speedup_ratio", "seed, expected",
+           impl="both models on the one path chapter 8 times for every configuration, not on chapter 7's fastest path",
+           path_table="predictions", path_where=(("test", "12 layers"), ("stage", "whole"))),
+    Figure("Thor projection, chapter 7's compiled + graphed structure, bf16, 10 steps", "ms", "ch08_roads_to_20hz", "thor_projected_best_steps10_ms",
            projected=True),
     Figure("latency model: largest error on held-out Thor figures", "%", "ch08_roads_to_20hz",
            "thor_heldout_max_error_pct", projected=True),
@@ -129,18 +144,22 @@ class Figures:
 
 
 def projected_column(device: dict[str, Any]) -> str:
-    """The heading of a device's column of projected figures: never a 'measured' column."""
-    return f"Thor, projected from {device['device']}'s measurements ({device['commit'] or 'commit unknown'})"
+    """The heading of a device's column of projected figures: never a 'measured' column. Chapter 8
+    fits its kernel model's Thor parameters to quoted Thor figures; the device only names the run
+    that computed the projection."""
+    return (f"Thor, projected (model fitted to quoted Thor figures; {device['device']} run, "
+            f"{device['commit'] or 'commit unknown'})")
 
 
 def figure_table(devices: list[dict[str, Any]], figures: Figures | None = None,
                  rows: list[Figure] | None = None, floor_slug: str | None = None) -> pd.DataFrame:
     """The curated headline table: figure (unit) · Thor (quoted) · quoted from · one column per
     device (`device (commit)`, its measurements) · one column per device with projected figures
-    (`projected_column`: chapter 8's latency model on Thor from that device's run, and its error;
-    only where the device has any) · floor (on `floor_slug`, default the first device). A
-    projected figure never sits in a measured column. Values stay numbers (None where missing)
-    so `report.table` formats them."""
+    (`projected_column`: chapter 8's kernel model fitted to quoted Thor figures, computed in that
+    device's run, and its error; only where the device has any) · floor (on `floor_slug`, default the first device). A
+    projected figure never sits in a measured column; a quoted figure that is not like with like
+    (`Figure.thor_unlike`) is left out (None). Values stay numbers (None where missing) so
+    `report.table` formats them."""
     from . import reference
 
     figures = figures or Figures()
@@ -150,11 +169,11 @@ def figure_table(devices: list[dict[str, Any]], figures: Figures | None = None,
                   if any(figures.get(f.chapter, f.key, d["slug"]) is not None for f in rows if f.projected)]
     out = []
     for f in rows:
-        thor = reference.quoted(f.thor_key) if f.thor_key else None
+        thor = reference.quoted(f.thor_key) if f.thor_key and not f.thor_unlike else None
         if thor is not None and f.invert_thor:
             thor = 1 / thor
-        row: dict[str, Any] = {"figure": f"{f.label} ({f.unit})", "Thor (quoted)": thor,
-                               "quoted from": f.thor_source or None}
+        source = f"{f.thor_source}; left out, see the note" if f.thor_unlike else f.thor_source
+        row: dict[str, Any] = {"figure": f"{f.label} ({f.unit})", "Thor (quoted)": thor, "quoted from": source or None}
         for d in devices:
             row[f"{d['device']} ({d['commit'] or 'commit unknown'})"] = (
                 None if f.projected else figures.get(f.chapter, f.key, d["slug"]))
@@ -171,3 +190,62 @@ def unmeasured_figures(devices: list[dict[str, Any]], figures: Figures | None = 
     figures = figures or Figures()
     return [f"{f.label} ({chapter_link(f.chapter)})" for f in HEADLINE_FIGURES
             if all(figures.get(f.chapter, f.key, d["slug"]) is None for d in devices)]
+
+
+def run_table(doc: dict[str, Any] | None, name: str) -> pd.DataFrame | None:
+    """A named table of one results document: `tables` (new runs) or the legacy `rows` with a
+    `table` column (empty where absent); None where there is no document."""
+    if doc is None:
+        return None
+    if name in doc.get("tables", {}):
+        return pd.DataFrame(doc["tables"][name])
+    df = pd.DataFrame(doc.get("rows", []))
+    return df[df.table == name] if "table" in df else df.iloc[0:0]
+
+
+def timed_path(f: Figure, table: pd.DataFrame | None, value: float | None) -> str | None:
+    """The path a figure timed: in `table` (filtered by `f.path_where`), the `f.path_column` of
+    the row whose median is `value`, else the one path all those rows share. None where neither."""
+    from .verdicts import path_of
+
+    if table is None or table.empty or f.path_column not in table:
+        return None
+    for col, want in f.path_where:
+        table = table[table[col] == want] if col in table else table.iloc[0:0]
+    hit = path_of(table, value, name=f.path_column)
+    paths = set(table[f.path_column].dropna())
+    return hit or (str(paths.pop()) if len(paths) == 1 else None)
+
+
+def figure_notes(devices: list[dict[str, Any]], figures: Figures | None = None,
+                 rows: list[Figure] | None = None) -> list[str]:
+    """The notes under the key-figures table: for each figure with `impl`, which implementation it
+    times and the path each device's run timed (read from that run's table); for each quoted
+    figure left out (`thor_unlike`), the figure and why."""
+    from . import reference
+    from .results import load_all
+
+    figures = figures or Figures()
+    notes = []
+    for f in rows or HEADLINE_FIGURES:
+        if f.thor_unlike and f.thor_key:
+            notes.append(f"{f.label}: Thor's quoted {reference.quoted(f.thor_key):g} {f.unit} is left out (dash): "
+                         f"{f.thor_unlike}.")
+        if not f.impl:
+            continue
+        docs = {d["slug"]: d for d in load_all(f.chapter) if d["source"] == "committed"} if f.path_table else {}
+        paths = []
+        for d in devices:
+            path = timed_path(f, run_table(docs.get(d["slug"]), f.path_table), figures.get(f.chapter, f.key, d["slug"]))
+            if path:
+                paths.append(f"{path} on {d['device']}")
+        notes.append(f"{f.label}: {f.impl}" + (f"; path timed: {', '.join(paths)}" if paths else "") + ".")
+    return notes
+
+
+def key_figures(devices: list[dict[str, Any]], floor_slug: str | None = None) -> Any:
+    """The key-figures table as the intro and the verdict show it: `figure_table` with its notes."""
+    from .report import table
+
+    figures = Figures()
+    return table(figure_table(devices, figures, floor_slug=floor_slug), footnotes=figure_notes(devices, figures))
