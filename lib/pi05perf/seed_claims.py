@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from . import claims as figs, fp8_paths as FP, precision_bench as PB, prefill_bench, reference, results
+from . import claims as figs, config, fp8_paths as FP, precision_bench as PB, prefill_bench, reference, results
 from . import triton_matmul as TM, verdicts as V
 from .seed_facts import BF, F8, NV4, SeedFacts
 from .verdicts import NOT_YET, Ledger, status_of as gpu_status, text as gpu_text
@@ -83,7 +83,11 @@ def tensorrt_fp8(ledger: Ledger, facts: SeedFacts) -> None:
     claim(section, "The MLP is already FP8, so little room is left.",
           "not held" if fr_prefix < tp_prefix / 1.5 else "partly held",
           f"On the same Thor, FlashRT's FP8 prefix takes {fr_prefix:g} ms against {tp_prefix:g} ms in TurboPi's Torch-TRT FP8 "
-          f"(quoted): {tp_prefix / fr_prefix:.1f}× of room in the FP8 prefill itself.", "ch04_fp8_tensorrt", "ch07_pipeline",
+          f"(quoted): {tp_prefix / fr_prefix:.1f}× of room in the FP8 prefill itself. Not like for like: TurboPi's prefix is "
+          f"the seed's {config.PREFIX_TOKENS} tokens, FlashRT's {q('flashrt_encoder_seq_tokens'):g} (its prompt unpadded) with "
+          f"{q('flashrt_prefix_dispatch_overhead_ms'):g} ms of launch gaps; per token the room is "
+          f"{(tp_prefix / config.PREFIX_TOKENS) / (fr_prefix / q('flashrt_encoder_seq_tokens')):.1f}×.",
+          "ch04_fp8_tensorrt", "ch07_pipeline",
           short="no room left after FP8 MLP")
     f8 = gpu("ch04_fp8_tensorrt", "fp8_memory_bound_speedup_ratio")
     fp8_mb_variant = next((d["provenance"].get("parameters", {}).get("memory_bound_variant")
@@ -427,7 +431,7 @@ def quantization_validation(ledger: Ledger, facts: SeedFacts) -> None:
     claim(section, f"CUDA graphs bring nothing ({q('cudagraph_mlp_baseline_ms'):g} → {q('cudagraph_mlp_ms'):g} ms on the MLP).",
           gpu_status(None if pair is None else pair[0] / pair[1], lambda v: "partly held" if v > 1.2 else "held"),
           f"True for one MLP of a few long kernels (the seed's measurement, quoted). For the whole inference (thousands of short "
-          f"kernels) graphs take Dexmal's 2-view pi0.5 from >{q('dexmal_cudagraph_before_ms'):g} to {q('dexmal_cudagraph_after_low_ms'):g}–"
+          f"kernels) graphs take Dexmal's 2-view pi0 from >{q('dexmal_cudagraph_before_ms'):g} to {q('dexmal_cudagraph_after_low_ms'):g}–"
           f"{q('dexmal_cudagraph_after_high_ms'):g} ms (quoted). On {gpu_name}, chapter 7's fused model (2 views, 10 steps) "
           + (f"takes {pair[0]:.0f} ms launched kernel by kernel from Python (`{V.GRAPH_PAIR[0]}`: host overhead, the cost a graph "
              f"removes) and {pair[1]:.1f} ms in one CUDA graph (`{V.GRAPH_PAIR[1]}`): {pair[0] / pair[1]:.1f}× faster with the graph."
