@@ -70,7 +70,9 @@ HEADLINE_FIGURES: list[Figure] = [
     Figure("inference rate, 2 views, 10 steps", "Hz", "ch07_pipeline", "pipeline_2view_steps10_hz", "best_10step_hz",
            "seed"),
     Figure("whole inference, FP8, 2 views, 10 steps", "ms", "ch07_pipeline", "pipeline_fp8_2view_steps10_ms",
-           "flashrt_fp8_2view_ms", "FlashRT, FP8"),
+           "flashrt_fp8_2view_ms", "FlashRT, FP8, prompt unpadded (~10 tokens)",
+           impl="chapter 7's whole call on its fastest FP8 path, at the seed's 200 prompt tokens; FlashRT's quoted "
+                "figure runs its prompt unpadded, a shorter prefix"),
     Figure("18 → 12 layers: speed-up of the whole call", "×", "ch08_roads_to_20hz", "layers12_speedup_ratio",
            "opt_fewer_layers_speedup_ratio", "seed, expected",
            impl="both models on the one path chapter 8 times for every configuration, not on chapter 7's fastest path",
