@@ -78,9 +78,10 @@ trimmed_cost = cost_of.loc[(num_images, typical)]
 md(f"""openpi's three slots cost {100 * (openpi_cost.call_flops / head_cost.call_flops - 1):.0f}% more FLOPs per call than
 the headline's two views ({int(openpi_cost.prefix_tokens)} against {int(head_cost.prefix_tokens)} prefix tokens); a
 {typical}-token prompt instead of the 200-token pad saves {100 * (1 - trimmed_cost.call_flops / head_cost.call_flops):.0f}%.
-The {typical} is an **estimate**, not a tokenization: pi0.5's LIBERO prompt is "Task: ⟨instruction⟩, State: ⟨8 state
-values as integers 0–255⟩; Action: " (a line break before "Action"), about 12–18 Gemma tokens of instruction, ~3 per state value (Gemma splits
-digits) and ~10 of format. The book's headline stays at **{num_images} views and {text_tokens} text tokens**, the
+The {typical} is an **estimate**, not a tokenization: openpi's pi05_libero sets `discrete_state_input=False`, so
+its prompt is the instruction alone (BOS, ~12–18 Gemma tokens of instruction, a line break); with discrete state, openpi's
+default for pi0.5 and what lerobot's pi05 processor always does, the state values are written into the prompt as well
+and it is several times longer. The book's headline stays at **{num_images} views and {text_tokens} text tokens**, the
 seed's configuration, so that every figure compares with the seed's; chapter 7 times all four.""")
 
 # %% [markdown]

@@ -31,7 +31,7 @@ eager_repeats = 9  # timed repeats of eager paths (hundreds of ms per call; host
 camera_views = [1, 2, 3]  # views timed (256 image tokens each)
 denoise_steps = [10, 5, 3, 1]  # Euler steps timed
 text_tokens = 200  # prompt tokens (pi0.5 max_token_len)
-typical_text_tokens = 48  # a real LIBERO prompt's length: an estimate (config.TYPICAL_PROMPT_TOKENS, chapter 1)
+typical_text_tokens = 16  # a real LIBERO prompt's length: an estimate (config.TYPICAL_PROMPT_TOKENS, chapter 1)
 action_horizon = 10  # actions per chunk (pi05_libero)
 long_horizon = 50  # the pi0.5 default horizon, timed at the headline views and steps
 headline_views = 2  # the configuration of the headline figures
@@ -248,8 +248,8 @@ once per step whatever the horizon, so more action tokens are nearly free.""")
 # LIBERO policy fills **three** image slots — the third (a right-wrist camera LIBERO lacks) is zeros,
 # masked out of attention, but still encoded and carried through the prefill: 968 prefix tokens. And a
 # real prompt is far shorter than the 200-token pad (openpi computes the padded positions anyway). The
-# typical length used here is an **estimate** (`config.TYPICAL_PROMPT_TOKENS`, see chapter 1): pi0.5's LIBERO
-# prompt is "Task: ⟨instruction⟩, State: ⟨8 integers 0–255⟩; Action: " (a line break before "Action"), a few dozen Gemma tokens. Each
+# typical length used here is an **estimate** (`config.TYPICAL_PROMPT_TOKENS`, see chapter 1): openpi's pi05_libero
+# writes no state into its prompt (`discrete_state_input=False`), which is the instruction alone, some 16 Gemma tokens. Each
 # configuration is timed once, with the headline's best path, checked against fp32 first; a masked slot
 # costs the same work as a real one here (the model applies no mask: dense attention does the same work).
 

@@ -268,7 +268,9 @@ if len(ao):
 # Absolute milliseconds on a Thor, an RTX 4090, an RTX 5090 and an H200 cannot be compared: the
 # devices differ by up to 18× in memory bandwidth. Each published pi0.5 latency (quoted, with its
 # source in `data/reference/peers.csv`) is divided instead by the roofline floor of the same work —
-# the same views and steps, FLOPs and minimum bytes from `flops.pipeline_cost` — on that peer's own
+# the same images encoded, prompt tokens, action horizon and steps, as peers.csv records them for
+# that figure (where the source does not state them, they are assumed, and the table's notes say
+# so), FLOPs and minimum bytes from `flops.pipeline_cost` — on that peer's own
 # hardware (vendor spec sheets, dense tensor rates) at that peer's own precision: bf16 weights and
 # the dense bf16 rate; FP8 weights and the dense FP8 rate; FP8+FP4 counted as if every weight were
 # 4-bit, at twice the FP8 rate (so the floor stays a lower bound). "× floor" is comparable across
@@ -282,13 +284,14 @@ ours_lat = (peers.measured_rows(platform, (("ours best (measured)", ours_best_ms
                                           ("lerobot eager (measured)", lerobot_eager_ms)), headline_views, headline_steps)
             if measure and platform else [])
 pf = peers.per_floor_table(ours_lat)
-show(pf[["peer", "platform", "views", "precision", "latency_ms", "floor_ms", "x_floor_ratio"]])
+show(peers.per_floor_view(pf))
 fast = pf[pf.source == "published"].sort_values("x_floor_ratio").iloc[0]
 mine = pf[pf.peer == "ours best (measured)"]
 show(md(f"Closest to its floor among the published figures: **{fast.peer}** on {fast.platform} "
         f"({fast.views} views, {fast.precision}) at **{fast.x_floor_ratio:.2f}×** its floor"
-        + (f"; ours best on this device is at **{float(mine.x_floor_ratio.iloc[0]):.2f}×**." if len(mine) else
-           "; ours is not measured in this run (see chapter 7 for the committed runs).")))
+        + (f"; ours best on this device is at **{float(mine.x_floor_ratio.iloc[0]):.2f}×**. " if len(mine) else
+           "; ours is not measured in this run (see chapter 7 for the committed runs). ")
+        + peers.assumed_config_text(fast)))
 # Every floor above, ours included, is a spec-sheet floor; chapter 7 divides by measured ceilings.
 c7 = (peers.measured_ceiling_floor(results.device_slug(results.device_name(run.device)), headline_views,
                                    headline_steps, text_tokens, action_horizon) if len(mine) else None)
@@ -298,7 +301,8 @@ if len(mine):
 # %% [markdown]
 # ## What makes the fastest peers fast
 #
-# By "× floor", the closest published figure is Dexmal's on an RTX 4090 (Triton, bf16); on the
+# By "× floor" (at the configuration recorded for each figure, partly assumed: see the notes under
+# the table), the closest published figure is Dexmal's on an RTX 4090 (Triton, bf16); on the
 # Thor the fastest is FlashRT's NVFP4 tier. From what each publishes (the paper arXiv 2510.26742
 # for Dexmal; `docs/pi05_thor.md` in LiangSu8899/FlashRT):
 #

@@ -274,10 +274,42 @@ def test_thor_anchors_are_quoted_and_floors_are_lower_bounds():
     assert len(a) == len(tf.THOR_ANCHORS) and set(a["stack"]) <= set(tf.STACKS)
     fl = tf.floors(a, THOR)
     p = km.Params()
-    pred = a.apply(lambda r: tf.stack_ms(r.stack, r.stage, THOR, p, int(r.views), int(r.steps)), axis=1)
+    pred = a.apply(lambda r: tf.stack_ms(r.stack, r.stage, THOR, p, int(r.views), int(r.steps),
+                                         image_slots=int(r.image_slots), text_tokens=int(r.text_tokens)), axis=1)
     assert (fl > 0).all() and (fl <= pred).all()
     whole = tf.stack_ms("seed", "whole", THOR, p)
     assert whole == pytest.approx(sum(tf.stack_ms("seed", s, THOR, p) for s in km.STAGES))
+
+
+def test_each_anchor_is_modelled_at_its_own_image_slots_and_prompt(tmp_path):
+    csv = tmp_path / "t.csv"
+    csv.write_text("key,stack,stage,views,image_slots,text_tokens,steps,precision,fusion,note\n"
+                   "a,flashrt_fp8,prefix,2,2,10,10,fp8,fused,\nb,nvidia_trt_fp8,whole,2,3,208,10,fp8,fused,x\n")
+    a, b = tf.load_anchors(csv)
+    assert (a.image_slots, a.text_tokens, a.prefix_tokens) == (2, 10, 522) and b.prefix_tokens == 3 * 256 + 208
+    c = tf.stage_config("nvidia_trt_fp8", "vision", views=2, image_slots=3, text_tokens=208)
+    assert (c.views, c.text_tokens, c.prefix_tokens) == (3, 208, 976)
+    assert tf.stage_config("seed", "prefix", views=2).prefix_tokens == 712  # slots default to the views
+    table = tf.anchor_table(lambda key: 10.0, (a, b))
+    assert list(table.prefix_tokens) == [522, 976]
+    p = km.Params()
+    preds = [fn(p) for fn in tf.thor_predictors(table, THOR)]
+    assert preds[0] == pytest.approx(tf.stack_ms("flashrt_fp8", "prefix", THOR, p, text_tokens=10))
+    assert preds[0] < tf.stack_ms("flashrt_fp8", "prefix", THOR, p)  # 522 tokens cost less than 712
+    assert preds[1] == pytest.approx(tf.stack_ms("nvidia_trt_fp8", "whole", THOR, p, image_slots=3, text_tokens=208))
+    assert preds[1] > tf.stack_ms("nvidia_trt_fp8", "whole", THOR, p, text_tokens=208)  # a third image slot costs
+    assert list(tf.floors(table, THOR)) == pytest.approx(
+        [fn(km.Params(1.0, 1.0, 0.0, 0.0)) for fn in tf.thor_predictors(table, THOR)])
+
+
+def test_a_stack_can_mix_precisions_by_stage():
+    """FlashRT's README NVFP4 run: NVFP4 in the encoder (prefix) FFNs only; its whole call costs
+    more than an all-stage NVFP4 stack would and less than all-FP8."""
+    p = km.Params()
+    ms = {s: tf.stack_ms("flashrt_nvfp4", s, THOR, p) for s in km.STAGES}
+    fp8 = {s: tf.stack_ms("flashrt_fp8", s, THOR, p) for s in km.STAGES}
+    assert ms["vision"] == pytest.approx(fp8["vision"]) and ms["denoise"] == pytest.approx(fp8["denoise"])
+    assert ms["prefix"] < fp8["prefix"]
 
 
 def test_roofline_prefill_floor_is_chapter1s_and_below_the_kernel_model_floor():

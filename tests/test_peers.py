@@ -52,6 +52,62 @@ def test_per_floor_table_divides_by_the_floor_of_the_same_work():
     assert fp8.floor_ms < peers.floor_ms(int(fp8.views), 10, thor.bandwidth_gbps, thor.bf16_dense_tflops)
 
 
+def test_each_published_floor_is_of_the_configuration_peers_csv_records():
+    lat = peers.published_latencies()
+    for col in peers.CONFIG_COLUMNS:
+        assert lat[col].dtype.kind == "i", col
+    df = peers.per_floor_table([{"peer": "ours", "platform": "H200 SXM", "views": 3, "steps": 10, "precision": "bf16",
+                                 "latency_ms": 20.0}])
+    hw = peers.hardware_specs()
+    for r in df[df.source == "published"].itertuples():
+        assert r.floor_ms == pytest.approx(peers.spec_floor_ms(r.platform, r.precision, r.image_slots, r.steps, hw,
+                                                               text_tokens=r.text_tokens, horizon=r.horizon))
+    ours = df[df.peer == "ours"].iloc[0]  # measured rows: their own views, 200 prompt tokens, horizon 10
+    assert (ours.image_slots, ours.text_tokens, ours.horizon) == (3, 200, 10)
+    assert ours.floor_ms == pytest.approx(peers.spec_floor_ms("H200 SXM", "bf16", 3, 10))
+    # the prompt, the horizon and the image slots each change the floor: the configuration matters
+    base = peers.spec_floor_ms("RTX 4090", "bf16", 2, 10)
+    assert peers.spec_floor_ms("RTX 4090", "bf16", 2, 10, text_tokens=0) < base
+    fast_mem = pd.DataFrame({"bandwidth_gbps": [1e9], "bf16_dense_tflops": [100.0]}, index=["X"])  # compute-bound
+    assert peers.spec_floor_ms("X", "bf16", 2, 10, fast_mem, horizon=63) > peers.spec_floor_ms("X", "bf16", 2, 10, fast_mem)
+    assert peers.spec_floor_ms("RTX 4090", "bf16", 3, 10) > base
+
+
+def test_config_clauses_keep_what_is_stated_or_assumed_and_split_outside_brackets():
+    note = "pi05_libero, MAXN; 3 image slots ASSUMED (a masked third slot; the tutorial does not say); clocks locked"
+    assert peers.config_clauses(note) == "3 image slots ASSUMED (a masked third slot; the tutorial does not say)"
+    assert peers.config_clauses("Triton kernels, bf16") == ""
+
+
+def test_per_floor_view_shows_each_floors_configuration_and_footnotes_the_assumptions():
+    pf = pd.DataFrame([
+        {"peer": "A", "platform": "X", "views": 2, "image_slots": 3, "text_tokens": 208, "horizon": 10, "steps": 10,
+         "precision": "fp8", "latency_ms": 50.0, "floor_ms": 25.0, "x_floor_ratio": 2.0, "note": "3 slots ASSUMED"},
+        {"peer": "B", "platform": "X", "views": 2, "image_slots": 3, "text_tokens": 208, "horizon": 10, "steps": 10,
+         "precision": "fp8", "latency_ms": 40.0, "floor_ms": 25.0, "x_floor_ratio": 1.6, "note": "3 slots ASSUMED"},
+        {"peer": "C", "platform": "Y", "views": 1, "image_slots": 1, "text_tokens": 0, "horizon": 63, "steps": 10,
+         "precision": "bf16", "latency_ms": 20.0, "floor_ms": 16.0, "x_floor_ratio": 1.25, "note": "prompt NOT STATED"},
+        {"peer": "ours", "platform": "Y", "views": 2, "image_slots": 2, "text_tokens": 200, "horizon": 10, "steps": 10,
+         "precision": "bf16", "latency_ms": 20.0, "floor_ms": 5.0, "x_floor_ratio": 4.0, "note": ""}])
+    t = peers.per_floor_view(pf)
+    col = t.headers.index("floor assumes")
+    assert [r[col] for r in t.rows] == ["3×256 + 208, h10 [1]", "3×256 + 208, h10 [1]", "1×256 + 0, h63 [2]",
+                                        "2×256 + 200, h10"]
+    assert "[1] A, B: 3 slots ASSUMED" in t.footnotes and "[2] C: prompt NOT STATED" in t.footnotes
+
+
+def test_an_assumed_configuration_is_said_with_the_ratio_at_a_padded_prompt():
+    row = peers.per_floor_table([{"peer": "p", "platform": "RTX 4090", "views": 2, "steps": 10, "precision": "bf16",
+                                  "latency_ms": 30.0}]).iloc[-1]
+    assert peers.assumed_config_text(row) == ""  # nothing assumed
+    row = row.copy()
+    row["note"], row["text_tokens"], row["horizon"] = "prompt and chunk NOT STATED: 0 tokens ASSUMED", 0, 63
+    text = peers.assumed_config_text(row)
+    at200 = peers.spec_floor_ms("RTX 4090", "bf16", 2, 10)
+    assert "not stated by its source but assumed" in text and "(0 prompt tokens, horizon 63)" in text
+    assert f"is {at200:.1f} ms and the figure is at {30.0 / at200:.2f}× it" in text
+
+
 def test_kv_cache_bytes():
     assert peers.kv_cache_bytes(712) == 2 * 18 * 256 * 712 * 2
 

@@ -58,14 +58,16 @@ ACTION_HORIZON_DEFAULT = 50
 #: encoded by SigLIP and carried through the prefill -- so openpi computes 3 x 256 + 200 = 968
 #: prefix tokens where the seed (and this book's headline) count two views.
 OPENPI_LIBERO_IMAGE_SLOTS = 3
-#: An ESTIMATE (nothing is tokenized here) of a real pi0.5 LIBERO prompt's length before padding
-#: to max_token_len: openpi's pi0.5 format is "Task: <instruction>, State: <8 state values as
-#: integers 0-255>;\nAction: " -- an instruction of ~10-15 words (~12-18 Gemma tokens), 8
-#: numbers of 1-3 digits, which Gemma's tokenizer splits digit by digit (~3 tokens each with the
-#: space), and ~10 tokens of format and BOS: about 40-55 tokens. openpi computes the 200 padded
-#: positions anyway (masked, not skipped); an engine that trims the padding computes ~48.
 PREFIX_TOKENS = 712  # the seed's prefill: 2 images x 256 tokens + a 200-token prompt
-TYPICAL_PROMPT_TOKENS = 48
+#: An ESTIMATE (nothing is tokenized here) of a real pi0.5 LIBERO prompt's length before padding
+#: to max_token_len. openpi's pi05_libero sets `discrete_state_input=False`, so its tokenizer
+#: writes no state into the prompt: BOS + the instruction + "\n" -- an instruction of ~10-15
+#: words is ~12-18 Gemma tokens, about 16 in all (FlashRT, which trims the pad, counts ~10).
+#: With discrete state (openpi's default for pi0.5; lerobot's pi05 processor always does it) the
+#: prompt is "Task: <instruction>, State: <state values 0-255>;\nAction: ", far longer. openpi
+#: computes the 200 padded positions anyway (masked, not skipped); an engine that trims the
+#: padding computes ~16.
+TYPICAL_PROMPT_TOKENS = 16
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ Two things live here:
 """
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -45,13 +46,20 @@ def hardware_specs() -> pd.DataFrame:
     return hw.apply(pd.to_numeric, errors="coerce")
 
 
+#: the columns of peers.csv a latency row records besides views and steps: the images the model
+#: encodes, the prompt tokens and the action horizon (blank on hardware rows)
+CONFIG_COLUMNS = ("image_slots", "text_tokens", "horizon")
+
+
 def published_latencies() -> pd.DataFrame:
     df = load_peers()
     lat = df[df.kind == "latency"].copy()
     lat["value"] = pd.to_numeric(lat["value"])
-    lat["views"] = pd.to_numeric(lat["views"]).astype(int)
-    lat["steps"] = pd.to_numeric(lat["steps"]).astype(int)
+    for col in ("views", "steps", *CONFIG_COLUMNS):  # the configuration each figure was published (or assumed) for
+        if col in lat:
+            lat[col] = pd.to_numeric(lat[col]).astype(int)
     return lat.reset_index(drop=True)
+
 
 
 #: Bytes per weight and the compute ceiling (column of `hardware_specs`, times a factor) of each
@@ -96,28 +104,88 @@ def floor_ms(views: int, steps: int, bandwidth_gbps: float, tflops: float, weigh
     return total * 1e3
 
 
-def spec_floor_ms(platform: str, precision: str, views: int, steps: int, specs: pd.DataFrame | None = None) -> float:
-    """The floor of one whole call (views, steps) on `platform`'s spec sheet (`hardware_specs`, or
-    `specs`) at `precision`: its bytes per weight and compute ceiling from `PRECISIONS`."""
+def spec_floor_ms(platform: str, precision: str, views: int, steps: int, specs: pd.DataFrame | None = None,
+                  text_tokens: int = 200, horizon: int = 10) -> float:
+    """The floor of one whole call (`views` images encoded, steps, prompt tokens, horizon) on
+    `platform`'s spec sheet (`hardware_specs`, or `specs`) at `precision`: its bytes per weight and
+    compute ceiling from `PRECISIONS`."""
     wb, col, factor = PRECISIONS[precision_class(precision)]
     spec = (hardware_specs() if specs is None else specs).loc[platform]
-    return floor_ms(views, steps, spec["bandwidth_gbps"], spec[col] * factor, wb)
+    return floor_ms(views, steps, spec["bandwidth_gbps"], spec[col] * factor, wb, horizon=horizon,
+                    text_tokens=text_tokens)
 
 
 def per_floor_table(ours: list[dict[str, Any]] | None = None) -> pd.DataFrame:
-    """Each published latency over the roofline floor of the same work (views, steps) on the
-    peer's own hardware at the peer's own precision (`PRECISIONS`). `ours`: extra rows
-    {peer, platform, views, steps, precision, latency_ms} measured here; their platform must be
-    in the hardware rows of peers.csv."""
+    """Each published latency over the roofline floor of the same work on the peer's own hardware
+    at the peer's own precision (`PRECISIONS`): the images the model encodes (image_slots), steps,
+    prompt tokens and horizon peers.csv records for it (its `note` says which are assumed).
+    `ours`: extra rows {peer, platform, views, steps, precision, latency_ms} measured here, by
+    default at their own views, 200 prompt tokens and horizon 10; their platform must be in the
+    hardware rows of peers.csv."""
     hw = hardware_specs()
-    rows = [{"peer": r.peer, "platform": r.platform, "views": r.views, "steps": r.steps, "precision": r.precision,
+    rows = [{"peer": r.peer, "platform": r.platform, "views": r.views, "image_slots": r.image_slots,
+             "text_tokens": r.text_tokens, "horizon": r.horizon, "steps": r.steps, "precision": r.precision,
              "latency_ms": r.value, "source": "published", "note": r.configuration}
             for _, r in published_latencies().iterrows()]
-    rows += [{"source": "measured here", "note": "", **o} for o in ours or []]
+    rows += [{"source": "measured here", "note": "", "image_slots": o["views"], "text_tokens": 200, "horizon": 10, **o}
+             for o in ours or []]
     df = pd.DataFrame(rows)
-    df["floor_ms"] = [spec_floor_ms(r.platform, r.precision, int(r.views), int(r.steps), hw) for r in df.itertuples()]
+    df["floor_ms"] = [spec_floor_ms(r.platform, r.precision, int(r.image_slots), int(r.steps), hw, int(r.text_tokens),
+                                    int(r.horizon)) for r in df.itertuples()]
     df["x_floor_ratio"] = df.latency_ms / df.floor_ms
     return df
+
+
+#: the clauses of a peers.csv configuration note that say what a floor's configuration rests on
+_CONFIG_WORDS = re.compile(r"assum|stated|slot|prompt|token|horizon|chunk", re.IGNORECASE)
+
+
+def config_clauses(note: str) -> str:
+    """The clauses of a configuration note (split at ';' outside brackets) about image slots, prompt,
+    horizon or what is stated or assumed: what the floor of that row takes for granted."""
+    clauses, depth, cur = [], 0, ""
+    for ch in note:
+        depth += (ch == "(") - (ch == ")")
+        if ch == ";" and depth == 0:
+            clauses.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    return "; ".join(c.strip() for c in clauses + [cur] if _CONFIG_WORDS.search(c))
+
+
+def per_floor_view(pf: pd.DataFrame):
+    """Chapter 9's per-floor table (`per_floor_table`) for the page: the configuration each floor
+    assumes (image slots x 256 image tokens + prompt tokens, horizon h) in a column, and under the
+    table what the sources state or leave to an assumption, one numbered footnote per distinct note."""
+    from .report import table
+
+    said = [config_clauses(n) for n in pf.note]
+    distinct = list(dict.fromkeys(x for x in said if x))
+    peers_of = {x: list(dict.fromkeys(p for p, y in zip(pf.peer, said) if y == x)) for x in distinct}
+    shown = pf.assign(floor_assumes=[
+        f"{int(r.image_slots)}×256 + {int(r.text_tokens)}, h{int(r.horizon)}" + (f" [{distinct.index(x) + 1}]" if x else "")
+        for r, x in zip(pf.itertuples(), said)])
+    cols = ["peer", "platform", "views", "floor_assumes", "precision", "latency_ms", "floor_ms", "x_floor_ratio"]
+    head = ("floor assumes: image slots × 256 image tokens + prompt tokens, and the action horizon h, as peers.csv "
+            "records them for each figure; rows measured here: their own views, 200 prompt tokens, h10. What each "
+            "source states and what is assumed (peers.csv):")
+    return table(shown[cols], footnotes=[head] + [f"[{i + 1}] {', '.join(peers_of[x])}: {x}" for i, x in enumerate(distinct)])
+
+
+def assumed_config_text(row: Any, text_tokens: int = 200, horizon: int = 10) -> str:
+    """Markdown for one row of `per_floor_table` whose configuration note says part of it is assumed
+    or not stated: that, and its ratio to the floor at `text_tokens` prompt tokens and horizon
+    `horizon` instead (openpi's padded prompt). Empty where nothing is assumed or it is that configuration."""
+    if not re.search(r"assumed|not stated", row.note, re.IGNORECASE):
+        return ""
+    out = f"Part of that figure's configuration is **not stated by its source but assumed** (peers.csv: {config_clauses(row.note)})."
+    if (int(row.text_tokens), int(row.horizon)) == (text_tokens, horizon):
+        return out
+    alt = spec_floor_ms(row.platform, row.precision, int(row.image_slots), int(row.steps), None, text_tokens, horizon)
+    return (out + f" Its floor above is that of the configuration recorded ({int(row.text_tokens)} prompt tokens, "
+            f"horizon {int(row.horizon)}); with a {text_tokens}-token prompt and horizon {horizon} the same call's floor "
+            f"is {alt:.1f} ms and the figure is at {row.latency_ms / alt:.2f}× it: its ratio rests on that assumption.")
 
 
 def measured_ceiling_floor(slug: str, views: int, steps: int, text_tokens: int, horizon: int,

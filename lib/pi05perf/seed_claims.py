@@ -247,8 +247,9 @@ def target_20hz(ledger: Ledger, facts: SeedFacts) -> None:
     heldout = gpu("ch08_roads_to_20hz", "thor_heldout_max_error_pct")
     claim(section, "20 Hz cannot be reached with the current architecture.",
           "not held" if quoted_20hz else "partly held",
-          quoted_20hz_text(facts) + f" The floor of the 2-view, 10-step call on Thor's spec sheet, "
-          f"counted as chapter 9 counts it, is {call_floor8:.1f} ms in FP8 and {call_floor4:.1f} ms in FP8+FP4. Chapter 8's kernel "
+          quoted_20hz_text(facts) + f" The floor of the seed's call (2 views, {config.MAX_TEXT_TOKENS} prompt tokens, "
+          f"10 steps, horizon 10) on Thor's spec sheet, counted as chapter 9 counts each build at its own configuration, is "
+          f"{call_floor8:.1f} ms in FP8 and {call_floor4:.1f} ms in FP8+FP4. Chapter 8's kernel "
           f"model, its Thor parameters fitted to quoted Thor figures, projects chapter 7's compiled, graphed bf16 structure on "
           f"Thor at {gpu_text(proj_best, '.0f', ' ms')} (FP8: {gpu_text(proj_fp8, '.0f', ' ms')}; largest error on held-out Thor "
           f"figures {gpu_text(heldout, '.0f', '%')}).",

@@ -3,7 +3,8 @@ leave-one-out, then projecting Thor configurations with the spread of those fits
 
 Every Thor anchor is a quoted figure (`reference.quoted`) with the configuration it was
 published for (`THOR_ANCHORS`, read from data/reference/thor_timings.csv: stack, stage, views,
-steps). A stack gives, per stage, the
+the image slots the model encodes, prompt tokens, steps): each anchor is modelled at its own prefix
+length (image slots x 256 + prompt tokens). A stack gives, per stage, the
 precision, the fusion level and whether the expert's adaRMS modulations are precomputed:
 what the publication says, or, where it says nothing, an assumption marked in `STACKS`.
 """
@@ -35,9 +36,11 @@ STACKS: dict[str, tuple[str, dict[str, tuple[str, str, bool]]]] = {
     "nvidia_trt_fp8": ("NVIDIA tutorial: TensorRT FP8 engine", {"*": ("fp8", "fused", False)}),
     "nvidia_trt_nvfp4": ("NVIDIA tutorial: TensorRT FP8 + NVFP4 (MLP) engine", {"*": ("fp8+nvfp4", "fused", False)}),
     "flashrt_fp8": ("FlashRT FP8 (hand-written kernels)", {"*": ("fp8", "fused", True)}),
-    "flashrt_nvfp4": ("FlashRT NVFP4", {"*": ("nvfp4", "fused", True)}),
-    "flashrt_baseline": ("FlashRT's baseline engine (precision not stated: bf16 ASSUMED)",
-                         {"*": ("bf16", "fused", False)}),
+    "flashrt_nvfp4": ("FlashRT NVFP4 (README): NVFP4 only in the encoder (prefix) FFNs; SigLIP, attention and "
+                      "the decoder FP8 (stated)", {"vision": ("fp8", "fused", True), "prefix": ("fp8+nvfp4", "fused", True),
+                                                   "denoise": ("fp8", "fused", True)}),
+    "flashrt_baseline": ("FlashRT's baseline engine: mlir-tensorrt + Myelin, FP8 with dynamic quantization at every "
+                         "GEMM (stated; the quantization kernels are not modelled)", {"*": ("fp8", "fused", False)}),
     "host_as_shipped": ("a host as its authors ship it (eager, bf16 ASSUMED)", {"*": ("bf16", "eager", False)}),
     "flashrt_pypi": ("FlashRT on PyPI (precision not stated: FP8 ASSUMED)", {"*": ("fp8", "fused", True)}),
     "ours_best": ("chapter 7's best path: compiled + one CUDA graph, bf16", {"*": ("bf16", "compiled_graph", True)}),
@@ -51,9 +54,15 @@ class Anchor:
     key: str
     stack: str
     stage: str  # vision | prefix | denoise | whole
-    views: int = 2
+    views: int = 2  # camera views as published
     steps: int = 10
     note: str = ""
+    image_slots: int = 2  # images the model encodes (openpi's pi05_libero: 3 slots for 2 cameras)
+    text_tokens: int = 200  # prompt tokens of the prefix
+
+    @property
+    def prefix_tokens(self) -> int:
+        return self.image_slots * TOKENS_PER_IMAGE + self.text_tokens
 
 
 #: every published Thor timing of pi0.5 the model is fitted and tested on, with the configuration it
@@ -64,15 +73,19 @@ THOR_TIMINGS = Path(__file__).resolve().parents[2] / "data" / "reference" / "tho
 
 def load_anchors(path: Path = THOR_TIMINGS) -> tuple[Anchor, ...]:
     df = pd.read_csv(path, keep_default_na=False)
-    return tuple(Anchor(r.key, r.stack, r.stage, int(r.views), int(r.steps), r.note) for r in df.itertuples())
+    return tuple(Anchor(r.key, r.stack, r.stage, int(r.views), int(r.steps), r.note, int(r.image_slots),
+                        int(r.text_tokens)) for r in df.itertuples())
 
 
 THOR_ANCHORS: tuple[Anchor, ...] = load_anchors()
 
 
-def stage_config(stack: str, stage: str, views: int = 2, steps: int = 10, layers: int = 18) -> km.Config:
+def stage_config(stack: str, stage: str, views: int = 2, steps: int = 10, layers: int = 18,
+                 image_slots: int | None = None, text_tokens: int = 200) -> km.Config:
+    """`stack`'s configuration of `stage`; the model encodes `image_slots` images (default: `views`)."""
     prec, fusion, pre = STACKS[stack][1].get(stage, STACKS[stack][1].get("*"))
-    return km.Config(views=views, steps=steps, layers=layers, precision=prec, fusion=fusion, precompute=pre)
+    return km.Config(views=views if image_slots is None else image_slots, text_tokens=text_tokens, steps=steps,
+                     layers=layers, precision=prec, fusion=fusion, precompute=pre)
 
 
 @lru_cache(maxsize=None)
@@ -81,12 +94,12 @@ def _stage_kernels(stage: str, c: km.Config) -> tuple[km.Kernel, ...]:
 
 
 def stack_ms(stack: str, stage: str, dev: km.Device, p: km.Params, views: int = 2, steps: int = 10,
-             layers: int = 18) -> float:
+             layers: int = 18, image_slots: int | None = None, text_tokens: int = 200) -> float:
     """Predicted ms of `stage` (or 'whole': the sum of the three) of a stack."""
     stages = km.STAGES if stage == "whole" else (stage,)
     total = 0.0
     for s in stages:
-        c = stage_config(stack, s, views, steps, layers)
+        c = stage_config(stack, s, views, steps, layers, image_slots, text_tokens)
         host = bool(km.FUSION[c.fusion]["host"])
         t = sum(km.kernel_ms(k, dev, p, host)[2] * k.count for k in _stage_kernels(s, c))
         total += t * (steps if s == "denoise" else 1)
@@ -174,15 +187,22 @@ def thor_device(bandwidth_gbps: float, bf16_tflops: float, sms: int) -> km.Devic
 
 
 def anchor_table(quoted: Callable[[str], float], anchors: Sequence[Anchor] = THOR_ANCHORS) -> pd.DataFrame:
-    rows = [{"key": a.key, "stack": a.stack, "stage": a.stage, "views": a.views, "steps": a.steps,
+    rows = [{"key": a.key, "stack": a.stack, "stage": a.stage, "views": a.views, "image_slots": a.image_slots,
+             "text_tokens": a.text_tokens, "prefix_tokens": a.prefix_tokens, "steps": a.steps,
              "quoted_ms": quoted(a.key), "note": a.note} for a in anchors]
     return pd.DataFrame(rows)
+
+
+def _anchor_ms(a, dev: km.Device, p: km.Params) -> float:
+    """`stack_ms` of one row of `anchor_table`, at its own views, image slots, prompt and steps."""
+    return stack_ms(a.stack, a.stage, dev, p, int(a.views), int(a.steps), image_slots=int(a.image_slots),
+                    text_tokens=int(a.text_tokens))
 
 
 def floors(anchors: pd.DataFrame, dev: km.Device) -> pd.Series:
     """Each anchor's floor on `dev`: every efficiency 1, no per-kernel cost."""
     ideal = km.Params(1.0, 1.0, 0.0, 0.0)
-    return anchors.apply(lambda a: stack_ms(a.stack, a.stage, dev, ideal, int(a.views), int(a.steps)), axis=1)
+    return anchors.apply(lambda a: _anchor_ms(a, dev, ideal), axis=1)
 
 
 def roofline_prefill_floor_ms(stack: str = "seed", hardware: "Hardware | None" = None) -> float:
@@ -199,8 +219,7 @@ def roofline_prefill_floor_ms(stack: str = "seed", hardware: "Hardware | None" =
 
 
 def thor_predictors(anchors: pd.DataFrame, dev: km.Device) -> list[Callable[[km.Params], float]]:
-    return [(lambda p, a=a: stack_ms(a.stack, a.stage, dev, p, int(a.views), int(a.steps)))
-            for a in anchors.itertuples()]
+    return [(lambda p, a=a: _anchor_ms(a, dev, p)) for a in anchors.itertuples()]
 
 
 def thor_leave_one_out(anchors: pd.DataFrame, dev: km.Device) -> tuple[km.Params, pd.DataFrame, list[km.Params]]:
