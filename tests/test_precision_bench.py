@@ -11,16 +11,10 @@ from pi05perf import config, flops
 from pi05perf import lowbit_bench as LB
 from pi05perf import precision_bench as PB
 from pi05perf import precision as Q
-from pi05perf import quantized_prefill as QP
+
+from conftest import TINY_GEMMA as CFG
 
 CPU = torch.device("cpu")
-CFG = config.tiny_config(config.GEMMA_2B, width=128, depth=3, num_heads=2, head_dim=64, mlp_dim=512)
-TOKENS = 24
-
-
-@pytest.fixture(scope="module")
-def refs():
-    return QP.references(CFG, TOKENS, CPU, torch.float32)
 
 
 # --------------------------------------------------------------------------- chapter 5

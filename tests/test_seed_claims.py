@@ -5,18 +5,13 @@ import pytest
 from pi05perf import results, seed_claims, seed_facts, verdicts
 from pi05perf.report import VERDICTS
 
+from conftest import headline
+
 
 @pytest.fixture
-def ledger(monkeypatch):
-    heads = pd.DataFrame([
-        {"chapter": "ch07_pipeline", "device": "GPU", "slug": "gpu", "source": "committed", "profile": "full",
-         "key": "pipeline_2view_steps10_best_ms", "value": 20.5},
-        {"chapter": "ch03_prefill_breakdown", "device": "GPU", "slug": "gpu", "source": "committed", "profile": "full",
-         "key": "profiled_best_mlp_share_pct", "value": 64.7}])
-    monkeypatch.setattr(results, "headlines", lambda: heads)
-    monkeypatch.setattr(results, "devices", lambda: [{"slug": "gpu", "device": "GPU"}])
-    monkeypatch.setattr(results, "load_all", lambda chapter=None: [])
-    return verdicts.Ledger("gpu")
+def ledger(ledger_of):
+    return ledger_of([headline("ch07_pipeline", "pipeline_2view_steps10_best_ms", 20.5),
+                      headline("ch03_prefill_breakdown", "profiled_best_mlp_share_pct", 64.7)])
 
 
 @pytest.fixture(scope="module")

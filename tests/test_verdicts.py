@@ -2,22 +2,16 @@
 import pandas as pd
 import pytest
 
-from pi05perf import prefill_bench, results, verdicts
+from pi05perf import prefill_bench, verdicts
+
+from conftest import headline
 
 
 @pytest.fixture
-def ledger(monkeypatch):
-    heads = pd.DataFrame([
-        {"chapter": "ch07_pipeline", "device": "GPU", "slug": "gpu", "source": "committed", "profile": "full",
-         "key": "pipeline_2view_steps10_best_ms", "value": 20.5},
-        {"chapter": "ch03_prefill_breakdown", "device": "GPU", "slug": "gpu", "source": "committed", "profile": "full",
-         "key": "profiled_best_mlp_share_pct", "value": 64.7},
-        {"chapter": "ch07_pipeline", "device": "Other", "slug": "other", "source": "committed", "profile": "full",
-         "key": "pipeline_2view_steps10_best_ms", "value": 99.0}])
-    monkeypatch.setattr(results, "headlines", lambda: heads)
-    monkeypatch.setattr(results, "devices", lambda: [{"slug": "gpu", "device": "GPU"}, {"slug": "other", "device": "Other"}])
-    monkeypatch.setattr(results, "load_all", lambda chapter=None: [])
-    return verdicts.Ledger("gpu")
+def ledger(ledger_of):
+    return ledger_of([headline("ch07_pipeline", "pipeline_2view_steps10_best_ms", 20.5),
+                      headline("ch03_prefill_breakdown", "profiled_best_mlp_share_pct", 64.7),
+                      headline("ch07_pipeline", "pipeline_2view_steps10_best_ms", 99.0, "Other", "other")])
 
 
 def test_each_claim_names_the_figures_read_since_the_previous_one(ledger):
