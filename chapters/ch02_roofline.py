@@ -30,7 +30,7 @@ import altair as alt
 import pandas as pd
 import torch
 
-from pi05perf import ceilings, charts, config, flops, prefill_bench, reference, results
+from pi05perf import ceilings, charts, config, flops, prefill_bench, reference, results, thor_fit
 from pi05perf.check import TOLERANCE
 from pi05perf.report import fmt, md, show, side_by_side, start, verdict, headlines_everywhere
 
@@ -167,8 +167,8 @@ for row in comparison if run.full and prefix_tokens in graphed.index else []:  #
 show(side_by_side(comparison))
 seed_floor = reference.quoted("weight_read_floor_ms")
 seed_floor_bw = reference.quoted("weight_read_floor_bandwidth_gbps")
-mlp_ms = reference.quoted("kv_mlp_total_ms")
-mlp_bytes = 3 * config.GEMMA_2B.width * config.GEMMA_2B.mlp_dim * 2 * config.GEMMA_2B.depth
+mlp_text = thor_fit.seed_mlp_text(reference.quoted("kv_mlp_total_ms"), thor_seed_bw, thor_bf16, config.GEMMA_2B,
+                                  prefix_tokens, thor_fit.committed_seed_prefix_fit(reference.quoted, thor_bw))
 md(f"""**{verdict('partly held')}.** On Thor the prefill's intensity at {prefix_tokens} tokens
 ({intensity:.0f} FLOP/byte) sits {"below" if intensity < spec.ridge_flop_per_byte else "above"} the spec ridge
 ({spec.ridge_flop_per_byte:.0f}) and below the ridge at the seed's measured bandwidth
@@ -181,11 +181,7 @@ The seed's **~{seed_floor:.0f} ms floor divides by {seed_floor_bw:.0f} GB/s, mor
 {thor_seed_bw:.1f} GB/s the seed itself measured** on the same board; with its own measurement the memory floor
 (weights, the K/V cache written, input and output) is {seedbw.memory_floor_ms:.1f} ms, with the spec {spec.memory_floor_ms:.1f} ms.
 
-More telling is the seed's own breakdown: the MLP took {mlp_ms:.1f} ms for
-{mlp_bytes / 1e9:.2f} GB of MLP weights, an effective {mlp_bytes / (mlp_ms * 1e-3) / 1e9:.0f} GB/s — well under
-the {thor_seed_bw:.1f} GB/s the board copies at. A kernel that is really limited by weight traffic would run near
-that bandwidth. The 712-token MLP matmuls do {prefix_tokens} FLOPs per weight byte (2 per bf16 element per token), so what they
-were waiting on is the matrix units' efficiency at these shapes (chapter 3), not DRAM.
+{mlp_text}
 
 On this device ({here.name}) the ridge is {dev.ridge_flop_per_byte:.0f} FLOP/byte and the prefill is
 **{dev.bound}-bound**, turning compute-bound at about {dev.crossover_tokens} tokens.""")

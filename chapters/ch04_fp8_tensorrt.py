@@ -147,7 +147,7 @@ say(fp8_findings.prefill_text(var, base, mlp_best, full_best, full_acc, dtype=ru
 
 # %% tags=["hide-input"]
 wb = var.drop_duplicates("coverage").set_index("coverage").weight_bytes
-bytes_table = pd.DataFrame([{"model": f"{c} quantized" if c != "none" else "unquantized", "weight_GB": wb[c] / 1e9,
+bytes_table = pd.DataFrame([{"model": f"{c} quantized" if c != "none" else "unquantized", "weights_bytes": wb[c],
                              "vs_unquantized_ratio": wb[c] / wb["none"] if "none" in wb else None} for c in wb.index])
 show(bytes_table)
 if "full" in wb and "none" in wb:
@@ -296,9 +296,11 @@ speed_here = (base.median_ms / full_best.median_ms) if (full_best is not None an
 attn_share, bound_full = fp8_findings.full_coverage_bound(config.GEMMA_2B, prefix_tokens)
 show(side_by_side(fp8_findings.claims_rows(tokens, gain_here, bound_full, speed_here,
                                            fl_here.speedup_vs_bf16_floor.get("fp8") if fp8_here else None, full_acc)))
+mb_mem = mb[(mb.bound == "memory") & mb.case.str.startswith("prefill")]  # chapter 5's kernels at these token counts
+kernels = fp8_findings.committed_kernel_evidence(slug, int(mb_mem.tokens.max()) if not mb_mem.empty else None)
 say(fp8_findings.claims_text(prefix_tokens, attn_share, bound_full, gain_here, speed_here, mb_head,
                              memory_bound_variant, mb_scope, fl_thor.speedup_vs_bf16_floor['fp8'],
-                             scale_split=FP.dynamic_scale_split(c7)))
+                             scale_split=FP.dynamic_scale_split(c7), kernels=kernels))
 
 # %% tags=["hide-input"]
 headline = {f"fp8_{key}_mlp_only_ms": mlp_best.median_ms if mlp_best is not None else None,

@@ -295,8 +295,10 @@ what openpi runs on LIBERO costs the {config.OPENPI_LIBERO_IMAGE_SLOTS}-slot row
 # %% tags=["hide-input"]
 anchors = published_latency.anchors_table(best_h.variant, best_h.median_ms, dev_name, run.dtype, headline_shape,
                                           stage_best)  # stages: each one's fastest GPU-timed path
-show(table(anchors[["source", "kind", "configuration", "vision_ms", "prefill_ms", "denoise_ms", "total_ms"]],
-           footnotes=published_latency.breakdown_notes(anchors)))
+show(table(anchors[["source", "kind", "configuration", "recorded_as", "vision_ms", "prefill_ms", "denoise_ms", "total_ms"]],
+           footnotes=["recorded as: image slots × 256 image tokens + prompt tokens, action horizon h, as "
+                      "data/reference (peers.csv, thor_timings.csv) records each figure's configuration"]
+           + published_latency.config_notes(anchors) + published_latency.breakdown_notes(anchors)))
 views_v = pipeline_sweep.covering_path(per_path, [(v, headline_steps) for v in camera_views], prefer=(best_h.variant,))
 by_views = published_latency.by_views_table(per_path[views_v] if views_v else pd.Series(dtype=float), camera_views,
                                             headline_steps, dev_name, path=views_v or "no path at every view count")
@@ -419,7 +421,8 @@ fp8_failed = {v: bench.failed[v] for v in fp8_candidates if v in bench.failed}
 bench.new_failures()  # FP8's own failures are shown just below
 if fp8_row is not None:
     fp8_rows["bf16_twin_ms"] = fp8_rows.variant.map(pipeline_bench.BF16_TWIN).map(by_variant.median_ms)
-    show(fp8_rows[["variant", "median_ms", "p25_ms", "p75_ms", "bf16_twin_ms", "cos_actions", "max_rel_err"]])
+    show(fp8_rows[["variant", "median_ms", "p25_ms", "p75_ms", "bf16_twin_ms", "cos_actions", "max_rel_err"]]
+         .rename(columns={"cos_actions": "actions_cos"}))  # `_cos`: printed with enough decimals to show its gap to 1
     show(md(f"""The fastest, `{fp8_row.variant}`: **{fp8_row.median_ms:.2f} ms** (IQR {fp8_row.p25_ms:.2f}–{fp8_row.p75_ms:.2f})
 against {best_ms:.2f} ms for the best bf16 path ({fp8_row.median_ms / best_ms:.2f}×); the actions' cosine to fp32 is
 {fp8_row.cos_actions:.5f} (their displacement from the noise: {fp8_row.cos_displacement:.5f}), the largest relative error

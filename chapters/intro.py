@@ -23,11 +23,13 @@ from pi05perf.report import md, show, start
 
 run = start("intro", profile=profile, device=device, dtype=dtype, repeats=repeats)
 q = reference.quoted
+kv, total = q("pipeline_baseline_kv_ms"), q("pipeline_baseline_total_ms")  # the seed's own pipeline table
 md(f"""A report on Jetson AGX Thor (the *seed*, in Chinese, published with the TurboPi project) set out
 to explain why pi0.5's KV-cache prefill — the Gemma-2B pass over two camera images and the prompt —
 takes about {q('kv_prefill_headline_ms'):g} ms: {q('kv_prefill_standalone_ms'):g} ms in a standalone
-benchmark, ~{q('kv_prefill_in_pipeline_ms'):g} ms inside the full pipeline, {q('kv_prefill_share_of_total_pct'):g}%
-of the whole inference's latency. It concluded that the prefill is memory-bound, that quantization and
+benchmark, ~{q('kv_prefill_in_pipeline_ms'):g} ms inside the full pipeline. It calls that
+{q('kv_prefill_share_of_total_pct'):g}% of the whole inference's latency, which its own pipeline table contradicts:
+{kv:.1f} of {total:.1f} ms is {100 * kv / total:.1f}%. It concluded that the prefill is memory-bound, that quantization and
 Triton don't help on Thor, that action buffering breaks the policy and that 20 Hz needs a smaller model.
 This book re-derives each of those claims from first principles and re-measures what it can on GPUs.""")
 

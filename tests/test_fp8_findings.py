@@ -110,3 +110,23 @@ def test_memory_bound_text_reports_a_loss_as_no_gain_and_the_distance_to_the_flo
     assert "% of the predicted gain" not in slow and "1.8× its floor" in slow and "far from" not in slow
     assert "(50% of the predicted gain realised)" in fast and "6.0× its floor" in fast and "far from" in fast
     assert "untimed" not in text and FF.memory_bound_text(mb.iloc[2:]) == ""
+
+
+def test_fp8_kernel_words_read_the_bare_kernels_at_the_memory_bound_token_counts():
+    rows = [{"gemm": g, "tokens": t, "impl": i, "median_ms": ms, "p25_ms": ms, "p75_ms": ms, "weight_gbps": gb}
+            for t in (1, 16, 712) for g, i, ms, gb in (
+                ("gate_up", "bf16", 0.046, 2900), ("gate_up", FF.FP8_KERNEL, 0.032 if t < 712 else 0.1, 2000),
+                ("down", "bf16", 0.029, 2300), ("down", FF.FP8_KERNEL, 0.044, 760), ("down", "int4wo", 0.02, 900))]
+    sweep = pd.DataFrame(rows)
+    text = FF.fp8_kernel_words(sweep, 16, 0.77)
+    assert "at 1–16 tokens" in text and "gate_up 32.0 µs against bf16's 46.0 µs (0.70×)" in text
+    assert "down 44.0 µs against bf16's 29.0 µs (1.52×, 760 GB/s" in text
+    assert f"together {(0.032 + 0.044) / (0.046 + 0.029):.2f}× bf16's time" in text and "does not realise" in text
+    assert "0.77× cuBLAS bf16's time" in text
+    assert "712" not in text and FF.fp8_kernel_words(sweep, 16) .endswith("in the way.")
+    assert FF.fp8_kernel_words(None, 16) is None and FF.fp8_kernel_words(sweep, None) is None
+    mb = pd.Series({"tokens": 16, "bound": "memory", "measured_speedup_ratio": 0.9, "predicted_speedup_ratio": 1.8})
+    share, bound = FF.full_coverage_bound(config.GEMMA_2B, 712)
+    verdict_text = FF.claims_text(712, share, bound, None, None, mb, "fp8_channel/full/fast_accum", "layer_graph", 1.9,
+                                  kernels=text)
+    assert "Chapter 5 times the same kind of FP8 GEMM alone" in verdict_text

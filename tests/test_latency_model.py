@@ -1,10 +1,11 @@
 """The latency model: curves, fitting, predictions against known answers, and the Thor floors."""
+import dataclasses
 import math
 
 import pandas as pd
 import pytest
 
-from pi05perf import config, latency_model as lm
+from pi05perf import config, flops, latency_model as lm
 
 
 def test_curve_interpolates_and_extrapolates_along_the_end_segments():
@@ -419,3 +420,37 @@ def test_count_gap_text_signs_the_gap_of_the_assumed_kernel_count():
     text = tf.count_gap_text(218, [("nvidia-h200", 299.0), ("gpu-b", 200.0)])
     assert "(218) is 27% below the count on nvidia-h200, 9% above the count on gpu-b" in text
     assert "assumed, not fitted" in text
+
+
+def test_work_floor_counts_the_work_not_the_stacks_fusion():
+    anchors = tf.anchor_table(reference.quoted).set_index("key")
+    slow = dataclasses.replace(config.THOR_SPEC, bandwidth_gbps=config.THOR_SPEC.bandwidth_gbps / 2)
+    seed_kv = anchors.loc["pipeline_baseline_kv_ms"]
+    # the prefix anchor's work floor is chapter 1's roofline floor of the same prefill (plus its prompt's embedding rows)
+    assert tf.work_floor_ms(seed_kv, config.THOR_SPEC) == pytest.approx(tf.roofline_prefill_floor_ms("seed"), rel=1e-3)
+    assert tf.work_floor_ms(seed_kv, slow) > tf.work_floor_ms(seed_kv, config.THOR_SPEC)
+    # no fusion assumed: never above the kernel model's floor of a stack's own kernels where the stack reads the
+    # same weights (one that precomputes the expert's modulations reads fewer than the work as chapter 1 counts it)
+    thor = tf.thor_device(config.THOR_SPEC.bandwidth_gbps, config.THOR_SPEC.bf16_tflops, 20)
+    plain = anchors.reset_index()
+    plain = plain[[not any(v[2] for v in tf.STACKS[s][1].values()) for s in plain["stack"]]]
+    work = plain.apply(lambda a: tf.work_floor_ms(a, config.THOR_SPEC), axis=1)
+    assert len(plain) > 10 and (work <= tf.floors(plain, thor) * 1.001).all()
+    # a whole call is its three stages
+    whole = anchors.loc["pipeline_baseline_total_ms"]
+    parts = sum(tf.work_floor_ms(anchors.loc[f"pipeline_baseline_{s}_ms"], config.THOR_SPEC) for s in ("vision", "kv", "denoise"))
+    assert tf.work_floor_ms(whole, config.THOR_SPEC) == pytest.approx(parts)
+
+
+def test_mlp_traffic_adds_the_unfused_activations_to_the_weights():
+    cfg = config.GEMMA_2B
+    m = flops.ops_traffic(cfg, 712)
+    assert m["weight_bytes"] == 3 * cfg.width * cfg.mlp_dim * 2 * cfg.depth
+    assert m["bytes"] == m["weight_bytes"] + m["activation_bytes"] and m["activation_bytes"] > 0
+    assert flops.ops_traffic(cfg, 64)["activation_bytes"] < m["activation_bytes"]  # activations scale with the tokens
+    # the text follows the bandwidth: at or above the copy rate it cannot separate the limits, well below it can
+    at = tf.seed_mlp_text(46.5, m["bytes"] / 46.5e-3 / 1e9, 258, cfg, 712)
+    below = tf.seed_mlp_text(46.5, 3 * m["bytes"] / 46.5e-3 / 1e9, 258, cfg, 712)
+    assert "cannot separate" in at and "cannot separate" not in below and "well below" in below
+    fit = {"fitted_ms": 53.9, "quoted_ms": 54.0, "eff_bw": 0.5, "eff_compute": 1.0, "spec_gbps": 200.0}
+    assert "at 100 GB/s with its compute efficiency at its upper bound" in tf.seed_mlp_text(46.5, 130, 258, cfg, 712, fit)

@@ -3,7 +3,7 @@ last row (or series) is this device's measurement."""
 import pandas as pd
 import torch
 
-from pi05perf import pipeline, published_latency, reference
+from pi05perf import peers, pipeline, published_latency, reference
 
 
 def test_anchors_end_with_this_device_and_quote_the_seed():
@@ -48,3 +48,18 @@ def test_flashrts_note_adds_what_its_source_lists_beside_the_stages():
                 - q("flashrt_breakdown_graph_autotune_saving_ms"))
     notes = published_latency.breakdown_notes(anchors(total_ms=20.0))  # any total the stages exceed
     assert len(notes) == 1 and f"come to {adjusted:.1f} ms" in notes[0]
+
+
+def test_quoted_rows_show_the_configuration_their_source_records_and_say_what_is_assumed():
+    stages = pd.Series({"vision": 1.0, "prefill": 2.0, "denoise": 3.0})
+    t = published_latency.anchors_table("graph", 6.5, "cpu", torch.bfloat16, pipeline.Shape(2, 8, 10, 10), stages)
+    dex = t[t.source.str.startswith("Dexmal")].iloc[0]
+    lat = peers.published_latencies()
+    row = lat[(lat.platform == "RTX 4090") & (lat.views == 2)].iloc[0]  # read, not pinned: peers.csv decides
+    assert dex.recorded_as.startswith(f"{row.image_slots}×256 + {row.text_tokens} tokens, h{row.horizon}")
+    assert dex.recorded_as.endswith("(partly assumed)")  # its note says the prompt and chunk are assumed
+    assert t.iloc[0].recorded_as.endswith("h10")  # the seed states its configuration
+    assert t.iloc[-1].recorded_as == "2×256 + 8 tokens, h10"  # this device: the shape it ran
+    notes = published_latency.config_notes(t)
+    assert any(n.startswith("Dexmal") and "ASSUMED" in n for n in notes)
+    assert not any(n.startswith("seed") for n in notes)

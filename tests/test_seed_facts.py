@@ -50,3 +50,25 @@ def test_the_20hz_flag_follows_the_figures_chapter_8_cites(facts):
     assert facts.nv4_mean == reference.quoted("nvidia_thor_trt_fp8_nvfp4_mean_ms")
     assert facts.quoted_20hz == (min(facts.nv4_mean, facts.fr) <= facts.budget)
     assert set(facts.seed_fp4_runs) and all(ms > 0 for ms, _ in facts.seed_fp4_runs.values())
+
+
+def test_the_mlp_traffic_counts_chapter_1s_ops_and_its_rate_splits_the_seeds_parts(facts):
+    from pi05perf import reference
+
+    ops = {o.name: o for o in flops.layer_ops(config.GEMMA_2B, 712)}
+    per_layer = sum(ops[k].bytes for k in ("gate_proj", "up_proj", "gelu_mul", "down_proj"))
+    assert facts.mlp_traffic["whole MLP"] == 18 * per_layer > facts.mlp_bytes  # activations on top of the weights
+    # each part's rate is its bytes over its own time in the seed's breakdown
+    down = facts.mlp_traffic["down_proj"] / (reference.quoted("kv_breakdown_mlp_down_ms") * 1e-3) / 1e9
+    assert facts.seed_mlp_traffic_gbps["down_proj"] == pytest.approx(down)
+
+
+def test_the_memory_bound_status_follows_the_traffic_rates(facts):
+    from dataclasses import replace
+
+    bw = facts.seedhw.bandwidth_gbps
+    at_bw = replace(facts, seed_mlp_traffic_gbps={k: bw for k in facts.seed_mlp_traffic_gbps})
+    split = replace(facts, seed_mlp_traffic_gbps={"a": 2 * bw, "b": bw / 2, "whole MLP": bw})
+    compute = replace(facts, b_spec=facts.b_spec.copy().replace({"memory": "compute"}))
+    assert at_bw.mlp_bound_status() == "held" and split.mlp_bound_status() == "partly held"
+    assert compute.mlp_bound_status() == "not held"

@@ -43,15 +43,6 @@ def test_an_unknown_verdict_is_refused_and_counts_and_sections_render(ledger):
     assert ledger.summary()[0].startswith("Of the seed's 2 conclusions")
 
 
-def test_a_share_claim_is_held_only_near_the_claimed_share():
-    # "attention is only 5%": measured at about twice that, the figure fails but the "only" stands
-    assert verdicts.share_claim_status(5.5, 5.0) == "held"
-    assert verdicts.share_claim_status(9.8, 5.0) == "partly held"
-    assert verdicts.share_claim_status(2.0, 5.0) == "partly held"  # smaller still: "only" holds, the figure does not
-    assert verdicts.share_claim_status(30.0, 5.0) == "not held"  # not a minor share at all
-    assert verdicts.share_claim_status(None, 5.0) == verdicts.NOT_YET
-
-
 def test_an_int4_prefill_claim_rests_on_gpu_kernel_times_never_on_an_eager_prefill():
     assert verdicts.int4_kernel_status(23.0, 3.06) == "not held"  # no INT4 kernel beats bf16 cuBLAS
     assert verdicts.int4_kernel_status(23.0, 0.7) == "partly held"  # the prefill-class kernel does
@@ -244,3 +235,14 @@ def test_the_fastest_quoted_figure_is_the_minimum_of_chapter_9s_reference_rows(m
     best = verdicts.fastest_quoted("Thor", views=2, steps=10)
     assert best == {"peer": "B", "precision": "fp8+fp4", "latency_ms": 27.1, "source": "b"}
     assert verdicts.fastest_quoted("Thor", views=3, steps=10) is None
+
+
+def test_a_quoted_figures_shape_is_read_from_chapter_9s_reference_data():
+    from pi05perf import peers
+
+    lat = peers.published_latencies()
+    r = lat[lat.platform == "RTX 4090"].iloc[0]
+    words = verdicts.quoted_shape_words(r.peer[:6], "RTX 4090", int(r.views), int(r.steps))
+    assert f"{int(r.text_tokens)} prompt tokens and horizon {int(r.horizon)}" in words
+    assert ("ASSUMED" in words) == ("ASSUMED" in r.configuration)
+    assert verdicts.quoted_shape_words("no such peer", "RTX 4090", 2, 10) == ""

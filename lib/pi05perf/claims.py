@@ -37,6 +37,15 @@ class Figure:
     path_table: str = ""  # the chapter's table whose `path_column` names the path that was timed
     path_column: str = "variant"
     path_where: tuple[tuple[str, Any], ...] = ()  # (column, value) filters on that table
+    over_key: str | None = None  # the figure is key / over_key (both in `chapter`'s headline)
+
+    def value(self, figures: "Figures", slug: str) -> float | None:
+        """This figure in `slug`'s committed run (a ratio where `over_key` is set); None where missing."""
+        v = figures.get(self.chapter, self.key, slug)
+        if self.over_key is None or v is None:
+            return v
+        d = figures.get(self.chapter, self.over_key, slug)
+        return v / d if d else None
 
 
 HEADLINE_FIGURES: list[Figure] = [
@@ -81,8 +90,12 @@ HEADLINE_FIGURES: list[Figure] = [
            projected=True),
     Figure("latency model: largest error on held-out Thor figures", "%", "ch08_roads_to_20hz",
            "thor_heldout_max_error_pct", projected=True),
-    Figure("ours over LeRobot (compiled), 2 views, 10 steps", "×", "ch09_peers",
-           "ours_vs_lerobot_compiled_speedup_ratio"),
+    Figure("LeRobot (compiled) over ours, GPU kernel time, 2 views, 10 steps", "×", "ch09_peers",
+           "lerobot_compiled_2view_steps10_kernels_ms", over_key="ours_best_2view_steps10_kernels_ms",
+           impl="one call of each profiled in chapter 9's run, kernel durations summed (ours on its fastest path): the same "
+                "network and shapes, with different precision placement and attention. Their wall-time ratio is left out: "
+                "LeRobot's compiled call launches its kernels from Python and is host-bound, so that ratio is mostly host "
+                "overhead"),
 ]
 
 
@@ -177,10 +190,9 @@ def figure_table(devices: list[dict[str, Any]], figures: Figures | None = None,
         source = f"{f.thor_source}; left out, see the note" if f.thor_unlike else f.thor_source
         row: dict[str, Any] = {"figure": f"{f.label} ({f.unit})", "Thor (quoted)": thor, "quoted from": source or None}
         for d in devices:
-            row[f"{d['device']} ({d['commit'] or 'commit unknown'})"] = (
-                None if f.projected else figures.get(f.chapter, f.key, d["slug"]))
+            row[f"{d['device']} ({d['commit'] or 'commit unknown'})"] = None if f.projected else f.value(figures, d["slug"])
         for d in projecting:
-            row[projected_column(d)] = figures.get(f.chapter, f.key, d["slug"]) if f.projected else None
+            row[projected_column(d)] = f.value(figures, d["slug"]) if f.projected else None
         row["floor"] = figures.get(f.chapter, f.floor_key, floor_slug) if f.floor_key and floor_slug else None
         out.append(row)
     return pd.DataFrame(out)
@@ -191,7 +203,7 @@ def unmeasured_figures(devices: list[dict[str, Any]], figures: Figures | None = 
     "label (chapter link)": what the intro lists as not measured yet."""
     figures = figures or Figures()
     return [f"{f.label} ({chapter_link(f.chapter)})" for f in HEADLINE_FIGURES
-            if all(figures.get(f.chapter, f.key, d["slug"]) is None for d in devices)]
+            if all(f.value(figures, d["slug"]) is None for d in devices)]
 
 
 def run_table(doc: dict[str, Any] | None, name: str) -> pd.DataFrame | None:
@@ -238,11 +250,43 @@ def figure_notes(devices: list[dict[str, Any]], figures: Figures | None = None,
         docs = {d["slug"]: d for d in load_all(f.chapter) if d["source"] == "committed"} if f.path_table else {}
         paths = []
         for d in devices:
-            path = timed_path(f, run_table(docs.get(d["slug"]), f.path_table), figures.get(f.chapter, f.key, d["slug"]))
+            path = timed_path(f, run_table(docs.get(d["slug"]), f.path_table), f.value(figures, d["slug"]))
             if path:
                 paths.append(f"{path} on {d['device']}")
         notes.append(f"{f.label}: {f.impl}" + (f"; path timed: {', '.join(paths)}" if paths else "") + ".")
-    return notes
+    return notes + matmul_method_notes(devices)
+
+
+def matmul_method_words(ceilings: pd.DataFrame | None, what: str) -> str:
+    """How one run measured its `what` matmul rate ("fp8", "bfloat16"), from its chapter 2
+    `ceilings` table: the best of the candidates it lists, and the clock. A run without that
+    table (chapter 2 before it timed candidates) timed one 8192³ product per call between CUDA
+    events, L2 flushed, with torch's default (FP8: not fast) accumulation."""
+    rows = None if ceilings is None or "ceiling" not in ceilings else ceilings[ceilings.ceiling.str.startswith(what)]
+    if rows is None or rows.empty:
+        return ("one 8192³ product per call, timed between CUDA events with the L2 flushed, default accumulation "
+                "(chapter 2 as it was then)")
+    best = rows[rows.used.fillna("").str.startswith("best")] if "used" in rows else rows.iloc[0:0]
+    best = best.iloc[0] if not best.empty else rows.loc[rows.value.idxmax()]
+    fast = rows["stack"].str.contains("fast accumulation").any()
+    return (f"the best of {len(rows)} candidates ({rows['size'].nunique()} shapes"
+            + (", with and without fast accumulation" if fast else "") + f") read from {best.timed_by}; the best: "
+            f"{best['stack']} at {best['size']}")
+
+
+def matmul_method_notes(devices: list[dict[str, Any]]) -> list[str]:
+    """A note under the key figures where the devices' FP8 matmul rates were measured by different
+    methods (`matmul_method_words`, read from each run's chapter 2): not like with like."""
+    from .results import load_all
+
+    docs = {d["slug"]: d for d in load_all("ch02_roofline") if d["source"] == "committed"}
+    words = {f"{d['device']} ({d['commit'] or 'commit unknown'})":
+             matmul_method_words(run_table(docs[d["slug"]], "ceilings"), "fp8")
+             for d in devices if d["slug"] in docs}
+    if len(set(words.values())) < 2:
+        return []
+    return ["FP8 matmul rate: measured by different methods, so the devices' figures are not like with like: "
+            + "; ".join(f"{dev}, {w}" for dev, w in words.items()) + "."]
 
 
 def key_figures(devices: list[dict[str, Any]], floor_slug: str | None = None) -> Any:

@@ -121,6 +121,21 @@ def layer_ops(cfg: TransformerConfig, tokens: int, kv_tokens: int | None = None,
     return ops
 
 
+
+#: The MLP's ops as `layer_ops` names them, run unfused (the activation a kernel of its own).
+MLP_OPS: tuple[str, ...] = ("gate_proj", "up_proj", "gelu_mul", "down_proj")
+
+
+def ops_traffic(cfg: TransformerConfig, tokens: int, names: tuple[str, ...] = MLP_OPS) -> dict[str, float]:
+    """What the ops `names` of `layer_ops` move and compute over the whole stack at `tokens`, each
+    op a kernel of its own (its weights and activations through DRAM once): weight bytes,
+    activation bytes, their sum (`bytes`) and FLOPs."""
+    ops = [o for o in layer_ops(cfg, tokens) if o.name in names]
+    weights, total = (cfg.depth * sum(getattr(o, k) for o in ops) for k in ("weight_bytes", "bytes"))
+    return {"weight_bytes": weights, "activation_bytes": total - weights, "bytes": total,
+            "flops": cfg.depth * sum(o.flops for o in ops)}
+
+
 def stem_ops(cfg: TransformerConfig, tokens: int, dtype_bytes: int = 2, batch: int = 1,
              out_dim: int = 2048, patch_size: int = PATCH_SIZE) -> list[Op]:
     """What a stack does outside its layers. Gemma: the final norm (adaRMS in the expert).

@@ -112,6 +112,66 @@ def memory_bound_text(mb: pd.DataFrame) -> str:
     return "\n\n".join(out)
 
 
+# ----------------------------------------------------------------------------- the FP8 GEMM alone (chapters 5 and 6)
+FP8_KERNEL = "fp8 _scaled_mm kernel"  # chapter 5's bare FP8 GEMM (`lowbit_bench.lowbit_sweep`)
+
+
+def committed_kernel_sweep(slug: str) -> pd.DataFrame | None:
+    """Chapter 5's one-projection sweep (`lowbit_bench.lowbit_sweep` rows, table `sweep`) from the
+    committed run of this device `slug`; None where it has none (no other device's run is used)."""
+    from .results import load_all
+
+    for doc in load_all("ch05_int4_fp4"):
+        rows = pd.DataFrame(doc.get("rows") or [])
+        if doc["source"] == "committed" and doc["slug"] == slug and "table" in rows:
+            sweep = rows[rows.table == "sweep"]
+            return sweep if not sweep.empty else None
+    return None
+
+
+def fp8_kernel_words(sweep: pd.DataFrame | None, max_tokens: int | None, gemv_ratio: float | None = None) -> str | None:
+    """Chapter 5's bare FP8 GEMM (rowwise `torch._scaled_mm` on pre-quantized operands: no scale
+    computation) against bf16 `F.linear` at the token counts <= `max_tokens` (memory-bound here),
+    per GEMM and summed over the MLP (`lowbit_bench.sweep_ratios`), and chapter 6's tensorwise
+    cuBLASLt FP8 GEMM over cuBLAS bf16 on the action expert's shapes (`gemv_ratio`); None without the sweep."""
+    from .lowbit_bench import sweep_ratios
+
+    if sweep is None or max_tokens is None:
+        return None
+    s = sweep[sweep.impl.isin([FP8_KERNEL, "bf16"]) & (sweep.tokens <= max_tokens) & sweep.median_ms.notna()]
+    both = s.groupby(["gemm", "tokens"]).impl.nunique().eq(2)
+    s = s[[both.get((g, t), False) for g, t in zip(s.gemm, s.tokens)]]
+    if s.empty:
+        return None
+    toks = sorted(int(t) for t in s.tokens.unique())
+    span = f"{toks[0]}–{toks[-1]} tokens" if len(toks) > 1 else f"{toks[0]} tokens"
+    per = []
+    for gemm, g in s.groupby("gemm", sort=False):
+        f8, b16 = g[g.impl == FP8_KERNEL].median_ms.median(), g[g.impl == "bf16"].median_ms.median()
+        gbps = g[g.impl == FP8_KERNEL].weight_gbps.median() if "weight_gbps" in g else float("nan")
+        per.append(f"{gemm} {f8 * 1e3:.1f} µs against bf16's {b16 * 1e3:.1f} µs ({f8 / b16:.2f}×"
+                   + (f", {gbps:,.0f} GB/s of FP8 weights" if f8 > b16 and gbps == gbps else "") + ")")
+    mlp = sweep_ratios(s)
+    mlp = mlp[mlp.impl == FP8_KERNEL].vs_bf16_ratio.median()
+    text = (f"Chapter 5 times the same kind of FP8 GEMM alone (rowwise `torch._scaled_mm` on operands quantized "
+            f"beforehand, so no scale computation; L2 flushed; committed results of this device): at {span} "
+            f"(medians) " + "; ".join(per) + f"; the MLP's GEMMs together {mlp:.2f}× bf16's time. The FP8 GEMM "
+            f"itself {'does not realise' if mlp > 0.75 else 'realises only part of'} the halved bytes at these sizes, "
+            "with no quantization in the way")
+    if gemv_ratio is not None and gemv_ratio == gemv_ratio:
+        text += (f"; chapter 6's cuBLASLt FP8 GEMM with one scale per tensor (rows padded to 16) takes {gemv_ratio:.2f}× "
+                 "cuBLAS bf16's time on the action expert's projections at 10 rows")
+    return text + "."
+
+
+def committed_kernel_evidence(slug: str, max_tokens: int | None) -> str | None:
+    """`fp8_kernel_words` from this device's committed chapters 5 and 6 (None without chapter 5's sweep)."""
+    from .results import measured
+
+    return fp8_kernel_words(committed_kernel_sweep(slug), max_tokens,
+                            measured("ch06_triton", "gemv_cublaslt_fp8_vs_cublas_ratio", slug))
+
+
 # ----------------------------------------------------------------------------- the seed's claims
 def full_coverage_bound(cfg: TransformerConfig, tokens: int) -> tuple[float, float]:
     """(share of a layer's FLOPs in the Q, K, V and O projections, the most adding them to an
@@ -145,11 +205,12 @@ def claims_rows(tokens: int, gain_here: float | None, bound_full: float, speed_h
 
 def claims_text(prefix_tokens: int, attn_share: float, bound_full: float, gain_here: float | None,
                 speed_here: float | None, mb_head: pd.Series | None, memory_bound_variant: str, mb_scope: str,
-                thor_fp8_floor_speedup: float, scale_split: dict | None = None) -> str:
+                thor_fp8_floor_speedup: float, scale_split: dict | None = None, kernels: str | None = None) -> str:
     """The verdict on the seed's three FP8 claims (full coverage adds little; FP8 cannot speed up
     a memory-bound prefill; on Thor FP8 runs as FP16), from the measured gains, the first row of
     the memory-bound test (`mb_head`, None where it could not be timed) and Thor's floors.
-    `scale_split` is `fp8_paths.dynamic_scale_split` (chapter 7's kernel kinds timed apart), or None."""
+    `scale_split` is `fp8_paths.dynamic_scale_split` (chapter 7's kernel kinds timed apart), or None;
+    `kernels` is `fp8_kernel_words` (chapter 5's bare FP8 GEMM against bf16), or None."""
     seed_full = quoted("trt_full_coverage_speedup_ratio")
     nv_bf16, nv_fp8 = quoted("nvidia_thor_pytorch_bf16_compile_ms"), quoted("nvidia_thor_trt_fp8_ms")
     if mb_head is not None:
@@ -164,6 +225,7 @@ def claims_text(prefix_tokens: int, attn_share: float, bound_full: float, gain_h
                       "from its GEMMs in this test"
                       + (f"; chapter 7's kernel profile times them apart in the whole call ({scale_split_words(scale_split)})"
                          if scale_split is not None else "")
+                      + (". " + kernels.removesuffix(".") if kernels else "")
                       + ". This is a result about this implementation, not about bandwidth; static activation scales "
                       "(chapter 7) remove the amax."))
         over = mb_head.bf16_ms / mb_head.bf16_floor_ms if "bf16_floor_ms" in mb_head and mb_head.bf16_floor_ms else None

@@ -310,7 +310,7 @@ def fp8_paths_text(c7: dict | None, c8: dict | None, c4: dict | None, mb: pd.Dat
         t = 1 / few.measured_speedup_ratio
         den = f"; the whole call's {c7['steps']} denoise steps run {c7['horizon']} tokens each" if c7.get("horizon") else ""
         text += (f" Compiled dynamic-scale FP8 still wins in this chapter's {c4['tokens']}-token prefill, whose GEMMs are "
-                 f"large; at {', '.join(str(int(x)) for x in sorted(few.tokens))} tokens (the memory-bound test above{den}) "
+                 f"large; at {', '.join(map(str, sorted({int(x) for x in few.tokens})))} tokens (the memory-bound test above{den}) "
                  f"compiled dynamic-scale FP8 (the path named there) takes {t.min():.2f}–{t.max():.2f}× the bf16 time.")
     parts.append(text)
     return "\n\n".join(parts)

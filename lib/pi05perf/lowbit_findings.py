@@ -7,7 +7,7 @@ figures are never kept here.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 
@@ -57,6 +57,16 @@ def seed_levels_text(floor_ms: float) -> str:
     return "; ".join(out)
 
 
+def span(values: pd.Series, spec: str = ".2f", show: Callable[[float], str] | None = None) -> str:
+    """"lo to hi" of `values` formatted with `spec` (or `show`, a value -> str function); one value
+    where both ends print the same, "n/a" where there are none."""
+    v = values.dropna()
+    if v.empty:
+        return "n/a"
+    lo, hi = (show(x) if show else format(x, spec) for x in (v.min(), v.max()))
+    return lo if lo == hi else f"{lo} to {hi}"
+
+
 def fault_levels_text(levels: pd.DataFrame, prefix_tokens: int, thor_nvfp4: pd.Series, thor_gbps: float) -> str:
     """What `lowbit_bench.fault_levels` shows: which faults give cos ≈ 0 at layer, MLP and model
     level, how dropped scales differ from layout faults (magnitude against direction), and
@@ -79,18 +89,17 @@ timed something smaller than the prefill.{longer}
 
 **What gives cos ≈ 0 at layer and MLP level** (where the faster run measured). At one layer, only layout faults do:
 {', '.join(near0.fault)} (layer |cos| ≤ {near0.layer_cos.abs().max():.3f}, MLP |cos| ≤ {near0.mlp_cos.abs().max():.3f}), each
-with the output's size about right (norm ratio {near0.layer_norm_ratio.min():.2f} to {near0.layer_norm_ratio.max():.2f}).
+with the output's size about right (norm ratio {span(near0.layer_norm_ratio)}).
 At MLP level, where the GeGLU multiplies two faulty projections, cos ≈ 0 comes from
 {', '.join(near0_mlp.fault) if not near0_mlp.empty else 'the same faults'} (MLP |cos| ≤
 {near0_mlp.mlp_cos.abs().max() if not near0_mlp.empty else float('nan'):.3f}, norm ratio
-{near0_mlp.mlp_norm_ratio.min() if not near0_mlp.empty else float('nan'):.2f} to
-{near0_mlp.mlp_norm_ratio.max() if not near0_mlp.empty else float('nan'):.2f}).
-Through the whole prefill the layout faults leave the final hidden state at cos {near0.model_cos.min():.2f} to
-{near0.model_cos.max():.2f}: the residual stream still carries the input, and each faulty branch adds noise of about its
+{span(near0_mlp.mlp_norm_ratio)}).
+Through the whole prefill the layout faults leave the final hidden state at cos
+{span(near0.model_cos)}: the residual stream still carries the input, and each faulty branch adds noise of about its
 own size (the final norm hides magnitudes, so `model_cos` is the model-level signature).
-Dropped scales keep the direction at layer level (cos {drops.layer_cos.min():.3f} to {drops.layer_cos.max():.3f}) and blow up the
-magnitude (norm ratio {ratio_text(drops.layer_norm_ratio.min())} to {ratio_text(drops.layer_norm_ratio.max())}); they reach cos ≈ 0 only through
-many layers (model cos {drops.model_cos.min():+.3f} to {drops.model_cos.max():+.3f}). E2M1 codes read as integers give a
+Dropped scales keep the direction at layer level (cos {span(drops.layer_cos, '.3f')}) and blow up the
+magnitude (norm ratio {span(drops.layer_norm_ratio, show=ratio_text)}); they reach cos ≈ 0 only through
+many layers (model cos {span(drops.model_cos, '+.3f')}). E2M1 codes read as integers give a
 |cos| near {lv.layer_cos.filter(like='E2M1').abs().mean():.2f}, and block scales in the wrong layout bend the direction a
 little (cos {lv.layer_cos.filter(like='scales transposed').min():.3f}). The lowest layer-level cosine among the faults tried
 is **{fault_min:+.3f}**.
@@ -129,8 +138,12 @@ def int4_claims_rows(prefix_tokens: int, hi: int, i4_hi: float | None, w4_tokens
          "thor_source": "bound from Thor's spec (no measurement)"},
         {"quantity": "4-bit cosine to bf16, scales ignored", "unit": "cos", "thor_quoted": quoted("fp4_failure_cos"),
          "thor_source": "seed (TensorRT / PyTorch NVFP4, W4A8)", "measured": i4x.vs_base_hidden_cos if i4x is not None else None},
-        {"quantity": "4-bit cosine to bf16, with scales", "unit": "cos", "thor_quoted": quoted("nvidia_thor_nvfp4_cos"),
-         "thor_source": "NVIDIA Jetson AI Lab (FP8+NVFP4 actions)", "measured": i4.vs_base_hidden_cos if i4 is not None else None},
+        # two rows, not one (as chapter 4's FP8): NVIDIA's is the trained policy's actions, this run's an INT4
+        # random-weight hidden state
+        {"quantity": "FP8+NVFP4 cosine to PyTorch, actions of the trained policy", "unit": "cos",
+         "thor_quoted": f"~{quoted('nvidia_thor_nvfp4_cos'):g}", "thor_source": "NVIDIA Jetson AI Lab (approximate)"},
+        {"quantity": "INT4 cosine to bf16, with scales, final hidden state, random weights", "unit": "cos",
+         "measured": i4.vs_base_hidden_cos if i4 is not None else None},
         {"quantity": f"torch._int_mm speed relative to bf16 ({hi} tokens here)", "unit": "× speed",
          "thor_quoted": quoted("quantlib_torch_int_mm_speed_ratio"), "thor_source": "seed",
          "measured": (1 / i8_hi) if i8_hi else None},

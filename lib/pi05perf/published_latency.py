@@ -4,6 +4,7 @@ devices, software and numerics: tables for orientation, not a like-for-like race
 """
 from __future__ import annotations
 
+import re
 from typing import Sequence
 
 import pandas as pd
@@ -11,6 +12,55 @@ import torch
 
 from .pipeline import Shape
 from .reference import quoted
+
+
+def recorded_config(key: str, platform: str) -> dict | None:
+    """The configuration the quoted figure `key` on `platform` was published (or assumed) for: its
+    image slots, prompt tokens, horizon and the source's note, from peers.csv (the latency row of that
+    platform and value) or else data/reference/thor_timings.csv (key, or the same engine's `_mean_ms`
+    row; horizon as chapter 8 models it). None where neither records it."""
+    from .kernel_model import Config
+    from .peers import published_latencies
+    from .thor_fit import THOR_ANCHORS
+
+    lat = published_latencies()
+    hit = lat[(lat.platform == platform) & ((lat.value - quoted(key)).abs() < 1e-9)]
+    if not hit.empty:
+        r = hit.iloc[0]
+        return {"image_slots": int(r.image_slots), "text_tokens": int(r.text_tokens), "horizon": int(r.horizon),
+                "note": r.configuration}
+    anchors = {a.key: a for a in THOR_ANCHORS}
+    a = anchors.get(key) or anchors.get(key.removesuffix("_ms") + "_mean_ms")
+    return None if a is None else {"image_slots": a.image_slots, "text_tokens": a.text_tokens,
+                                   "horizon": Config().horizon, "note": a.note}
+
+
+def _assumed(note: str) -> bool:
+    return bool(re.search(r"assumed|not stated", note, re.IGNORECASE))
+
+
+def recorded_words(key: str, platform: str) -> str:
+    """`recorded_config` in a table cell: "3×256 + 208 tokens, h10", marked "(partly assumed)" where
+    its note says part of it (or of its sibling figures') is assumed or not stated (`config_notes`
+    says which); a dash where nothing records it."""
+    c = recorded_config(key, platform)
+    if c is None:
+        return "–"
+    return (f"{c['image_slots']}×256 + {c['text_tokens']} tokens, h{c['horizon']}"
+            + (" (partly assumed)" if _assumed(c["note"]) else ""))
+
+
+def config_notes(anchors: pd.DataFrame) -> list[str]:
+    """Footnotes for the rows of `anchors_table` whose recorded configuration is partly assumed:
+    what the source states and what is assumed (`peers.config_clauses` of its note)."""
+    from .peers import config_clauses
+
+    out = []
+    for r in anchors[anchors.kind.str.endswith("(quoted)")].itertuples():
+        c = recorded_config(r.key, r.platform)
+        if c is not None and _assumed(c["note"]):
+            out.append(f"{r.source}, {r.configuration}: {config_clauses(c['note'])}.")
+    return list(dict.fromkeys(out))
 
 
 def anchors_table(best_variant: str, best_ms: float, dev_name: str, dtype: torch.dtype, shape: Shape,
@@ -22,27 +72,35 @@ def anchors_table(best_variant: str, best_ms: float, dev_name: str, dtype: torch
         {"source": "seed (baseline, LIBERO run)", "kind": "Thor (quoted)", "platform": "Jetson AGX Thor",
          "configuration": "bf16, 2 views, 10 steps", "vision_ms": quoted("pipeline_baseline_vision_ms"),
          "prefill_ms": quoted("pipeline_baseline_kv_ms"), "denoise_ms": quoted("pipeline_baseline_denoise_ms"),
-         "total_ms": quoted("pipeline_baseline_total_ms")},
+         "total_ms": quoted("pipeline_baseline_total_ms"),
+         "key": "pipeline_baseline_total_ms", "recorded_as": recorded_words("pipeline_baseline_total_ms", "Jetson AGX Thor")},
         {"source": "TurboPi CHANGELOG", "kind": "Thor (quoted)", "platform": "Jetson AGX Thor",
          "configuration": "Torch-TRT FP8, 10 steps", "vision_ms": quoted("turbopi_trt_fp8_10step_vision_ms"),
          "prefill_ms": quoted("turbopi_trt_fp8_10step_prefix_ms"), "denoise_ms": quoted("turbopi_trt_fp8_10step_denoise_ms"),
-         "total_ms": quoted("turbopi_trt_fp8_10step_total_ms")},
+         "total_ms": quoted("turbopi_trt_fp8_10step_total_ms"),
+         "key": "turbopi_trt_fp8_10step_total_ms", "recorded_as": recorded_words("turbopi_trt_fp8_10step_total_ms", "Jetson AGX Thor")},
         {"source": "NVIDIA Jetson AI Lab", "kind": "Thor (quoted)", "platform": "Jetson AGX Thor",
-         "configuration": "PyTorch bf16 + torch.compile", "total_ms": quoted("nvidia_thor_pytorch_bf16_compile_ms")},
+         "configuration": "PyTorch bf16 + torch.compile", "total_ms": quoted("nvidia_thor_pytorch_bf16_compile_ms"),
+         "key": "nvidia_thor_pytorch_bf16_compile_ms", "recorded_as": recorded_words("nvidia_thor_pytorch_bf16_compile_ms", "Jetson AGX Thor")},
         {"source": "NVIDIA Jetson AI Lab", "kind": "Thor (quoted)", "platform": "Jetson AGX Thor",
-         "configuration": "TensorRT FP8", "total_ms": quoted("nvidia_thor_trt_fp8_ms")},
+         "configuration": "TensorRT FP8", "total_ms": quoted("nvidia_thor_trt_fp8_ms"),
+         "key": "nvidia_thor_trt_fp8_ms", "recorded_as": recorded_words("nvidia_thor_trt_fp8_ms", "Jetson AGX Thor")},
         {"source": "NVIDIA Jetson AI Lab", "kind": "Thor (quoted)", "platform": "Jetson AGX Thor",
-         "configuration": "TensorRT FP8 + NVFP4", "total_ms": quoted("nvidia_thor_trt_fp8_nvfp4_ms")},
+         "configuration": "TensorRT FP8 + NVFP4", "total_ms": quoted("nvidia_thor_trt_fp8_nvfp4_ms"),
+         "key": "nvidia_thor_trt_fp8_nvfp4_ms", "recorded_as": recorded_words("nvidia_thor_trt_fp8_nvfp4_ms", "Jetson AGX Thor")},
         {"source": "FlashRT", "kind": "Thor (quoted)", "platform": "Jetson AGX Thor",
          "configuration": "FP8, 2 views, 10 steps", "vision_ms": quoted("flashrt_siglip_ms"),
-         "prefill_ms": quoted("flashrt_prefix_ms"), "denoise_ms": quoted("flashrt_denoise_ms"), "total_ms": quoted("flashrt_fp8_2view_ms")},
+         "prefill_ms": quoted("flashrt_prefix_ms"), "denoise_ms": quoted("flashrt_denoise_ms"), "total_ms": quoted("flashrt_fp8_2view_ms"),
+         "key": "flashrt_fp8_2view_ms", "recorded_as": recorded_words("flashrt_fp8_2view_ms", "Jetson AGX Thor")},
         {"source": "Dexmal realtime-vla", "kind": "RTX 4090 (quoted)", "platform": "RTX 4090",
-         "configuration": "Triton kernels, 2 views, 10 steps", "total_ms": quoted("dexmal_rtx4090_2view_ms")},
+         "configuration": "Triton kernels, 2 views, 10 steps", "total_ms": quoted("dexmal_rtx4090_2view_ms"),
+         "key": "dexmal_rtx4090_2view_ms", "recorded_as": recorded_words("dexmal_rtx4090_2view_ms", "RTX 4090")},
         {"source": f"this chapter: total {best_variant}, stages their fastest path", "kind": "this device (measured)",
          "platform": dev_name,
          "configuration": f"{dtype}".removeprefix("torch.") + f", {shape.views} views, {shape.steps} steps",
          "vision_ms": ours_stages.get("vision"), "prefill_ms": ours_stages.get("prefill"),
-         "denoise_ms": ours_stages.get("denoise"), "total_ms": best_ms},
+         "denoise_ms": ours_stages.get("denoise"), "total_ms": best_ms, "key": None,
+         "recorded_as": f"{shape.views}×256 + {shape.text_tokens} tokens, h{shape.horizon}"},
     ])
 
 

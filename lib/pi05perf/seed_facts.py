@@ -22,6 +22,9 @@ F8 = "FP8 weights, FP8 compute"
 NV4 = "NVFP4 weights, FP4 compute"
 THOR = "Jetson AGX Thor"
 TOKENS = 712  # the seed's prefill length
+#: the two parts of the MLP the seed's breakdown times apart, as `flops.layer_ops` names their ops
+MLP_PARTS: dict[str, tuple[str, ...]] = {"gate+up+activation": ("gate_proj", "up_proj", "gelu_mul"),
+                                         "down_proj": ("down_proj",)}
 
 
 @dataclass(frozen=True)
@@ -34,13 +37,17 @@ class SeedFacts:
     b_seed: pd.Series  # ... on the seed's bandwidth
     mlp_share: float  # of a layer's FLOPs at 712 tokens
     qkvo_share: float
+    attn_share: float  # attention (scores and values) of a layer's FLOPs at 712 tokens
     weights_gb: float  # the layers' bf16 weights
-    mlp_bytes: float  # bf16 MLP weights of all layers
+    mlp_bytes: float  # bf16 MLP weights of all layers (weights only: `mlp_traffic` counts the activations too)
     mlp_flops: float  # all layers' MLP FLOPs at 712 tokens
+    mlp_traffic: dict[str, float]  # DRAM bytes of all layers' MLP, unfused as chapter 1 counts them: part -> bytes
     seed_mlp_ms: float
     seed_kv: float
-    seed_mlp_gbps: float
+    seed_mlp_gbps: float  # the MLP's weight bytes only over the seed's time
     seed_mlp_tflops: float
+    seed_mlp_traffic_gbps: dict[str, float]  # `mlp_traffic` over the seed's times: part -> GB/s
+    seed_down_tflops: float  # the seed's down_proj: its FLOPs over its time
     seed_floor_bw: float
     floor_at_seed_bw: float
     weights_at_spec: float
@@ -72,6 +79,38 @@ class SeedFacts:
     quoted_20hz: bool  # a figure chapter 8's verdict cites (NVIDIA's mean, FlashRT's FP8) is inside the budget
     works_elsewhere: bool  # something the seed lists as failed works in another setup (quoted)
 
+    def mlp_bound_status(self, tol: float = 0.2) -> str:
+        """The claim "the prefill is memory-bound" on the seed's own figures: "not held" where Thor's
+        roofline says compute-bound; "held" where every part of the seed's MLP, its traffic counted
+        unfused (`mlp_traffic`), streams within `tol` of the seed's measured bandwidth; "partly held"
+        otherwise (the times do not pin the limit)."""
+        if self.b_spec.bound != "memory":
+            return "not held"
+        near = [abs(g / self.seedhw.bandwidth_gbps - 1) <= tol for g in self.seed_mlp_traffic_gbps.values()]
+        return "held" if all(near) else "partly held"
+
+    def mlp_traffic_text(self, fit: tuple[float, float] | None, fit_fusion: str) -> str:
+        """What the seed's MLP times say about its limit, its bytes counted as chapter 1 counts them,
+        beside chapter 8's fit of the seed's prefix (`fit`: quoted, fitted ms; None where the run
+        lacks it) as a `fit_fusion` stack: they cannot separate bandwidth from matmul efficiency."""
+        bw, gb, t = self.seedhw.bandwidth_gbps, self.seed_mlp_traffic_gbps, self.mlp_traffic
+        parts = [p for p in t if p != "whole MLP"]
+        fit_words = ("" if fit is None else
+                     f" Chapter 8's kernel model, its Thor parameters fitted to quoted Thor figures, reproduces the seed's "
+                     f"{fit[0]:.1f} ms prefix at {fit[1]:.1f} ms by modelling it as an {fit_fusion} bf16 stack (every "
+                     "intermediate through DRAM) whose matmuls run at full rate: the bandwidth reading of the same time, "
+                     "a fit, not a measurement.")
+        return (f"Counting every byte the seed's MLP moves with the activation as a kernel of its own (the breakdown's "
+                "'gate+up+SiLU' line; chapter 1's op table: weights and activations of "
+                f"gate, up, the activation and down), its {self.seed_mlp_ms:g} ms move {t['whole MLP'] / 1e9:.2f} GB: "
+                f"{gb['whole MLP']:.0f} GB/s, about the {bw:g} GB/s it measured; its {self.mlp_bytes / 1e9:.2f} GB of weights "
+                f"alone, {self.seed_mlp_gbps:.0f} GB/s. Part by part, as the breakdown times them, the picture differs: {parts[0]} would stream "
+                f"{gb[parts[0]]:.0f} GB/s (above the {bw:g} measured, so not every intermediate went to DRAM at that rate), "
+                f"{parts[1]} {gb[parts[1]]:.0f} GB/s at {self.seed_down_tflops:.0f} TFLOP/s, under both ceilings. One time "
+                f"per part and no traffic counter fit a bandwidth-bound unfused stack and a matmul-limited one "
+                f"({self.seed_mlp_tflops:.0f} of {self.spec.bf16_tflops:.0f} TFLOP/s) alike: the seed's data cannot separate "
+                f"bandwidth from matmul efficiency.{fit_words}")
+
     def analytic_line(self) -> str:
         return (f"analytic: MLP {100 * self.mlp_share:.1f}% of FLOPs, QKV+O {100 * self.qkvo_share:.1f}%, "
                 f"weights {self.weights_gb:.2f} GB")
@@ -88,12 +127,21 @@ def seed_facts() -> SeedFacts:
     layer_flops = sum(o.flops for o in ops.values())
     mlp_share = sum(ops[k].flops for k in ("gate_proj", "up_proj", "down_proj")) / layer_flops
     qkvo_share = sum(ops[k].flops for k in ("q_proj", "k_proj", "v_proj", "o_proj")) / layer_flops
+    attn_share = sum(ops[k].flops for k in ("attn_scores", "attn_values")) / layer_flops
     weights_gb = flops.prefill_weight_bytes(G) / 1e9
     mlp_bytes = 3 * G.width * G.mlp_dim * 2 * G.depth
     mlp_flops = G.depth * sum(ops[k].flops for k in ("gate_proj", "up_proj", "down_proj"))
     seed_mlp_ms, seed_kv = q("kv_mlp_total_ms"), q("kv_breakdown_measured_total_ms")
     seed_mlp_gbps = mlp_bytes / (seed_mlp_ms * 1e-3) / 1e9
     seed_mlp_tflops = mlp_flops / (seed_mlp_ms * 1e-3) / 1e12
+    # The seed's breakdown times "gate+up+SiLU" and down_proj apart: every MLP op's weights and activations
+    # read and written once each (chapter 1's op table, `flops.layer_ops`: the activation a kernel of its own)
+    mlp_traffic = {part: flops.ops_traffic(G, TOKENS, names)["bytes"] for part, names in MLP_PARTS.items()}
+    mlp_traffic["whole MLP"] = flops.ops_traffic(G, TOKENS)["bytes"]
+    seed_part_ms = {"gate+up+activation": q("kv_breakdown_mlp_gate_up_silu_ms"), "down_proj": q("kv_breakdown_mlp_down_ms"),
+                    "whole MLP": seed_mlp_ms}
+    seed_mlp_traffic_gbps = {part: mlp_traffic[part] / (ms * 1e-3) / 1e9 for part, ms in seed_part_ms.items()}
+    seed_down_tflops = G.depth * ops["down_proj"].flops / (seed_part_ms["down_proj"] * 1e-3) / 1e12
     seed_floor_bw = q("weight_read_floor_bandwidth_gbps")
     floor_at_seed_bw = seedhw.memory_ms(q("weights_total_bf16_gb") * 1e9)
     weights_at_spec = spec.memory_ms(q("weights_total_bf16_gb") * 1e9)
@@ -132,8 +180,9 @@ def seed_facts() -> SeedFacts:
     works_elsewhere = (nv_bf16 / nv8 > 1.5) or (nv4_cos >= 0.99) or buffering_works
     return SeedFacts(
         spec=spec, seedhw=seedhw, b_spec=b_spec, b_seed=b_seed, mlp_share=mlp_share, qkvo_share=qkvo_share,
-        weights_gb=weights_gb, mlp_bytes=mlp_bytes, mlp_flops=mlp_flops, seed_mlp_ms=seed_mlp_ms, seed_kv=seed_kv,
-        seed_mlp_gbps=seed_mlp_gbps, seed_mlp_tflops=seed_mlp_tflops, seed_floor_bw=seed_floor_bw,
+        attn_share=attn_share, weights_gb=weights_gb, mlp_bytes=mlp_bytes, mlp_flops=mlp_flops, mlp_traffic=mlp_traffic,
+        seed_mlp_ms=seed_mlp_ms, seed_kv=seed_kv, seed_mlp_gbps=seed_mlp_gbps, seed_mlp_tflops=seed_mlp_tflops,
+        seed_mlp_traffic_gbps=seed_mlp_traffic_gbps, seed_down_tflops=seed_down_tflops, seed_floor_bw=seed_floor_bw,
         floor_at_seed_bw=floor_at_seed_bw, weights_at_spec=weights_at_spec, tf=tf, int4_bound=int4_bound,
         call_floor8=call_floor8, call_floor4=call_floor4, nv_bf16=nv_bf16, nv8=nv8, nv4=nv4, nv4_cos=nv4_cos,
         nv8_cos=nv8_cos, nv4_mean=nv4_mean, fr=fr, fr4_readme=fr4_readme, fr_prefix=fr_prefix, tp_prefix=tp_prefix,

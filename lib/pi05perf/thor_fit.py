@@ -23,7 +23,7 @@ from . import kernel_model as km
 from .config import TOKENS_PER_IMAGE
 
 if TYPE_CHECKING:
-    from .config import Hardware
+    from .config import Hardware, TransformerConfig
 
 # ----------------------------------------------------------------------------- stacks, anchors
 #: stack -> (description, {stage: (precision, fusion, precompute)}); "*" covers every stage
@@ -216,6 +216,81 @@ def roofline_prefill_floor_ms(stack: str = "seed", hardware: "Hardware | None" =
     c = stage_config(stack, "prefix")
     table = flops.bound_table(GEMMA_2B.with_depth(c.layers), c.prefix_tokens, [hardware or THOR_SPEC])
     return float(table.floor_ms.iloc[0])
+
+
+def work_floor_ms(a, hardware: "Hardware") -> float:
+    """The roofline floor of the WORK of anchor `a` (a row of `anchor_table`: its stage, image slots,
+    prompt, steps) on `hardware`, counted as chapters 1 and 2 count it (`flops.pipeline_cost`'s
+    floor: weights once per call of a stage, the K/V cache, each stage's input and output), at the
+    anchor's stated precision (`STACKS`): every byte at its weight width and its FLOPs at that
+    precision's peak (`peers.PRECISIONS`), so a lower floor than the work in bf16. Unlike `floors`
+    it assumes nothing about how a stack fuses its kernels."""
+    from .config import TokenBudget
+    from .flops import pipeline_cost
+    from .peers import PRECISIONS, precision_class
+
+    budget = TokenBudget(num_images=int(a.image_slots), text_tokens=int(a.text_tokens))
+    cost = pipeline_cost(budget, int(a.steps)).set_index("stage")
+    total = 0.0
+    for stage in (km.STAGES if a.stage == "whole" else (a.stage,)):
+        wb, col, factor = PRECISIONS[precision_class(stage_config(a.stack, stage).precision)]
+        peak = (hardware.fp8_tflops if col.startswith("fp8") else hardware.bf16_tflops) * factor
+        r = cost.loc[stage]
+        total += max(r.flops / (peak * 1e12), r.floor_bytes * wb / 2.0 / (hardware.bandwidth_gbps * 1e9))
+    return total * 1e3
+
+
+def seed_mlp_text(mlp_ms: float, seed_gbps: float, bf16_tflops: float, cfg: "TransformerConfig", tokens: int,
+                  fit: dict | None = None) -> str:
+    """What the seed's timed MLP (`mlp_ms` at `tokens`, run unfused) says about its limit: its bytes
+    (`flops.ops_traffic`, weights and activations) and FLOPs over the time, against the bandwidth the seed
+    copied at (`seed_gbps`) and Thor's bf16 peak. `fit`, from chapter 8's committed results where
+    they exist: `fitted_ms` / `quoted_ms` of the seed's prefix anchor, and `eff_bw`, `eff_compute`,
+    `spec_gbps` of the fit when recorded."""
+    from .flops import ops_traffic
+
+    m, sec = ops_traffic(cfg, tokens), mlp_ms * 1e-3
+    w_gbps, all_gbps, tflops = m["weight_bytes"] / sec / 1e9, m["bytes"] / sec / 1e9, m["flops"] / sec / 1e12
+    at_bw = all_gbps >= 0.9 * seed_gbps
+    text = (f"More telling is the seed's own breakdown: the MLP took {mlp_ms:g} ms at {tokens} tokens. Its "
+            f"{m['weight_bytes'] / 1e9:.2f} GB of weights alone give an effective {w_gbps:.0f} GB/s, but the seed ran the "
+            "MLP unfused (its breakdown times the gate and up projections with their activation apart from the down "
+            "projection), so the activations travel through DRAM too: the gate and up outputs written and read back by "
+            "the activation kernel, its product written and read by the down projection, the MLP's input and output: "
+            f"{m['activation_bytes'] / 1e9:.2f} GB more, {m['bytes'] / 1e9:.2f} GB in all over {cfg.depth} layers (as "
+            f"chapter 1's op table counts them). That is **{all_gbps:.0f} GB/s**, "
+            f"{'at or above' if all_gbps >= seed_gbps else 'close to' if at_bw else 'well below'} the {seed_gbps:g} GB/s "
+            f"the seed copied at, while the same matmuls ran at {tflops:.0f} of {bf16_tflops:.0f} TFLOP/s. ")
+    text += ("**The seed's timing cannot separate the two limits**: an unfused MLP moving its bytes at the bandwidth the "
+             "board copies at and matmuls far from their peak both account for it; a kernel profile on Thor would tell "
+             "them apart." if at_bw else
+             "Even with its activations counted it moved less than the board copies at, so its bytes do not explain "
+             "its time; the matmuls' efficiency at these shapes (chapter 3) is the likelier limit.")
+    if fit and fit.get("fitted_ms") is not None:
+        text += (f" Chapter 8's kernel model, fitted to the quoted Thor timings, puts the seed's unfused prefix at "
+                 f"{fit['fitted_ms']:.1f} ms against {fit['quoted_ms']:g} ms quoted")
+        if fit.get("eff_bw") is not None and fit.get("spec_gbps"):
+            text += f", at {fit['eff_bw'] * fit['spec_gbps']:.0f} GB/s"
+            pinned = fit.get("eff_compute") is not None and fit["eff_compute"] > 0.98
+            text += (" with its compute efficiency at its upper bound (no anchor pins it): the model reads the time as "
+                     "bytes and kernel costs, which is one of the two readings, not a test between them" if pinned else
+                     f" and {fit['eff_compute']:.0%} of the bf16 peak" if fit.get("eff_compute") is not None else "")
+        text += "."
+    return text
+
+
+def committed_seed_prefix_fit(quoted: Callable[[str], float], spec_gbps: float) -> dict | None:
+    """Chapter 8's fit of the seed's prefix anchor from its committed results (any device: the Thor
+    fit is arithmetic), for `seed_mlp_text`; None where no committed chapter 8 has it."""
+    from .results import measured, table
+
+    held = table("ch08_roads_to_20hz", "thor_heldout")
+    if held is None or "key" not in held or not (held.key == "pipeline_baseline_kv_ms").any():
+        return None
+    row = held[held.key == "pipeline_baseline_kv_ms"].iloc[0]
+    return {"fitted_ms": float(row.fitted_ms), "quoted_ms": quoted("pipeline_baseline_kv_ms"), "spec_gbps": spec_gbps,
+            "eff_bw": measured("ch08_roads_to_20hz", "thor_fit_eff_bw_ratio"),
+            "eff_compute": measured("ch08_roads_to_20hz", "thor_fit_eff_compute_ratio")}
 
 
 def thor_predictors(anchors: pd.DataFrame, dev: km.Device) -> list[Callable[[km.Params], float]]:

@@ -106,5 +106,6 @@ def seed_contrast(timings: pd.DataFrame | None, bf: float | None, seed_speed: fl
   spec, {thor_bf16:.0f} TFLOP/s) does at most {seed_cublas * 1e-3 * thor_bf16 * 1e12 / 1e9:.0f} GFLOP; whether the
   matmul had few output tiles (as the prefill's N = {width} projections do) or many changes which kernel wins.
 * **the kernel**: a tutorial-structured kernel with a {len(TM.autotune_configs())}-configuration search, not a
-  persistent, warp-specialized one: its ratio is a lower bound on what Triton can do on this device.""")
+  persistent, warp-specialized one: its speed relative to cuBLAS is a lower bound on what Triton can reach on
+  this device (its time over cuBLAS's an upper bound).""")
     return lines

@@ -46,17 +46,20 @@ class Ledger:
     def chapters(self) -> list[str]:
         return sorted(set(self.heads.chapter))
 
-    def gpu(self, chapter: str, key: str) -> float | None:
-        """A committed headline figure of this run; None when the run lacks the chapter or key."""
-        self.used.append(f"{chapter}:{key}")
+    def gpu(self, chapter: str, key: str, cite: bool = True) -> float | None:
+        """A committed headline figure of this run; None when the run lacks the chapter or key.
+        `cite=False` for a figure read only to locate others (it is not evidence of the next claim)."""
+        if cite:
+            self.used.append(f"{chapter}:{key}")
         hit = self.heads[(self.heads.chapter == chapter) & (self.heads.key == key)]
         return None if hit.empty else figs.number(hit.value.iloc[-1])
 
-    def rows(self, chapter: str, name: str, cite: bool = False) -> pd.DataFrame | None:
+    def rows(self, chapter: str, name: str, cite: bool = False, which: str = "") -> pd.DataFrame | None:
         """A named table of this run: `tables` (new runs) or the legacy `rows` with a `table` column.
-        `cite=True` names the table in the next claim's "figure used" column, like a figure."""
+        `cite=True` names the table in the next claim's "figure used" column, like a figure, with
+        `which` (the rows used) where given."""
         if cite:
-            self.used.append(f"{chapter}:table {name}")
+            self.used.append(f"{chapter}:table {name}" + (f" ({which})" if which else ""))
         return figs.run_table(self.docs.get(chapter), name)
 
     def claim(self, section: str, conclusion: str, status: str, evidence: str, *chapters: str,
@@ -69,7 +72,8 @@ class Ledger:
         self.used.clear()
         by_chapter: dict[str, list[str]] = {}
         for k in used:
-            by_chapter.setdefault(k.split(":")[0], []).append(f"`{k.split(':')[1]}`")
+            chapter, what = k.split(":", 1)
+            by_chapter.setdefault(chapter, []).append(f"`{what}`")
         figures = "; ".join(f"{figs.chapter_link(c)}: {', '.join(keys)}" for c, keys in by_chapter.items())
         others = ", ".join(figs.chapter_link(c) for c in chapters if c not in by_chapter)
         cited = (("quoted / analytic: " if not figures else "see ") + others) if others else ""
@@ -115,18 +119,6 @@ class Ledger:
 
 
 # ----------------------------------------------------------------------------- rules and readings
-def share_claim_status(measured_pct: float | None, claimed_pct: float, rel_tol: float = 0.25,
-                       minor_pct: float = 20.0) -> str:
-    """A claim "X is only N% of the time": "held" where the measured share is within `rel_tol` of
-    N (relative); "partly held" where the figure is off but X is still a minor share (under
-    `minor_pct`: the "only" stands, the number does not); "not held" where X is not minor."""
-    if measured_pct is None:
-        return NOT_YET
-    if abs(measured_pct / claimed_pct - 1) <= rel_tol:
-        return "held"
-    return "partly held" if measured_pct < minor_pct else "not held"
-
-
 def int4_kernel_status(tinygemm_ratio: float | None, triton_ratio: float | None, faster: float = 0.9) -> str:
     """A claim that INT4 weights speed the prefill up, judged on GPU kernel times over bf16 cuBLAS
     on one MLP's two matmuls at the prefill's length (never on an eager, host-bound prefill):
@@ -295,6 +287,22 @@ def fastest_quoted(platform: str = "Jetson AGX Thor", views: int = 2, steps: int
     return {"peer": str(r.peer), "precision": str(r.precision), "latency_ms": float(r.value), "source": str(r.source)}
 
 
+def quoted_shape_words(peer: str, platform: str, views: int, steps: int) -> str:
+    """The input configuration chapter 9 records for a published whole-call figure (`peer` a prefix
+    of its name): views, steps, prompt tokens and action horizon, marked assumed where its source
+    does not state them. Empty where chapter 9's reference data has no such row."""
+    from . import peers
+
+    lat = peers.published_latencies()
+    r = lat[lat.peer.str.startswith(peer) & (lat.platform == platform) & (lat.views == views) & (lat.steps == steps)]
+    if r.empty:
+        return ""
+    r = r.iloc[0]
+    assumed = (" — what the source does not state ASSUMED by chapter 9 (its table's note)"
+               if "ASSUMED" in str(r.configuration) else "")
+    return f"{views} views, {steps} steps, {int(r.text_tokens)} prompt tokens and horizon {int(r.horizon)}{assumed}"
+
+
 def path_of(table: pd.DataFrame | None, ms: float | None, name: str = "path", rel: float = 1e-6) -> str | None:
     """The name (column `name`) of the row of a chapter's timing table whose median is the
     headline figure `ms`: which path a chapter's "best" figure timed. None where none matches."""
@@ -302,3 +310,33 @@ def path_of(table: pd.DataFrame | None, ms: float | None, name: str = "path", re
         return None
     hit = table[(table.median_ms - ms).abs() <= rel * abs(ms)]
     return None if hit.empty else str(hit[name].iloc[0])
+
+
+# ----------------------------------------------------------------------------- readings of other chapters
+def seed_prefix_fit(ledger: Ledger) -> tuple[float, float] | None:
+    """Chapter 8's fit of the seed's prefix (its `thor_heldout` row): (quoted ms, fitted ms), or None."""
+    t = ledger.rows("ch08_roads_to_20hz", "thor_heldout", cite=True)
+    hit = t[t.key == "pipeline_baseline_kv_ms"] if t is not None and "key" in t else None
+    return None if hit is None or hit.empty else (float(hit.quoted_ms.iloc[0]), float(hit.fitted_ms.iloc[0]))
+
+
+def fp8_kernel_evidence(ledger: Ledger) -> str:
+    """Why FP8 misses the halved bytes where the pass is memory-bound, each cause timed apart on this
+    run: chapter 7's kernel kinds (the dynamic scales' elementwise work against the GEMMs), and
+    chapter 5's bare FP8 GEMM and chapter 6's tensorwise one against bf16 at chapter 4's memory-bound
+    token counts (`fp8_findings.fp8_kernel_words`)."""
+    from . import fp8_paths as FP
+    from .fp8_findings import fp8_kernel_words
+
+    ledger.rows("ch07_pipeline", "fp8_kernels_by_kind", cite=True)
+    c7 = FP.committed_fp8_whole_call(ledger.slug)
+    split = FP.dynamic_scale_split(c7) if c7 is not None and c7["slug"] == ledger.slug else None
+    mb = ledger.rows("ch04_fp8_tensorrt", "memory_bound", cite=True)
+    mb = mb[(mb.bound == "memory") & mb.case.str.startswith("prefill")] if mb is not None and "bound" in mb else None
+    kernels = fp8_kernel_words(ledger.rows("ch05_int4_fp4", "sweep", cite=True),
+                               int(mb.tokens.max()) if mb is not None and not mb.empty else None,
+                               ledger.gpu("ch06_triton", "gemv_cublaslt_fp8_vs_cublas_ratio"))
+    return " ".join([f"Chapter 7's kernel profile of the whole call times the scales and the GEMMs apart "
+                     f"({FP.scale_split_words(split)})." if split else
+                     "Chapter 7's kernel profile of the scales and the GEMMs apart: not in this run.",
+                     kernels or "Chapter 5's bare FP8 GEMM at these token counts: not in this run."])
