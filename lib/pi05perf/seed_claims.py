@@ -285,7 +285,7 @@ def seed_summary(ledger: Ledger, facts: SeedFacts) -> None:
           f"~{q('kv_prefill_headline_ms'):g} ms the seed's data cannot say (first section): its MLP's unfused traffic "
           f"over its time is {facts.seed_mlp_traffic_gbps['whole MLP']:.0f} GB/s, about the {seedhw.bandwidth_gbps:g} GB/s it "
           f"measured, and its matmuls ran at {facts.seed_mlp_tflops:.0f} TFLOP/s: either can be the limit.", "ch01_flops", "ch02_roofline", "ch08_roads_to_20hz",
-          short="bandwidth is the root cause")
+          short="bandwidth is the root cause, ~22 ms its floor")
     claim(section, f"Root cause: the MLP dominates, {q('flops_mlp_share_pct'):g}% of the computation.",
           "held" if mlp_share > 0.85 else "partly held",
           f"Counting attention in full (the seed counted Q·Kᵀ once, without the factor 2 or the heads), the MLP is "
