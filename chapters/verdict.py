@@ -25,7 +25,7 @@ profile = "auto"  # auto | smoke | full; this page only reads results
 device = "auto"  # auto | cpu | cuda
 dtype = "auto"  # auto | float32 | bfloat16 | float16
 repeats = 0  # unused here
-gpu_slug = ""  # whose results the verdicts read; "" = $REPORT_DEVICE or the newest run
+gpu_slug = ""  # whose results the verdicts read; empty: $REPORT_DEVICE or the newest run
 
 # %% tags=["hide-input"]
 from pi05perf import claims, results, seed_claims, seed_facts
