@@ -184,7 +184,7 @@ headline = {"prefill712_flops" if prefix_tokens == 712 else "prefill_flops": tot
             f"pipeline_{num_images}view_text{typical}_flops": int(trimmed_cost.call_flops),
             f"pipeline_{num_images}view_text{text_tokens}_flops": int(head_cost.call_flops),
             **ceilings.headline(ceil)}
-results.save(run, headline, op_table)
+results.save(run, headline, op_table);
 
 # %% [markdown]
 # ## This chapter on every device

@@ -196,7 +196,7 @@ headline = {"copy_gbps": here.bandwidth_gbps, "matmul_peak_tflops": here.bf16_tf
             "stack_sweep_tokens712_graph_ms": at(graphed, 712) and at(graphed, 712) * cfg.depth,
             **ceilings.headline(ceil)}
 results.save(run, headline, pd.concat([ceiling_table.assign(table="ceilings"), op_points.assign(table="ops"),
-                                       sweep.assign(table="sweep"), judged.assign(table="verdict")], ignore_index=True))
+                                       sweep.assign(table="sweep"), judged.assign(table="verdict")], ignore_index=True));
 
 # %% [markdown]
 # ## This chapter on every device

@@ -282,7 +282,7 @@ tables = [parts.assign(table="components"), var.assign(table="variants"), mm.ass
           waves.assign(table="waves")]
 if groups is not None:
     tables += [groups.assign(table="profiled_groups"), kernels.assign(table="profiled_kernels")]
-results.save(run, headline, pd.concat(tables, ignore_index=True))
+results.save(run, headline, pd.concat(tables, ignore_index=True));
 
 # %% [markdown]
 # ## This chapter on every device

@@ -325,4 +325,4 @@ if qdq is not None:
                                            "ort_vs_fp32_cos": qdq["ort_vs_fp32"]["cos"],
                                            "all_scales_float32": qdq["all_scales_float32"]}])], ignore_index=True)
 results.save(run, headline, pd.concat([rows, floors.assign(table="floors"), mb.assign(table="memory_bound")],
-                                      ignore_index=True))
+                                      ignore_index=True));

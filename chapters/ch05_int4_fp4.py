@@ -343,4 +343,4 @@ results.save(run, headline, pd.concat([sig.assign(table="layer_faults"), levels.
                                        per_layer.assign(table="kv_per_layer"), sweep.assign(table="sweep"),
                                        ratios.assign(table="sweep_ratios"), pv.assign(table="prefill"),
                                        floors.assign(table="floors"), pd.DataFrame(tao_rows).assign(table="torchao")],
-                                      ignore_index=True))
+                                      ignore_index=True));

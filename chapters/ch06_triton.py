@@ -260,4 +260,4 @@ headline = {"triton_vs_cublas_bf16_graphed_ratio": bf, "triton_vs_cublas_fp8_gra
 if ceil is not None:
     headline.update(ceilings.headline(ceil))
 tables = {"autotune_space": space, "checks": checks, "timings": timings, "gemv_splitk": gemv, "decode_attention": attention}
-results.save(run, headline, tables={k: v for k, v in tables.items() if v is not None})
+results.save(run, headline, tables={k: v for k, v in tables.items() if v is not None});

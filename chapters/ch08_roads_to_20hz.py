@@ -444,7 +444,7 @@ if cross_max is not None:
 if len(fp8_rows):
     headline["fp8_whole_speedup_ratio"] = rwhole / float(fp8_rows.median_ms.iloc[0])
 results.save(run, headline, tables={"calibration": cal, "predictions": pred, "thor_heldout": heldout,
-                                    "thor_projection": proj, "cross_device": cross})
+                                    "thor_projection": proj, "cross_device": cross});
 
 # %% [markdown]
 # ## This chapter on every device
