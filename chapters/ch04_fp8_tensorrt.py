@@ -296,8 +296,8 @@ speed_here = (base.median_ms / full_best.median_ms) if (full_best is not None an
 attn_share, bound_full = fp8_findings.full_coverage_bound(config.GEMMA_2B, prefix_tokens)
 show(side_by_side(fp8_findings.claims_rows(tokens, gain_here, bound_full, speed_here,
                                            fl_here.speedup_vs_bf16_floor.get("fp8") if fp8_here else None, full_acc)))
-mb_mem = mb[(mb.bound == "memory") & mb.case.str.startswith("prefill")]  # chapter 5's kernels at these token counts
-kernels = fp8_findings.committed_kernel_evidence(slug, int(mb_mem.tokens.max()) if not mb_mem.empty else None)
+# chapter 5's kernels at the token counts memory-bound here
+kernels = fp8_findings.committed_kernel_evidence(slug, fp8_findings.memory_bound_tokens(mb), memory_bound_variant)
 say(fp8_findings.claims_text(prefix_tokens, attn_share, bound_full, gain_here, speed_here, mb_head,
                              memory_bound_variant, mb_scope, fl_thor.speedup_vs_bf16_floor['fp8'],
                              scale_split=FP.dynamic_scale_split(c7), kernels=kernels))

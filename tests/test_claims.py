@@ -32,8 +32,12 @@ def test_the_fp8_rate_method_is_read_from_each_runs_ceilings_table():
          "timed_by": "kernel durations", "value": 1350.0, "used": "best (floors divide by this)"},
         {"ceiling": "bfloat16 matmul", "stack": "cuBLAS", "size": "8192x8192x8192", "timed_by": "kernel durations",
          "value": 700.0, "used": "best (floors divide by this)"}])
-    words = claims.matmul_method_words(ceil, "fp8")
-    assert "best of 2 candidates (2 shapes, with and without fast accumulation)" in words
-    assert words.endswith("fast accumulation) at 712x32768x2048") and "kernel durations" in words
-    old = claims.matmul_method_words(None, "fp8")  # a run before chapter 2 kept a ceilings table
-    assert "CUDA events" in old and old != words
+    words, best = claims.matmul_method_words(ceil, "fp8")
+    assert "best of 2 candidates (2 shapes, with and without fast accumulation)" in words and "kernel durations" in words
+    assert best.endswith("fast accumulation) at 712x32768x2048")
+    old, old_best = claims.matmul_method_words(None, "fp8")  # a run before chapter 2 kept a ceilings table
+    assert "CUDA events" in old and old != words and old_best == ""
+    # the same method with another winning shape is the same method
+    other = ceil.assign(used=[u if i != 1 else None for i, u in enumerate(ceil.used)])
+    other.loc[0, "used"] = "best (floors divide by this)"
+    assert claims.matmul_method_words(other, "fp8")[0] == words and claims.matmul_method_words(other, "fp8")[1] != best

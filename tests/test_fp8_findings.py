@@ -129,4 +129,26 @@ def test_fp8_kernel_words_read_the_bare_kernels_at_the_memory_bound_token_counts
     share, bound = FF.full_coverage_bound(config.GEMMA_2B, 712)
     verdict_text = FF.claims_text(712, share, bound, None, None, mb, "fp8_channel/full/fast_accum", "layer_graph", 1.9,
                                   kernels=text)
-    assert "Chapter 5 times the same kind of FP8 GEMM alone" in verdict_text
+    assert "Chapter 5 times an FP8 GEMM of the same family alone" in verdict_text
+    assert "default accumulation" in text and "chapter 4's path uses fast accumulation" not in text
+    named = FF.fp8_kernel_words(sweep, 16, variant="fp8_channel/full/fast_accum", source="chapter 5 at commit abc1234")
+    assert "where chapter 4's path uses fast accumulation" in named and "chapter 5 at commit abc1234" in named
+    fast = sweep.assign(median_ms=[ms / 4 if i == FF.FP8_KERNEL else ms for i, ms in zip(sweep.impl, sweep.median_ms)])
+    assert "realises all of the halved bytes" in FF.fp8_kernel_words(fast, 16)
+
+
+def test_chapter_4_names_the_commit_of_chapter_5s_kernels_when_it_is_another_runs(monkeypatch):
+    from pi05perf import results
+
+    rows = [{"table": "sweep", "gemm": "down", "tokens": 16, "impl": i, "median_ms": ms, "p25_ms": ms, "p75_ms": ms,
+             "weight_gbps": 1000.0}
+            for i, ms in (("bf16", 0.03), (FF.FP8_KERNEL, 0.04))]
+    doc = {"chapter": "ch05_int4_fp4", "slug": "gpu", "source": "committed", "rows": rows,
+           "provenance": {"git_commit": "abc1234def"}, "headline": {}}
+    monkeypatch.setattr(results, "load_all", lambda chapter=None: [doc] if chapter in (None, "ch05_int4_fp4") else [])
+    monkeypatch.setattr(results, "git_commit", lambda: "9999999fff")
+    assert "from an earlier run: chapter 5 at commit abc1234, not this run" in FF.committed_kernel_evidence("gpu", 16)
+    monkeypatch.setattr(results, "git_commit", lambda: "abc1234def")
+    assert "at this commit" in FF.committed_kernel_evidence("gpu", 16)
+    assert FF.memory_bound_tokens(pd.DataFrame([{"case": "prefill", "bound": "memory", "tokens": 64},
+                                               {"case": "prefill", "bound": "compute", "tokens": 712}])) == 64

@@ -1,5 +1,7 @@
 """Quoted latencies beside this device's: the quoted rows come from the reference table and the
 last row (or series) is this device's measurement."""
+import re
+
 import pandas as pd
 import torch
 
@@ -50,6 +52,21 @@ def test_flashrts_note_adds_what_its_source_lists_beside_the_stages():
     assert len(notes) == 1 and f"come to {adjusted:.1f} ms" in notes[0]
 
 
+def test_a_quoted_figure_takes_the_configuration_of_the_peers_row_that_names_its_key(monkeypatch):
+    from pi05perf.thor_fit import THOR_ANCHORS
+
+    lat = peers.published_latencies()
+    lat["key"] = lat.source.str.extract(r"anchors\.csv (\w+)", expand=False)
+    for r in lat.dropna(subset=["key"]).itertuples():
+        c = published_latency.recorded_config(r.key, r.platform)
+        assert (c["image_slots"], c["text_tokens"], c["note"]) == (r.image_slots, r.text_tokens, r.configuration)
+    # a key no peers row names: its anchor's configuration, even where its value equals another row's
+    a = next(a for a in THOR_ANCHORS if a.key not in set(lat.key))
+    monkeypatch.setattr(peers, "published_latencies", lambda: lat.assign(value=reference.quoted(a.key)))
+    c = published_latency.recorded_config(a.key, "Jetson AGX Thor")
+    assert (c["image_slots"], c["text_tokens"]) == (a.image_slots, a.text_tokens)
+
+
 def test_quoted_rows_show_the_configuration_their_source_records_and_say_what_is_assumed():
     stages = pd.Series({"vision": 1.0, "prefill": 2.0, "denoise": 3.0})
     t = published_latency.anchors_table("graph", 6.5, "cpu", torch.bfloat16, pipeline.Shape(2, 8, 10, 10), stages)
@@ -57,7 +74,8 @@ def test_quoted_rows_show_the_configuration_their_source_records_and_say_what_is
     lat = peers.published_latencies()
     row = lat[(lat.platform == "RTX 4090") & (lat.views == 2)].iloc[0]  # read, not pinned: peers.csv decides
     assert dex.recorded_as.startswith(f"{row.image_slots}×256 + {row.text_tokens} tokens, h{row.horizon}")
-    assert dex.recorded_as.endswith("(partly assumed)")  # its note says the prompt and chunk are assumed
+    assumed = bool(re.search(r"assumed|not stated", row.configuration, re.IGNORECASE))
+    assert dex.recorded_as.endswith("(partly assumed)") == assumed  # marked exactly where its note says so
     assert t.iloc[0].recorded_as.endswith("h10")  # the seed states its configuration
     assert t.iloc[-1].recorded_as == "2×256 + 8 tokens, h10"  # this device: the shape it ran
     notes = published_latency.config_notes(t)

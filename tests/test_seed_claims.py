@@ -45,7 +45,8 @@ def test_the_closing_paragraph_counts_the_verdicts_and_names_the_fastest_path(le
     assert text.startswith(f"Of the seed's {len(ledger.claims)} conclusions")
     if facts.quoted_20hz:  # the figures the 20 Hz verdicts rest on, beside this run's fastest call
         assert f"{facts.nv4_mean:g} ms" in text and f"{facts.fr:g} ms" in text and "call in 20.5 ms" in text
-    assert "LeRobot" not in text  # chapter 9 is not in this run: no like-with-like comparison to state
+    # chapter 9 is not in this run: the like-with-like comparison with LeRobot says so
+    assert "LeRobot's compiled pi0.5" in text and f"{verdicts.NOT_YET}." in text and "less GPU time" not in text
 
 
 def test_no_verdict_reads_an_eager_prefill_or_the_toy_simulation(ledger, facts):
@@ -91,20 +92,31 @@ def test_cuda_graphs_are_judged_on_the_same_model_with_and_without_a_graph(monke
     assert ledger.table().set_index("short").loc["CUDA graphs bring nothing"].status == verdicts.NOT_YET
 
 
-def test_the_memory_bound_verdict_counts_the_mlps_activation_traffic(ledger, facts):
-    seed_claims.judge_all(ledger, facts)
-    row = ledger.table().set_index("short").loc["the prefill is memory-bound"]
-    assert row.status == facts.mlp_bound_status()
-    whole = facts.seed_mlp_traffic_gbps["whole MLP"]
-    assert f"{whole:.0f} GB/s" in row.evidence and f"{facts.seed_mlp_gbps:.0f} GB/s" in row.evidence
-    assert "cannot separate" in row.evidence and "not DRAM" not in row.evidence
+def test_the_memory_bound_verdict_counts_the_mlps_activation_traffic(ledger_of, facts):
+    from dataclasses import replace
+
+    def judged(rates: dict[str, float]) -> pd.Series:
+        ledger = ledger_of([headline("ch02_roofline", "copy_gbps", 4000.0)])
+        seed_claims.latency_sources(ledger, replace(facts, seed_mlp_traffic_gbps=rates))
+        return ledger.table().set_index("short").loc["the prefill is memory-bound"]
+
+    bw, parts = facts.seedhw.bandwidth_gbps, list(facts.seed_mlp_traffic_gbps)
+    at = judged({p: bw for p in parts})  # every part streams at the copy rate
+    assert at.status == "held" and at.evidence.count(f"about the {bw:g}") == len(parts) and "cannot separate" in at.evidence
+    split = judged({parts[0]: 2 * bw, parts[1]: bw / 2, "whole MLP": bw})
+    assert split.status == "partly held" and f"above the {bw:g}" in split.evidence and f"below the {bw:g}" in split.evidence
+    slow = judged({p: bw / 2 for p in parts})  # the bytes cannot explain the time
+    assert slow.status == "partly held" and "cannot separate" not in slow.evidence and "do not explain" in slow.evidence
+    assert f"{facts.seed_mlp_gbps:.0f} GB/s" in at.evidence and "not DRAM" not in at.evidence
 
 
 def test_attention_share_of_thor_is_not_judged_on_a_gpu_profile(ledger_of, facts):
-    ledger = ledger_of([headline("ch03_prefill_breakdown", "profiled_best_attention_share_pct", 5.0)])
-    seed_claims.phase0_findings(ledger, facts)
-    row = ledger.table().set_index("short").loc["attention is 5%"]
-    assert row.status == "not testable here" and "5.0%" in row.evidence  # context only
+    # the rule: a GPU's profiled share is context, never the test, whether it agrees with the seed's 5% or not
+    for share in (5.0, 40.0):
+        ledger = ledger_of([headline("ch03_prefill_breakdown", "profiled_best_attention_share_pct", share)])
+        seed_claims.phase0_findings(ledger, facts)
+        row = ledger.table().set_index("short").loc["attention is 5%"]
+        assert row.status == "not testable here" and f"{share:.1f}%" in row.evidence
 
 
 def test_the_closing_paragraph_compares_kernel_time_and_labels_the_wall_ratio_host_overhead(ledger_of, facts):

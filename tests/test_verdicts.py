@@ -246,3 +246,18 @@ def test_a_quoted_figures_shape_is_read_from_chapter_9s_reference_data():
     assert f"{int(r.text_tokens)} prompt tokens and horizon {int(r.horizon)}" in words
     assert ("ASSUMED" in words) == ("ASSUMED" in r.configuration)
     assert verdicts.quoted_shape_words("no such peer", "RTX 4090", 2, 10) == ""
+
+
+def test_tables_are_cited_only_where_a_verdict_uses_them(ledger, monkeypatch):
+    from pi05perf import results
+
+    assert verdicts.seed_prefix_fit(ledger) is None
+    assert "not in this run" in verdicts.fp8_kernel_evidence(ledger) and ledger.used == []  # nothing read, nothing cited
+    held = [{"key": "pipeline_baseline_kv_ms", "quoted_ms": 54.0, "fitted_ms": 53.9}]
+    doc = {"chapter": "ch08_roads_to_20hz", "slug": "gpu", "source": "committed", "tables": {"thor_heldout": held}}
+    monkeypatch.setattr(results, "load_all", lambda chapter=None: [doc])
+    fit = verdicts.seed_prefix_fit(verdicts.Ledger("gpu"))
+    assert (fit["quoted_ms"], fit["fitted_ms"], fit["eff_compute"]) == (54.0, 53.9, None)
+    cited = verdicts.Ledger("gpu")
+    verdicts.seed_prefix_fit(cited)
+    assert cited.used == ["ch08_roads_to_20hz:table thor_heldout (pipeline_baseline_kv_ms)"]  # the efficiencies: not saved

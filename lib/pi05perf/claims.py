@@ -257,36 +257,39 @@ def figure_notes(devices: list[dict[str, Any]], figures: Figures | None = None,
     return notes + matmul_method_notes(devices)
 
 
-def matmul_method_words(ceilings: pd.DataFrame | None, what: str) -> str:
+def matmul_method_words(ceilings: pd.DataFrame | None, what: str) -> tuple[str, str]:
     """How one run measured its `what` matmul rate ("fp8", "bfloat16"), from its chapter 2
-    `ceilings` table: the best of the candidates it lists, and the clock. A run without that
-    table (chapter 2 before it timed candidates) timed one 8192³ product per call between CUDA
+    `ceilings` table: (the method: how many candidates and shapes, whether fast accumulation is one,
+    the clock; the best candidate: its stack and shape, empty where there is no table). A run without
+    that table (chapter 2 before it timed candidates) timed one 8192³ product per call between CUDA
     events, L2 flushed, with torch's default (FP8: not fast) accumulation."""
     rows = None if ceilings is None or "ceiling" not in ceilings else ceilings[ceilings.ceiling.str.startswith(what)]
     if rows is None or rows.empty:
         return ("one 8192³ product per call, timed between CUDA events with the L2 flushed, default accumulation "
-                "(chapter 2 as it was then)")
+                "(chapter 2 as it was then)"), ""
     best = rows[rows.used.fillna("").str.startswith("best")] if "used" in rows else rows.iloc[0:0]
     best = best.iloc[0] if not best.empty else rows.loc[rows.value.idxmax()]
     fast = rows["stack"].str.contains("fast accumulation").any()
     return (f"the best of {len(rows)} candidates ({rows['size'].nunique()} shapes"
-            + (", with and without fast accumulation" if fast else "") + f") read from {best.timed_by}; the best: "
+            + (", with and without fast accumulation" if fast else "") + f") read from {best.timed_by}",
             f"{best['stack']} at {best['size']}")
 
 
 def matmul_method_notes(devices: list[dict[str, Any]]) -> list[str]:
     """A note under the key figures where the devices' FP8 matmul rates were measured by different
-    methods (`matmul_method_words`, read from each run's chapter 2): not like with like."""
+    methods (`matmul_method_words`, read from each run's chapter 2): not like with like. Each run's
+    best candidate is named beside its method; a different best alone is no different method."""
     from .results import load_all
 
     docs = {d["slug"]: d for d in load_all("ch02_roofline") if d["source"] == "committed"}
     words = {f"{d['device']} ({d['commit'] or 'commit unknown'})":
              matmul_method_words(run_table(docs[d["slug"]], "ceilings"), "fp8")
              for d in devices if d["slug"] in docs}
-    if len(set(words.values())) < 2:
+    if len({method for method, _ in words.values()}) < 2:
         return []
     return ["FP8 matmul rate: measured by different methods, so the devices' figures are not like with like: "
-            + "; ".join(f"{dev}, {w}" for dev, w in words.items()) + "."]
+            + "; ".join(f"{dev}, {method}" + (f" (best: {best})" if best else "") for dev, (method, best) in words.items())
+            + "."]
 
 
 def key_figures(devices: list[dict[str, Any]], floor_slug: str | None = None) -> Any:

@@ -121,7 +121,6 @@ def layer_ops(cfg: TransformerConfig, tokens: int, kv_tokens: int | None = None,
     return ops
 
 
-
 #: The MLP's ops as `layer_ops` names them, run unfused (the activation a kernel of its own).
 MLP_OPS: tuple[str, ...] = ("gate_proj", "up_proj", "gelu_mul", "down_proj")
 

@@ -116,25 +116,40 @@ def memory_bound_text(mb: pd.DataFrame) -> str:
 FP8_KERNEL = "fp8 _scaled_mm kernel"  # chapter 5's bare FP8 GEMM (`lowbit_bench.lowbit_sweep`)
 
 
+def memory_bound_tokens(mb: pd.DataFrame | None) -> int | None:
+    """The most prefill tokens chapter 4's memory-bound test (its `memory_bound` table) finds
+    memory-bound on its device; None without such a row."""
+    if mb is None or "bound" not in mb or "case" not in mb:
+        return None
+    rows = mb[(mb.bound == "memory") & mb.case.str.startswith("prefill")]
+    return int(rows.tokens.max()) if not rows.empty else None
+
+
+def committed_kernel_doc(chapter: str, slug: str) -> dict | None:
+    """The committed results document of `chapter` from this device `slug` (no other device's run)."""
+    from .results import load_all
+
+    return next((d for d in load_all(chapter) if d["source"] == "committed" and d["slug"] == slug), None)
+
+
 def committed_kernel_sweep(slug: str) -> pd.DataFrame | None:
     """Chapter 5's one-projection sweep (`lowbit_bench.lowbit_sweep` rows, table `sweep`) from the
     committed run of this device `slug`; None where it has none (no other device's run is used)."""
-    from .results import load_all
-
-    for doc in load_all("ch05_int4_fp4"):
-        rows = pd.DataFrame(doc.get("rows") or [])
-        if doc["source"] == "committed" and doc["slug"] == slug and "table" in rows:
-            sweep = rows[rows.table == "sweep"]
-            return sweep if not sweep.empty else None
-    return None
+    rows = pd.DataFrame((committed_kernel_doc("ch05_int4_fp4", slug) or {}).get("rows") or [])
+    sweep = rows[rows.table == "sweep"] if "table" in rows else rows.iloc[0:0]
+    return sweep if not sweep.empty else None
 
 
-def fp8_kernel_words(sweep: pd.DataFrame | None, max_tokens: int | None, gemv_ratio: float | None = None) -> str | None:
-    """Chapter 5's bare FP8 GEMM (rowwise `torch._scaled_mm` on pre-quantized operands: no scale
-    computation) against bf16 `F.linear` at the token counts <= `max_tokens` (memory-bound here),
-    per GEMM and summed over the MLP (`lowbit_bench.sweep_ratios`), and chapter 6's tensorwise
-    cuBLASLt FP8 GEMM over cuBLAS bf16 on the action expert's shapes (`gemv_ratio`); None without the sweep."""
+def fp8_kernel_words(sweep: pd.DataFrame | None, max_tokens: int | None, gemv_ratio: float | None = None,
+                     variant: str | None = None, source: str = "this run's results") -> str | None:
+    """Chapter 5's bare FP8 GEMM (rowwise `torch._scaled_mm` on pre-quantized operands, default
+    accumulation: no scale computation) against bf16 `F.linear` at the token counts <= `max_tokens`
+    (memory-bound here), per GEMM and summed over the MLP (`lowbit_bench.sweep_ratios`), and chapter
+    6's tensorwise cuBLASLt FP8 GEMM over cuBLAS bf16 on the action expert's shapes (`gemv_ratio`);
+    `variant` is chapter 4's FP8 path (its accumulation is named where it differs), `source` where the
+    figures come from. None without the sweep."""
     from .lowbit_bench import sweep_ratios
+    from .quantized_prefill import parse_variant
 
     if sweep is None or max_tokens is None:
         return None
@@ -153,23 +168,34 @@ def fp8_kernel_words(sweep: pd.DataFrame | None, max_tokens: int | None, gemv_ra
                    + (f", {gbps:,.0f} GB/s of FP8 weights" if f8 > b16 and gbps == gbps else "") + ")")
     mlp = sweep_ratios(s)
     mlp = mlp[mlp.impl == FP8_KERNEL].vs_bf16_ratio.median()
-    text = (f"Chapter 5 times the same kind of FP8 GEMM alone (rowwise `torch._scaled_mm` on operands quantized "
-            f"beforehand, so no scale computation; L2 flushed; committed results of this device): at {span} "
-            f"(medians) " + "; ".join(per) + f"; the MLP's GEMMs together {mlp:.2f}× bf16's time. The FP8 GEMM "
-            f"itself {'does not realise' if mlp > 0.75 else 'realises only part of'} the halved bytes at these sizes, "
-            "with no quantization in the way")
+    fast = variant is not None and parse_variant(variant).fast_accum
+    realised = "does not realise" if mlp > 0.75 else "realises all of" if mlp <= 0.5 else "realises only part of"
+    text = ("Chapter 5 times an FP8 GEMM of the same family alone (rowwise `torch._scaled_mm` on operands quantized "
+            "beforehand, so no scale computation, with default accumulation"
+            + (", where chapter 4's path uses fast accumulation" if fast else "")
+            + f"; L2 flushed; {source}): at {span} (medians) " + "; ".join(per)
+            + f"; the MLP's GEMMs together {mlp:.2f}× bf16's time. The FP8 GEMM itself {realised} the halved bytes at "
+            "these sizes, with no quantization in the way")
     if gemv_ratio is not None and gemv_ratio == gemv_ratio:
         text += (f"; chapter 6's cuBLASLt FP8 GEMM with one scale per tensor (rows padded to 16) takes {gemv_ratio:.2f}× "
                  "cuBLAS bf16's time on the action expert's projections at 10 rows")
     return text + "."
 
 
-def committed_kernel_evidence(slug: str, max_tokens: int | None) -> str | None:
-    """`fp8_kernel_words` from this device's committed chapters 5 and 6 (None without chapter 5's sweep)."""
-    from .results import measured
+def committed_kernel_evidence(slug: str, max_tokens: int | None, variant: str | None = None) -> str | None:
+    """`fp8_kernel_words` from this device's committed chapters 5 and 6, naming the commit they ran
+    at where it is not the one this tree runs at (None without chapter 5's sweep)."""
+    from .results import git_commit
 
-    return fp8_kernel_words(committed_kernel_sweep(slug), max_tokens,
-                            measured("ch06_triton", "gemv_cublaslt_fp8_vs_cublas_ratio", slug))
+    docs = {c: committed_kernel_doc(c, slug) for c in ("ch05_int4_fp4", "ch06_triton")}
+    here = (git_commit() or "")[:7]
+    at = {c: ((d or {}).get("provenance", {}).get("git_commit") or "")[:7] for c, d in docs.items()}
+    older = [f"chapter {c[2:4].lstrip('0')} at commit {at[c] or 'unknown'}" for c, d in docs.items()
+             if d is not None and (not here or at[c] != here)]
+    source = (f"committed results of this device from an earlier run: {', '.join(older)}, not this run" if older else
+              "committed results of this device at this commit")
+    gemv = ((docs["ch06_triton"] or {}).get("headline") or {}).get("gemv_cublaslt_fp8_vs_cublas_ratio")
+    return fp8_kernel_words(committed_kernel_sweep(slug), max_tokens, gemv, variant, source)
 
 
 # ----------------------------------------------------------------------------- the seed's claims

@@ -17,14 +17,14 @@ from .reference import quoted
 def recorded_config(key: str, platform: str) -> dict | None:
     """The configuration the quoted figure `key` on `platform` was published (or assumed) for: its
     image slots, prompt tokens, horizon and the source's note, from peers.csv (the latency row of that
-    platform and value) or else data/reference/thor_timings.csv (key, or the same engine's `_mean_ms`
+    platform whose `source` names the anchor key: "(anchors.csv <key>)") or else data/reference/thor_timings.csv (key, or the same engine's `_mean_ms`
     row; horizon as chapter 8 models it). None where neither records it."""
     from .kernel_model import Config
     from .peers import published_latencies
     from .thor_fit import THOR_ANCHORS
 
     lat = published_latencies()
-    hit = lat[(lat.platform == platform) & ((lat.value - quoted(key)).abs() < 1e-9)]
+    hit = lat[(lat.platform == platform) & (lat.source.str.extract(r"anchors\.csv (\w+)", expand=False) == key)]
     if not hit.empty:
         r = hit.iloc[0]
         return {"image_slots": int(r.image_slots), "text_tokens": int(r.text_tokens), "horizon": int(r.horizon),

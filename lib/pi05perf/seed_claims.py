@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Callable
 
 from . import claims as figs, config, fp8_paths as FP, precision_bench as PB, prefill_bench, reference, results
-from . import thor_fit, triton_matmul as TM, verdicts as V
+from . import triton_matmul as TM, verdicts as V
 from .seed_facts import BF, F8, NV4, SeedFacts
 from .verdicts import NOT_YET, Ledger, status_of as gpu_status, text as gpu_text
 
@@ -36,7 +36,7 @@ def latency_sources(ledger: Ledger, facts: SeedFacts) -> None:
     claim(section, "The KV-cache prefill is memory-bandwidth-bound, not compute-bound.", facts.mlp_bound_status(),
           f"By the roofline, yes on Thor: {b_spec.intensity_flop_per_byte:.0f} FLOP/byte against a ridge of "
           f"{b_spec.ridge_flop_per_byte:.0f} (spec) or {b_seed.ridge_flop_per_byte:.0f} (the seed's bandwidth). "
-          + facts.mlp_traffic_text(V.seed_prefix_fit(ledger), thor_fit.STACKS["seed"][1]["prefix"][1])
+          + facts.mlp_traffic_text(V.seed_prefix_fit(ledger))
           + f" On {gpu_name} the prefill is compute-bound"
           + (f" (intensity {gpu('ch02_roofline', 'prefill712_intensity_flop_per_byte'):.0f} FLOP/byte against a measured "
              f"ridge of {1e3 * gpu('ch02_roofline', 'matmul_bf16_tflops') / gpu('ch02_roofline', 'copy_gbps'):.0f})."
@@ -100,7 +100,7 @@ def tensorrt_fp8(ledger: Ledger, facts: SeedFacts) -> None:
           f"whole inference {nv_bf16 / nv8:.1f}× faster than PyTorch bf16 (quoted). Measured where {gpu_name} is memory-bound "
           f"({'not measured in this run' if f8_tokens is None else f'{f8_tokens:.0f} tokens'}), this book's FP8 path "
           f"({fp8_mb_path}) runs {gpu_text(f8, '.2f', '×')} as fast as bf16"
-          + ("." if f8 is None or f8 > 1.1 else ": it does not realise the halved bytes. " + V.fp8_kernel_evidence(ledger)
+          + ("." if f8 is None or f8 > 1.1 else ": it does not realise the halved bytes. " + V.fp8_kernel_evidence(ledger, fp8_mb_variant)
              + " A result about these kernels on this GPU, not about bandwidth."),
           "ch04_fp8_tensorrt", "ch05_int4_fp4", "ch06_triton", "ch07_pipeline", short="FP8 cannot help a bandwidth-bound prefill")
     claim(section, "QKV/O projections are only 8.6% of the computation: optimising them gains little.",
@@ -479,6 +479,9 @@ def closing_paragraph(ledger: Ledger, facts: SeedFacts) -> str:
                         + (f": LeRobot's kernels fill {100 * lerobot_k / lerobot9:.0f}% of its wall time (it launches them "
                            "from Python, host-bound), so that ratio is mostly host overhead, not a GPU comparison."
                            if lerobot_k < 0.8 * lerobot9 else ".")))
+    else:
+        lines.append(f"The like-with-like comparison with LeRobot's compiled pi0.5 ({link('ch09_peers')}: GPU kernel time of "
+                     f"both calls, 2 views, 10 steps): {NOT_YET}.")
     if facts.quoted_20hz:
         lines.append(quoted_20hz_text(facts, detail=False) + (f" On {gpu_name} the fastest path of {link('ch07_pipeline')}"
                                                 + (f" (`{best_path}`)" if best_path else "")

@@ -13,6 +13,7 @@ import pandas as pd
 
 from . import config, flops, peers, precision_bench, reference
 from .config import Hardware
+from .thor_fit import seed_fit_words, traffic_limit_words, traffic_reading
 from .verdicts import fastest_quoted
 
 # chapter 4/5's names of the precisions in `precision_bench.precision_floors`
@@ -79,37 +80,35 @@ class SeedFacts:
     quoted_20hz: bool  # a figure chapter 8's verdict cites (NVIDIA's mean, FlashRT's FP8) is inside the budget
     works_elsewhere: bool  # something the seed lists as failed works in another setup (quoted)
 
-    def mlp_bound_status(self, tol: float = 0.2) -> str:
+    def mlp_bound_status(self) -> str:
         """The claim "the prefill is memory-bound" on the seed's own figures: "not held" where Thor's
         roofline says compute-bound; "held" where every part of the seed's MLP, its traffic counted
-        unfused (`mlp_traffic`), streams within `tol` of the seed's measured bandwidth; "partly held"
-        otherwise (the times do not pin the limit)."""
+        unfused (`mlp_traffic`), streams about the seed's measured bandwidth (`thor_fit.traffic_reading`);
+        "partly held" otherwise (the times do not pin the limit)."""
         if self.b_spec.bound != "memory":
             return "not held"
-        near = [abs(g / self.seedhw.bandwidth_gbps - 1) <= tol for g in self.seed_mlp_traffic_gbps.values()]
-        return "held" if all(near) else "partly held"
+        bw = self.seedhw.bandwidth_gbps
+        return "held" if all(traffic_reading(g, bw) == "about" for g in self.seed_mlp_traffic_gbps.values()) else "partly held"
 
-    def mlp_traffic_text(self, fit: tuple[float, float] | None, fit_fusion: str) -> str:
-        """What the seed's MLP times say about its limit, its bytes counted as chapter 1 counts them,
-        beside chapter 8's fit of the seed's prefix (`fit`: quoted, fitted ms; None where the run
-        lacks it) as a `fit_fusion` stack: they cannot separate bandwidth from matmul efficiency."""
+    def mlp_traffic_text(self, fit: dict | None) -> str:
+        """What the seed's MLP times say about its limit, its bytes counted as chapter 1 counts them and
+        read against its measured bandwidth as chapter 2 reads them (`thor_fit.traffic_reading`,
+        `traffic_limit_words`), then chapter 8's fit of the seed's prefix (`thor_fit.seed_fit_words`;
+        `fit` None where the run lacks it)."""
         bw, gb, t = self.seedhw.bandwidth_gbps, self.seed_mlp_traffic_gbps, self.mlp_traffic
         parts = [p for p in t if p != "whole MLP"]
-        fit_words = ("" if fit is None else
-                     f" Chapter 8's kernel model, its Thor parameters fitted to quoted Thor figures, reproduces the seed's "
-                     f"{fit[0]:.1f} ms prefix at {fit[1]:.1f} ms by modelling it as an {fit_fusion} bf16 stack (every "
-                     "intermediate through DRAM) whose matmuls run at full rate: the bandwidth reading of the same time, "
-                     "a fit, not a measurement.")
+        why = {"above": "faster than it copies, so not every intermediate went to DRAM at that rate",
+               "about": "its bytes could set its time", "below": "its bytes do not explain its time"}
+        per_part = "; ".join(f"{p} {gb[p]:.0f} GB/s, {traffic_reading(gb[p], bw)} the {bw:g} measured "
+                             f"({why[traffic_reading(gb[p], bw)]})" for p in parts)
+        whole = traffic_reading(gb["whole MLP"], bw)
         return (f"Counting every byte the seed's MLP moves with the activation as a kernel of its own (the breakdown's "
                 "'gate+up+SiLU' line; chapter 1's op table: weights and activations of "
                 f"gate, up, the activation and down), its {self.seed_mlp_ms:g} ms move {t['whole MLP'] / 1e9:.2f} GB: "
-                f"{gb['whole MLP']:.0f} GB/s, about the {bw:g} GB/s it measured; its {self.mlp_bytes / 1e9:.2f} GB of weights "
-                f"alone, {self.seed_mlp_gbps:.0f} GB/s. Part by part, as the breakdown times them, the picture differs: {parts[0]} would stream "
-                f"{gb[parts[0]]:.0f} GB/s (above the {bw:g} measured, so not every intermediate went to DRAM at that rate), "
-                f"{parts[1]} {gb[parts[1]]:.0f} GB/s at {self.seed_down_tflops:.0f} TFLOP/s, under both ceilings. One time "
-                f"per part and no traffic counter fit a bandwidth-bound unfused stack and a matmul-limited one "
-                f"({self.seed_mlp_tflops:.0f} of {self.spec.bf16_tflops:.0f} TFLOP/s) alike: the seed's data cannot separate "
-                f"bandwidth from matmul efficiency.{fit_words}")
+                f"{gb['whole MLP']:.0f} GB/s, {whole} the {bw:g} GB/s it measured; its {self.mlp_bytes / 1e9:.2f} GB of weights "
+                f"alone, {self.seed_mlp_gbps:.0f} GB/s, while its matmuls ran at {self.seed_mlp_tflops:.0f} of "
+                f"{self.spec.bf16_tflops:.0f} TFLOP/s (down_proj alone {self.seed_down_tflops:.0f}). Part by part, as the "
+                f"breakdown times them: {per_part}. " + traffic_limit_words(whole) + seed_fit_words(fit))
 
     def analytic_line(self) -> str:
         return (f"analytic: MLP {100 * self.mlp_share:.1f}% of FLOPs, QKV+O {100 * self.qkvo_share:.1f}%, "
@@ -129,7 +128,7 @@ def seed_facts() -> SeedFacts:
     qkvo_share = sum(ops[k].flops for k in ("q_proj", "k_proj", "v_proj", "o_proj")) / layer_flops
     attn_share = sum(ops[k].flops for k in ("attn_scores", "attn_values")) / layer_flops
     weights_gb = flops.prefill_weight_bytes(G) / 1e9
-    mlp_bytes = 3 * G.width * G.mlp_dim * 2 * G.depth
+    mlp_bytes = flops.ops_traffic(G, TOKENS)["weight_bytes"]
     mlp_flops = G.depth * sum(ops[k].flops for k in ("gate_proj", "up_proj", "down_proj"))
     seed_mlp_ms, seed_kv = q("kv_mlp_total_ms"), q("kv_breakdown_measured_total_ms")
     seed_mlp_gbps = mlp_bytes / (seed_mlp_ms * 1e-3) / 1e9

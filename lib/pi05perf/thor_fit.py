@@ -240,57 +240,93 @@ def work_floor_ms(a, hardware: "Hardware") -> float:
     return total * 1e3
 
 
+#: a fitted compute efficiency above this sits at the logistic's bound of 1: no anchor pins it
+PINNED_EFF = 0.98
+#: the seed's prefix anchor (its 10-step pipeline's KV-cache prefill)
+SEED_PREFIX = "pipeline_baseline_kv_ms"
+#: how far a timed op's traffic rate may sit from the bandwidth the board copies at and still be "about" it
+TRAFFIC_TOL = 0.2
+
+
+def traffic_reading(gbps: float, copy_gbps: float, tol: float = TRAFFIC_TOL) -> str:
+    """Where an op's traffic rate (`flops.ops_traffic` bytes over its time) sits against the bandwidth
+    the board copies at: "above", "about" (within `tol`) or "below" it."""
+    return "above" if gbps > (1 + tol) * copy_gbps else "below" if gbps < (1 - tol) * copy_gbps else "about"
+
+
+def traffic_limit_words(reading: str) -> str:
+    """What the whole MLP's `traffic_reading` says about its limit: below the copy rate its bytes do
+    not explain its time; about or above it, bandwidth and matmul efficiency both account for it."""
+    if reading == "below":
+        return ("Even with its activations counted it moved less than the board copies at, so its bytes do not explain "
+                "its time; the matmuls' efficiency at these shapes (chapter 3) is the likelier limit.")
+    return ("**The seed's timing cannot separate the two limits**: an unfused MLP moving its bytes at the bandwidth the "
+            "board copies at and matmuls far from their peak both account for it; a kernel profile on Thor would tell "
+            "them apart.")
+
+
+def seed_fit_words(fit: dict | None) -> str:
+    """Chapter 8's fit of the seed's prefix anchor in words (`fit`: fitted_ms, quoted_ms and, where
+    known, eff_bw, eff_compute, spec_gbps; `seed_prefix_fit` or chapter 8's saved figures); empty without one."""
+    if not fit or fit.get("fitted_ms") is None:
+        return ""
+    fusion = STACKS["seed"][1]["prefix"][1]
+    text = (f" Chapter 8's kernel model, its Thor parameters fitted to the quoted Thor timings, puts the seed's prefix, "
+            f"modelled as an {fusion} bf16 stack (every intermediate through DRAM), at {fit['fitted_ms']:.1f} ms against "
+            f"{fit['quoted_ms']:g} ms quoted")
+    if fit.get("eff_bw") is not None and fit.get("spec_gbps"):
+        text += f", at {fit['eff_bw'] * fit['spec_gbps']:.0f} GB/s"
+    eff = fit.get("eff_compute")
+    if eff is not None:
+        text += (" with its matmuls at full rate (the compute efficiency sits at its upper bound: no anchor pins it), so "
+                 "it reads the time as bytes and kernel costs, one of the two readings, not a test between them"
+                 if eff > PINNED_EFF else f" with its matmuls at {eff:.0%} of the bf16 peak")
+    return text + ": a fit, not a measurement."
+
+
 def seed_mlp_text(mlp_ms: float, seed_gbps: float, bf16_tflops: float, cfg: "TransformerConfig", tokens: int,
                   fit: dict | None = None) -> str:
     """What the seed's timed MLP (`mlp_ms` at `tokens`, run unfused) says about its limit: its bytes
     (`flops.ops_traffic`, weights and activations) and FLOPs over the time, against the bandwidth the seed
-    copied at (`seed_gbps`) and Thor's bf16 peak. `fit`, from chapter 8's committed results where
-    they exist: `fitted_ms` / `quoted_ms` of the seed's prefix anchor, and `eff_bw`, `eff_compute`,
-    `spec_gbps` of the fit when recorded."""
+    copied at (`seed_gbps`, `traffic_reading`) and Thor's bf16 peak; then `seed_fit_words(fit)`."""
     from .flops import ops_traffic
 
     m, sec = ops_traffic(cfg, tokens), mlp_ms * 1e-3
     w_gbps, all_gbps, tflops = m["weight_bytes"] / sec / 1e9, m["bytes"] / sec / 1e9, m["flops"] / sec / 1e12
-    at_bw = all_gbps >= 0.9 * seed_gbps
+    reading = traffic_reading(all_gbps, seed_gbps)
     text = (f"More telling is the seed's own breakdown: the MLP took {mlp_ms:g} ms at {tokens} tokens. Its "
             f"{m['weight_bytes'] / 1e9:.2f} GB of weights alone give an effective {w_gbps:.0f} GB/s, but the seed ran the "
             "MLP unfused (its breakdown times the gate and up projections with their activation apart from the down "
             "projection), so the activations travel through DRAM too: the gate and up outputs written and read back by "
             "the activation kernel, its product written and read by the down projection, the MLP's input and output: "
             f"{m['activation_bytes'] / 1e9:.2f} GB more, {m['bytes'] / 1e9:.2f} GB in all over {cfg.depth} layers (as "
-            f"chapter 1's op table counts them). That is **{all_gbps:.0f} GB/s**, "
-            f"{'at or above' if all_gbps >= seed_gbps else 'close to' if at_bw else 'well below'} the {seed_gbps:g} GB/s "
+            f"chapter 1's op table counts them). That is **{all_gbps:.0f} GB/s**, {reading} the {seed_gbps:g} GB/s "
             f"the seed copied at, while the same matmuls ran at {tflops:.0f} of {bf16_tflops:.0f} TFLOP/s. ")
-    text += ("**The seed's timing cannot separate the two limits**: an unfused MLP moving its bytes at the bandwidth the "
-             "board copies at and matmuls far from their peak both account for it; a kernel profile on Thor would tell "
-             "them apart." if at_bw else
-             "Even with its activations counted it moved less than the board copies at, so its bytes do not explain "
-             "its time; the matmuls' efficiency at these shapes (chapter 3) is the likelier limit.")
-    if fit and fit.get("fitted_ms") is not None:
-        text += (f" Chapter 8's kernel model, fitted to the quoted Thor timings, puts the seed's unfused prefix at "
-                 f"{fit['fitted_ms']:.1f} ms against {fit['quoted_ms']:g} ms quoted")
-        if fit.get("eff_bw") is not None and fit.get("spec_gbps"):
-            text += f", at {fit['eff_bw'] * fit['spec_gbps']:.0f} GB/s"
-            pinned = fit.get("eff_compute") is not None and fit["eff_compute"] > 0.98
-            text += (" with its compute efficiency at its upper bound (no anchor pins it): the model reads the time as "
-                     "bytes and kernel costs, which is one of the two readings, not a test between them" if pinned else
-                     f" and {fit['eff_compute']:.0%} of the bf16 peak" if fit.get("eff_compute") is not None else "")
-        text += "."
-    return text
+    return text + traffic_limit_words(reading) + seed_fit_words(fit)
 
 
-def committed_seed_prefix_fit(quoted: Callable[[str], float], spec_gbps: float) -> dict | None:
-    """Chapter 8's fit of the seed's prefix anchor from its committed results (any device: the Thor
-    fit is arithmetic), for `seed_mlp_text`; None where no committed chapter 8 has it."""
-    from .results import measured, table
-
-    held = table("ch08_roads_to_20hz", "thor_heldout")
-    if held is None or "key" not in held or not (held.key == "pipeline_baseline_kv_ms").any():
+def seed_prefix_fit(quoted: Callable[[str], float], dev: km.Device) -> dict | None:
+    """Chapter 8's full fit on Thor `dev`, recomputed (arithmetic on quoted figures): on the anchors
+    `fit_set` keeps, the seed's prefix anchor's fitted_ms and quoted_ms, and the fit's eff_bw,
+    eff_compute and spec_gbps, for `seed_fit_words`. None where that anchor is not in the fit."""
+    used = fit_set(anchor_table(quoted), dev)
+    hit = used[used.key == SEED_PREFIX]
+    if hit.empty:
         return None
-    row = held[held.key == "pipeline_baseline_kv_ms"].iloc[0]
-    return {"fitted_ms": float(row.fitted_ms), "quoted_ms": quoted("pipeline_baseline_kv_ms"), "spec_gbps": spec_gbps,
-            "eff_bw": measured("ch08_roads_to_20hz", "thor_fit_eff_bw_ratio"),
-            "eff_compute": measured("ch08_roads_to_20hz", "thor_fit_eff_compute_ratio")}
+    p = full_fit(used, dev)
+    return {"fitted_ms": _anchor_ms(hit.iloc[0], dev, p), "quoted_ms": float(hit.quoted_ms.iloc[0]),
+            "spec_gbps": dev.bandwidth_gbps, "eff_bw": p.eff_bw, "eff_compute": p.eff_compute}
+
+
+def fit_set(anchors: pd.DataFrame, dev: km.Device) -> pd.DataFrame:
+    """The anchors the Thor fit uses: those not faster than the kernel model's floor on `dev`'s spec
+    (`floors`); a faster one is inconsistent as labelled."""
+    return anchors[anchors.quoted_ms >= floors(anchors, dev)].reset_index(drop=True)
+
+
+def full_fit(anchors: pd.DataFrame, dev: km.Device) -> km.Params:
+    """The parameters fitted on every anchor of `anchors`."""
+    return fit(thor_predictors(anchors, dev), anchors.quoted_ms.tolist())
 
 
 def thor_predictors(anchors: pd.DataFrame, dev: km.Device) -> list[Callable[[km.Params], float]]:
@@ -301,9 +337,8 @@ def thor_leave_one_out(anchors: pd.DataFrame, dev: km.Device) -> tuple[km.Params
     """Fit on every anchor (the full fit) and leave-one-out; returns the full fit, the table of
     held-out predictions (heldout_ms, error_pct) and the parameters of every held-out fit."""
     preds = thor_predictors(anchors, dev)
-    obs = anchors.quoted_ms.tolist()
-    full = fit(preds, obs)
-    loo = leave_one_out(preds, obs)
+    full = full_fit(anchors, dev)
+    loo = leave_one_out(preds, anchors.quoted_ms.tolist())
     out = anchors.copy()
     out["fitted_ms"] = [fn(full) for fn in preds]
     out["heldout_ms"] = [v for _, v in loo]

@@ -59,8 +59,12 @@ class Ledger:
         `cite=True` names the table in the next claim's "figure used" column, like a figure, with
         `which` (the rows used) where given."""
         if cite:
-            self.used.append(f"{chapter}:table {name}" + (f" ({which})" if which else ""))
+            self.cite_table(chapter, name, which)
         return figs.run_table(self.docs.get(chapter), name)
+
+    def cite_table(self, chapter: str, name: str, which: str = "") -> None:
+        """Name a table read with `cite=False` in the next claim's "figure used" column, once it is used."""
+        self.used.append(f"{chapter}:table {name}" + (f" ({which})" if which else ""))
 
     def claim(self, section: str, conclusion: str, status: str, evidence: str, *chapters: str,
               short: str = "") -> None:
@@ -313,29 +317,46 @@ def path_of(table: pd.DataFrame | None, ms: float | None, name: str = "path", re
 
 
 # ----------------------------------------------------------------------------- readings of other chapters
-def seed_prefix_fit(ledger: Ledger) -> tuple[float, float] | None:
-    """Chapter 8's fit of the seed's prefix (its `thor_heldout` row): (quoted ms, fitted ms), or None."""
-    t = ledger.rows("ch08_roads_to_20hz", "thor_heldout", cite=True)
-    hit = t[t.key == "pipeline_baseline_kv_ms"] if t is not None and "key" in t else None
-    return None if hit is None or hit.empty else (float(hit.quoted_ms.iloc[0]), float(hit.fitted_ms.iloc[0]))
+def seed_prefix_fit(ledger: Ledger) -> dict[str, float | None] | None:
+    """Chapter 8's fit of the seed's prefix as this run saved it (its `thor_heldout` row, and the fit's
+    efficiencies where saved), for `thor_fit.seed_fit_words`; None where the run lacks the row."""
+    from .reference import quoted
+    from .thor_fit import SEED_PREFIX
+
+    ch = "ch08_roads_to_20hz"
+    t = ledger.rows(ch, "thor_heldout")
+    hit = t[t.key == SEED_PREFIX] if t is not None and "key" in t else None
+    if hit is None or hit.empty:
+        return None
+    ledger.cite_table(ch, "thor_heldout", SEED_PREFIX)
+    eff = {k: ledger.gpu(ch, f"thor_fit_{k}_ratio", cite=False) for k in ("eff_bw", "eff_compute")}
+    for k in (k for k, v in eff.items() if v is not None):  # cited where saved: the words leave out what is not
+        ledger.gpu(ch, f"thor_fit_{k}_ratio")
+    return {"quoted_ms": float(hit.quoted_ms.iloc[0]), "fitted_ms": float(hit.fitted_ms.iloc[0]), **eff,
+            "spec_gbps": quoted("thor_bandwidth_gbps")}
 
 
-def fp8_kernel_evidence(ledger: Ledger) -> str:
+def fp8_kernel_evidence(ledger: Ledger, variant: str | None = None) -> str:
     """Why FP8 misses the halved bytes where the pass is memory-bound, each cause timed apart on this
     run: chapter 7's kernel kinds (the dynamic scales' elementwise work against the GEMMs), and
     chapter 5's bare FP8 GEMM and chapter 6's tensorwise one against bf16 at chapter 4's memory-bound
-    token counts (`fp8_findings.fp8_kernel_words`)."""
+    token counts (`fp8_findings.fp8_kernel_words`; `variant` chapter 4's FP8 path). Tables are cited
+    only where their figures are used."""
     from . import fp8_paths as FP
-    from .fp8_findings import fp8_kernel_words
+    from .fp8_findings import fp8_kernel_words, memory_bound_tokens
 
-    ledger.rows("ch07_pipeline", "fp8_kernels_by_kind", cite=True)
     c7 = FP.committed_fp8_whole_call(ledger.slug)
     split = FP.dynamic_scale_split(c7) if c7 is not None and c7["slug"] == ledger.slug else None
-    mb = ledger.rows("ch04_fp8_tensorrt", "memory_bound", cite=True)
-    mb = mb[(mb.bound == "memory") & mb.case.str.startswith("prefill")] if mb is not None and "bound" in mb else None
-    kernels = fp8_kernel_words(ledger.rows("ch05_int4_fp4", "sweep", cite=True),
-                               int(mb.tokens.max()) if mb is not None and not mb.empty else None,
-                               ledger.gpu("ch06_triton", "gemv_cublaslt_fp8_vs_cublas_ratio"))
+    if split:
+        ledger.cite_table("ch07_pipeline", "fp8_kernels_by_kind")
+    gemv = ledger.gpu("ch06_triton", "gemv_cublaslt_fp8_vs_cublas_ratio", cite=False)
+    kernels = fp8_kernel_words(ledger.rows("ch05_int4_fp4", "sweep"),
+                               memory_bound_tokens(ledger.rows("ch04_fp8_tensorrt", "memory_bound")), gemv, variant)
+    if kernels:
+        ledger.cite_table("ch04_fp8_tensorrt", "memory_bound")
+        ledger.cite_table("ch05_int4_fp4", "sweep")
+        if gemv is not None and gemv == gemv:
+            ledger.gpu("ch06_triton", "gemv_cublaslt_fp8_vs_cublas_ratio")
     return " ".join([f"Chapter 7's kernel profile of the whole call times the scales and the GEMMs apart "
                      f"({FP.scale_split_words(split)})." if split else
                      "Chapter 7's kernel profile of the scales and the GEMMs apart: not in this run.",
