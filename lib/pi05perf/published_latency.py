@@ -63,43 +63,38 @@ def config_notes(anchors: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+def _quoted_row(source: str, configuration: str, total_key: str, stage_keys: tuple[str, str, str] | None = None,
+                platform: str = "Jetson AGX Thor") -> dict:
+    """One quoted row of `anchors_table`: the total (and the vision, prefill, denoise stages where
+    the source gives them) read from the reference data, with the configuration it is recorded at."""
+    stages = dict(zip(("vision_ms", "prefill_ms", "denoise_ms"), map(quoted, stage_keys))) if stage_keys else {}
+    kind = "Thor (quoted)" if platform == "Jetson AGX Thor" else f"{platform} (quoted)"
+    return {"source": source, "kind": kind, "platform": platform, "configuration": configuration, **stages,
+            "total_ms": quoted(total_key), "key": total_key, "recorded_as": recorded_words(total_key, platform)}
+
+
 def anchors_table(best_variant: str, best_ms: float, dev_name: str, dtype: torch.dtype, shape: Shape,
                   stage_best: pd.Series) -> pd.DataFrame:
     """One row per quoted configuration (stages where the source gives them), then this device's
     best call (`best_variant`, `best_ms`) with each stage's fastest path (`stage_best`)."""
-    ours_stages = stage_best
     return pd.DataFrame([
-        {"source": "seed (baseline, LIBERO run)", "kind": "Thor (quoted)", "platform": "Jetson AGX Thor",
-         "configuration": "bf16, 2 views, 10 steps", "vision_ms": quoted("pipeline_baseline_vision_ms"),
-         "prefill_ms": quoted("pipeline_baseline_kv_ms"), "denoise_ms": quoted("pipeline_baseline_denoise_ms"),
-         "total_ms": quoted("pipeline_baseline_total_ms"),
-         "key": "pipeline_baseline_total_ms", "recorded_as": recorded_words("pipeline_baseline_total_ms", "Jetson AGX Thor")},
-        {"source": "TurboPi CHANGELOG", "kind": "Thor (quoted)", "platform": "Jetson AGX Thor",
-         "configuration": "Torch-TRT FP8, 10 steps", "vision_ms": quoted("turbopi_trt_fp8_10step_vision_ms"),
-         "prefill_ms": quoted("turbopi_trt_fp8_10step_prefix_ms"), "denoise_ms": quoted("turbopi_trt_fp8_10step_denoise_ms"),
-         "total_ms": quoted("turbopi_trt_fp8_10step_total_ms"),
-         "key": "turbopi_trt_fp8_10step_total_ms", "recorded_as": recorded_words("turbopi_trt_fp8_10step_total_ms", "Jetson AGX Thor")},
-        {"source": "NVIDIA Jetson AI Lab", "kind": "Thor (quoted)", "platform": "Jetson AGX Thor",
-         "configuration": "PyTorch bf16 + torch.compile", "total_ms": quoted("nvidia_thor_pytorch_bf16_compile_ms"),
-         "key": "nvidia_thor_pytorch_bf16_compile_ms", "recorded_as": recorded_words("nvidia_thor_pytorch_bf16_compile_ms", "Jetson AGX Thor")},
-        {"source": "NVIDIA Jetson AI Lab", "kind": "Thor (quoted)", "platform": "Jetson AGX Thor",
-         "configuration": "TensorRT FP8", "total_ms": quoted("nvidia_thor_trt_fp8_ms"),
-         "key": "nvidia_thor_trt_fp8_ms", "recorded_as": recorded_words("nvidia_thor_trt_fp8_ms", "Jetson AGX Thor")},
-        {"source": "NVIDIA Jetson AI Lab", "kind": "Thor (quoted)", "platform": "Jetson AGX Thor",
-         "configuration": "TensorRT FP8 + NVFP4", "total_ms": quoted("nvidia_thor_trt_fp8_nvfp4_ms"),
-         "key": "nvidia_thor_trt_fp8_nvfp4_ms", "recorded_as": recorded_words("nvidia_thor_trt_fp8_nvfp4_ms", "Jetson AGX Thor")},
-        {"source": "FlashRT", "kind": "Thor (quoted)", "platform": "Jetson AGX Thor",
-         "configuration": "FP8, 2 views, 10 steps", "vision_ms": quoted("flashrt_siglip_ms"),
-         "prefill_ms": quoted("flashrt_prefix_ms"), "denoise_ms": quoted("flashrt_denoise_ms"), "total_ms": quoted("flashrt_fp8_2view_ms"),
-         "key": "flashrt_fp8_2view_ms", "recorded_as": recorded_words("flashrt_fp8_2view_ms", "Jetson AGX Thor")},
-        {"source": "Dexmal realtime-vla", "kind": "RTX 4090 (quoted)", "platform": "RTX 4090",
-         "configuration": "Triton kernels, 2 views, 10 steps", "total_ms": quoted("dexmal_rtx4090_2view_ms"),
-         "key": "dexmal_rtx4090_2view_ms", "recorded_as": recorded_words("dexmal_rtx4090_2view_ms", "RTX 4090")},
+        _quoted_row("seed (baseline, LIBERO run)", "bf16, 2 views, 10 steps", "pipeline_baseline_total_ms",
+                    ("pipeline_baseline_vision_ms", "pipeline_baseline_kv_ms", "pipeline_baseline_denoise_ms")),
+        _quoted_row("TurboPi CHANGELOG", "Torch-TRT FP8, 10 steps", "turbopi_trt_fp8_10step_total_ms",
+                    ("turbopi_trt_fp8_10step_vision_ms", "turbopi_trt_fp8_10step_prefix_ms",
+                     "turbopi_trt_fp8_10step_denoise_ms")),
+        _quoted_row("NVIDIA Jetson AI Lab", "PyTorch bf16 + torch.compile", "nvidia_thor_pytorch_bf16_compile_ms"),
+        _quoted_row("NVIDIA Jetson AI Lab", "TensorRT FP8", "nvidia_thor_trt_fp8_ms"),
+        _quoted_row("NVIDIA Jetson AI Lab", "TensorRT FP8 + NVFP4", "nvidia_thor_trt_fp8_nvfp4_ms"),
+        _quoted_row("FlashRT", "FP8, 2 views, 10 steps", "flashrt_fp8_2view_ms",
+                    ("flashrt_siglip_ms", "flashrt_prefix_ms", "flashrt_denoise_ms")),
+        _quoted_row("Dexmal realtime-vla", "Triton kernels, 2 views, 10 steps", "dexmal_rtx4090_2view_ms",
+                    platform="RTX 4090"),
         {"source": f"this chapter: total {best_variant}, stages their fastest path", "kind": "this device (measured)",
          "platform": dev_name,
          "configuration": f"{dtype}".removeprefix("torch.") + f", {shape.views} views, {shape.steps} steps",
-         "vision_ms": ours_stages.get("vision"), "prefill_ms": ours_stages.get("prefill"),
-         "denoise_ms": ours_stages.get("denoise"), "total_ms": best_ms, "key": None,
+         "vision_ms": stage_best.get("vision"), "prefill_ms": stage_best.get("prefill"),
+         "denoise_ms": stage_best.get("denoise"), "total_ms": best_ms, "key": None,
          "recorded_as": f"{shape.views}×256 + {shape.text_tokens} tokens, h{shape.horizon}"},
     ])
 
