@@ -203,7 +203,6 @@ thor_sms = int(reference.quoted("thor_sm_count"))
 lin = prefill_bench.LINEAR_LAYOUT
 down, gate = (mm[mm.gemm == g].set_index("layout") for g in ("down_proj", "gate_proj"))
 thor_mn = {"down_proj": (prefix_tokens, config.GEMMA_2B.width), "gate_proj": (prefix_tokens, config.GEMMA_2B.mlp_dim)}
-tile_of = lambda row: tuple(int(v) for v in row.tile.split("x"))
 SPLIT_COL = "split-K in kernel name"
 
 
@@ -219,7 +218,7 @@ wave_rows = []
 for name, n_sm, rows, mn in ([("this device", sms, {"down_proj": down.loc[lin], "gate_proj": gate.loc[lin]},
                                {g: shapes[g][:2] for g in shapes})] if sms else []) + [("Thor", thor_sms, None, thor_mn)]:
     for g in ("down_proj", "gate_proj"):
-        (tm, tn), named = (tile_of(rows[g]), bool(rows[g].tile_named)) if rows else ((128, 256), False)
+        (tm, tn), named = (prefill_bench.tile_of(rows[g]), bool(rows[g].tile_named)) if rows else ((128, 256), False)
         wave_rows.append({"device": name, "gemm": g, "tile": f"{tm}x{tn}" + ("" if named else " (assumed)"),
                           "modelled_split_k": 1, SPLIT_COL: split_named(rows[g] if rows else None),
                           **flops.waves(*mn[g], n_sm, tm, tn)})
@@ -262,7 +261,7 @@ moves fewer bytes per second by design.""")
 
 # %% tags=["hide-input"]
 if run.cuda:
-    show(md(prefill_bench.down_proj_text(mm, down, gate)))
+    show(md(prefill_bench.down_proj_text(mm)))
 else:
     show(md("No kernel names on a CPU: the comparison with cuBLAS's choice needs a GPU run (committed results)."))
 

@@ -250,14 +250,15 @@ was a *speed* ratio: time ratio {1 / reference.quoted('quantlib_torch_int_mm_spe
 # bf16 cuBLAS on the same shapes, at the prefill's token count.
 
 # %% tags=["hide-input"]
-w4 = W4.w4a16_vs_bf16(shapes, prefix_tokens if run.full else tokens, run.device, run.repeats, group_size=group_size)
+w4_tokens = prefix_tokens if run.full else tokens
+w4 = W4.w4a16_vs_bf16(shapes, w4_tokens, run.device, run.repeats, group_size=group_size)
 w4_ratio = W4.w4a16_ratio(w4)
 if "median_ms" in w4:
     show(w4[["gemm", "impl", "median_ms", "p25_ms", "p75_ms", "tflops", "rel_err_vs_dequant"]].rename(
         columns={"tflops": "attained_tflops"}))
 if w4.error.notna().any():
     say("Not timed: " + "; ".join(f"{r.gemm}: `{r.error}`" for r in w4.itertuples() if isinstance(r.error, str)))
-say(f"""At {prefix_tokens if run.full else tokens} tokens the Triton W4A16 kernel takes **{rx(w4_ratio)}** the bf16 time over one
+say(f"""At {w4_tokens} tokens the Triton W4A16 kernel takes **{rx(w4_ratio)}** the bf16 time over one
 MLP's two matmuls, against tinygemm's {rx(i4_hi)} at {hi} tokens. """ + (
     "A dequantizing prefill kernel closes most of tinygemm's gap: what stays is the dequantization work per tile, "
     "since the matmul itself still runs at the bf16 rate." if w4_ratio is not None and i4_hi is not None and w4_ratio < i4_hi
@@ -318,7 +319,6 @@ else:
 # ## Verdict on the seed's INT4 / FP4 / INT8 claims
 
 # %% tags=["hide-input"]
-w4_tokens = prefix_tokens if run.full else tokens
 show(table(side_by_side(lowbit_findings.int4_claims_rows(prefix_tokens, hi, i4_hi, w4_tokens, w4_ratio, i8_hi,
                                                          ft.speedup_vs_bf16_floor[I4], fh.speedup_vs_bf16_floor[I4], i4, i4x)),
            footnotes=[lowbit_findings.INT4_ROWS_NOTE]))

@@ -270,6 +270,7 @@ beat_seed = anchors[anchors.quoted_ms < anchors.floor_seed_bw_ms]
 floor_cols = {"work_floor_seed_bw_ms": "work floor", "floor_seed_bw_ms": "kernel-model floor"}
 anchors["lower_floor_ms"] = anchors[list(floor_cols)].min(axis=1)
 anchors["lower_floor"] = anchors[list(floor_cols)].idxmin(axis=1).map(floor_cols)
+by_key = anchors.set_index("key")  # each anchor's row by its key, for the cells below
 beat_work = anchors[anchors.quoted_ms < anchors.lower_floor_ms]
 impossible = anchors[anchors.quoted_ms < anchors.floor_spec_ms]
 show(anchors[["key", "stage", "views", "prefix_tokens", "steps", "quoted_ms", "work_floor_seed_bw_ms",
@@ -326,7 +327,7 @@ contra = pd.DataFrame([  # (what, a_ms, b_ms)
     columns=["what", "a_ms", "b_ms"])
 contra["gap_pct"] = 100 * (contra.a_ms / contra.b_ms - 1)
 show(contra)
-sig_floor = float(anchors.set_index("key").floor_spec_ms["flashrt_baseline_siglip_ms"])
+sig_floor = float(by_key.floor_spec_ms["flashrt_baseline_siglip_ms"])
 md(f"""The seed's ~{q('best_3step_latency_ms'):g} ms at 3 steps is {abs(contra.gap_pct[0]):.0f}% below what its own
 stack's 1-step call plus two of its denoise steps add up to, so one of the two is not the configuration stated. FlashRT's
 README and its PyPI ladder differ by {abs(contra.gap_pct[1]):.0f}% for what reads as the same 2-view call (different
@@ -347,7 +348,7 @@ cannot be a 2-view vision stage that reads every SigLIP weight once, and it stay
 # redoes one row with a calculator.
 
 # %% tags=["hide-input"]
-fr_den = anchors.set_index("key").loc["flashrt_denoise_ms"]  # at FlashRT's own prefix, for like-for-like
+fr_den = by_key.loc["flashrt_denoise_ms"]  # at FlashRT's own prefix, for like-for-like
 c8 = thor_fit.stage_config("flashrt_fp8", "denoise", image_slots=int(fr_den.image_slots), text_tokens=int(fr_den.text_tokens))
 kt = pd.DataFrame(kernel_model.kernel_table("denoise", c8, thor, thor_full))
 show(kt[["kernel", "shape", "calls_count", "moved_bytes", "compute_ms", "memory_ms", "total_ms"]])
@@ -407,10 +408,10 @@ nv4, fr = q("nvidia_thor_trt_fp8_nvfp4_mean_ms"), q("flashrt_fp8_2view_ms")
 quoted_20hz = min(nv4, fr) <= budget_ms
 p8 = proj.set_index("configuration").loc["FP8, fused"]
 seed_l = pj["bf16, the seed's stack (baseline)"] / pj[f"bf16, seed's stack, {reduced_layers} layers"]
-pre_floor = float(anchors.set_index("key").floor_spec_ms["pipeline_baseline_kv_ms"])  # kernel model, seed's unfused stack
+pre_floor = float(by_key.floor_spec_ms["pipeline_baseline_kv_ms"])  # kernel model, seed's unfused stack
 roof_floor = thor_fit.roofline_prefill_floor_ms("seed")  # chapter 1's roofline floor of the same prefill's work
 hit20 = list(proj[proj.reaches == "20 Hz"].configuration)
-tok = anchors.set_index("key").prefix_tokens  # each anchor's prefix: image slots × 256 + prompt tokens
+tok = by_key.prefix_tokens  # each anchor's prefix: image slots × 256 + prompt tokens
 per_tok = (q("turbopi_trt_fp8_10step_prefix_ms") / tok["turbopi_trt_fp8_10step_prefix_ms"]) / (q("flashrt_prefix_ms") / tok["flashrt_prefix_ms"])
 md(f"""**{verdict("not held" if quoted_20hz else "partly held")}.** 20 Hz needs {budget_ms:.0f} ms per call.
 

@@ -27,7 +27,7 @@ kv, total = q("pipeline_baseline_kv_ms"), q("pipeline_baseline_total_ms")  # the
 standalone, three_step = q("kv_prefill_standalone_ms"), q("best_3step_latency_ms")
 md(f"""A report on Jetson AGX Thor (the *seed*, in Chinese, published with the TurboPi project) set out
 to explain why pi0.5's KV-cache prefill — the Gemma-2B pass over two camera images and the prompt —
-takes about {q('kv_prefill_headline_ms'):g} ms: {q('kv_prefill_standalone_ms'):g} ms in a standalone
+takes about {q('kv_prefill_headline_ms'):g} ms: {standalone:g} ms in a standalone
 benchmark, ~{q('kv_prefill_in_pipeline_ms'):g} ms inside the full pipeline. It calls that
 {q('kv_prefill_share_of_total_pct'):g}% of the whole inference's latency without saying of which call: it fits its
 ~{three_step:g} ms call with 3 denoise steps ({standalone:g} / {three_step:g} ms is {100 * standalone / three_step:.0f}%); of its

@@ -28,12 +28,13 @@ def headline(chapter: str, key: str, value: float, device: str = "GPU", slug: st
 
 @pytest.fixture
 def ledger_of(monkeypatch):
-    """A `verdicts.Ledger` of the device "gpu" over the given headline rows (no committed tables)."""
-    def make(rows: list[dict]) -> verdicts.Ledger:
+    """A `verdicts.Ledger` of the device "gpu" over the given headline rows and committed results
+    documents (`docs`, for their tables; none by default)."""
+    def make(rows: list[dict], docs: list[dict] = ()) -> verdicts.Ledger:
         heads = pd.DataFrame(rows)
         devices = [{"slug": s, "device": d} for s, d in dict.fromkeys(zip(heads.slug, heads.device))]
         monkeypatch.setattr(results, "headlines", lambda: heads)
         monkeypatch.setattr(results, "devices", lambda: devices)
-        monkeypatch.setattr(results, "load_all", lambda chapter=None: [])
+        monkeypatch.setattr(results, "load_all", lambda chapter=None: list(docs))
         return verdicts.Ledger("gpu")
     return make

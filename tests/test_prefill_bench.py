@@ -165,24 +165,21 @@ def _gpu_sweep(down_tflops: float, down_kernel: str = "nvjet_sm90_128x184_splitK
 
 def test_down_proj_text_names_the_kernels_the_split_and_the_best_layout():
     mm = _gpu_sweep(300.0)
-    down, gate = (mm[mm.gemm == g].set_index("layout") for g in ("down_proj", "gate_proj"))
-    text = prefill_bench.down_proj_text(mm, down, gate)
+    text = prefill_bench.down_proj_text(mm)
     assert "`nvjet_sm90_128x184_splitK`" in text and "`nvjet_sm90_128x240`" in text
     assert "0.50× gate_proj's rate with a different kernel" in text
     # the (N, M) tiles predict the 0.50x, but a split-K kernel's grid is not the no-split tile count
     assert "within 15% (tiles along N, M), but down_proj's kernel declares split-K" in text
     assert "**split-K 2** at 600 TFLOP/s (2.00× nn.Linear)" in text and "within the noise" not in text
     plain = _gpu_sweep(300.0, down_kernel="nvjet_sm90_128x184")
-    down, gate = (plain[plain.gemm == g].set_index("layout") for g in ("down_proj", "gate_proj"))
-    text = prefill_bench.down_proj_text(plain, down, gate)
+    text = prefill_bench.down_proj_text(plain)
     assert "declares split" not in text and "the gap is the last wave's idle SMs." in text
 
 
 def test_down_proj_text_never_compares_nn_linear_with_itself():
     mm = _gpu_sweep(300.0)
     mm.loc[mm.layout == "split-K 2", "tflops"] = 100.0  # nn.Linear's own layout is the fastest
-    down, gate = (mm[mm.gemm == g].set_index("layout") for g in ("down_proj", "gate_proj"))
-    text = prefill_bench.down_proj_text(mm, down, gate)
+    text = prefill_bench.down_proj_text(mm)
     assert "no other layout beats nn.Linear's own (300 TFLOP/s)" in text
     assert "1.00× nn.Linear" not in text and "within the noise" not in text
 

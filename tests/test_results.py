@@ -73,6 +73,12 @@ def test_named_tables_round_trip_beside_rows(store):
     assert results.load_all("ch01_flops")[0]["rows"] == [{"x": 1}]
 
 
+def test_a_run_table_reads_named_tables_and_legacy_rows():
+    assert results.run_table(None, "latency") is None
+    assert results.run_table({"rows": [{"table": "a", "x": 1}, {"table": "b", "x": 2}]}, "b").x.tolist() == [2]
+    assert results.run_table({"tables": {"b": [{"x": 3}]}, "rows": []}, "b").x.tolist() == [3]
+
+
 def test_report_device_is_the_newest_unless_asked(store, monkeypatch):
     import datetime as dt
 

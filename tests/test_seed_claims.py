@@ -2,7 +2,7 @@
 import pandas as pd
 import pytest
 
-from pi05perf import results, seed_claims, seed_facts, verdicts
+from pi05perf import seed_claims, seed_facts, verdicts
 from pi05perf.report import VERDICTS
 
 from conftest import headline
@@ -69,17 +69,12 @@ def test_the_mlp_share_is_read_against_both_of_the_seeds_totals(ledger, facts):
     assert f"{on_sum}%" in ev and f"{on_measured}%" in ev and "not 90%" not in ev
 
 
-def test_cuda_graphs_are_judged_on_the_same_model_with_and_without_a_graph(monkeypatch, facts):
+def test_cuda_graphs_are_judged_on_the_same_model_with_and_without_a_graph(ledger_of, facts):
     shape = {"stage": "whole", "views": 2, "steps": 10, "horizon": 10, "text_tokens": 200}
     latency = [{**shape, "variant": "eager_fused", "median_ms": 199.0}, {**shape, "variant": "graph", "median_ms": 42.0},
                {**shape, "variant": "compile_graph_splitkv", "median_ms": 18.1}]
-    heads = pd.DataFrame([{"chapter": "ch07_pipeline", "device": "GPU", "slug": "gpu", "source": "committed",
-                           "profile": "full", "key": "pipeline_2view_steps10_best_ms", "value": 18.1}])
     doc = {"chapter": "ch07_pipeline", "slug": "gpu", "source": "committed", "tables": {"latency": latency}, "rows": []}
-    monkeypatch.setattr(results, "headlines", lambda: heads)
-    monkeypatch.setattr(results, "devices", lambda: [{"slug": "gpu", "device": "GPU"}])
-    monkeypatch.setattr(results, "load_all", lambda chapter=None: [doc])
-    ledger = verdicts.Ledger("gpu")
+    ledger = ledger_of([headline("ch07_pipeline", "pipeline_2view_steps10_best_ms", 18.1)], [doc])
     seed_claims.quantization_validation(ledger, facts)
     graphs = ledger.table().set_index("short").loc["CUDA graphs bring nothing"]
     assert graphs.status == "partly held" and "4.7×" in graphs.evidence and "host overhead" in graphs.evidence

@@ -136,60 +136,6 @@ def test_a_cited_table_is_named_in_the_next_claims_figures(ledger):
     assert "`table matmul_sweep`" in ledger.claims[0]["chapters"] and "simulation" not in ledger.claims[0]["chapters"]
 
 
-def test_projected_figures_never_sit_in_a_measured_column():
-    from pi05perf import claims
-
-    heads = pd.DataFrame([{"chapter": c, "device": "GPU X", "slug": "gpu-x", "source": "committed", "profile": "full",
-                           "key": k, "value": v, "commit": "abc", "date": "d"}
-                          for c, k, v in (("ch02_roofline", "copy_gbps", 3000.0),
-                                          ("ch08_roads_to_20hz", "thor_projected_best_steps10_ms", 97.0))])
-    rows = [claims.Figure("copy", "GB/s", "ch02_roofline", "copy_gbps"),
-            claims.Figure("Thor projection", "ms", "ch08_roads_to_20hz", "thor_projected_best_steps10_ms", projected=True)]
-    dev = {"slug": "gpu-x", "device": "GPU X", "commit": "abc1234"}
-    df = claims.figure_table([dev], claims.Figures(heads), rows=rows).set_index("figure")
-    proj = claims.projected_column(dev)
-    assert "projected" in proj and "measured" not in proj and "quoted Thor figures" in proj
-    assert pd.isna(df.loc["Thor projection (ms)", "GPU X (abc1234)"]) and df.loc["Thor projection (ms)", proj] == 97.0
-    assert df.loc["copy (GB/s)", "GPU X (abc1234)"] == 3000.0 and pd.isna(df.loc["copy (GB/s)", proj])
-    assert any(f.projected for f in claims.HEADLINE_FIGURES if f.key.startswith("thor_"))
-    assert not any(f.projected for f in claims.HEADLINE_FIGURES if not f.chapter.startswith("ch08"))
-
-
-def test_a_quoted_figure_that_is_not_like_with_like_is_a_dash_with_its_note():
-    from pi05perf import claims, reference
-
-    heads = pd.DataFrame([{"chapter": "ch04_fp8_tensorrt", "device": "GPU X", "slug": "gpu-x", "source": "committed",
-                           "profile": "full", "key": "fp8_prefill712_full_ms", "value": 4.5, "commit": "abc", "date": "d"}])
-    row = claims.Figure("fp8 prefill", "ms", "ch04_fp8_tensorrt", "fp8_prefill712_full_ms",
-                        "turbopi_trt_fp8_10step_prefix_ms", "in-pipeline, not FP8", thor_unlike="its MLP ran as FP16")
-    dev = {"slug": "gpu-x", "device": "GPU X", "commit": "abc1234"}
-    df = claims.figure_table([dev], claims.Figures(heads), rows=[row])
-    assert pd.isna(df["Thor (quoted)"].iloc[0]) and df["GPU X (abc1234)"].iloc[0] == 4.5
-    notes = claims.figure_notes([dev], claims.Figures(heads), rows=[row])
-    assert len(notes) == 1 and f"{reference.quoted('turbopi_trt_fp8_10step_prefix_ms'):g} ms" in notes[0]
-    assert "ran as FP16" in notes[0]
-    liked = claims.figure_table([dev], claims.Figures(heads), rows=[claims.Figure(
-        "fp8 prefill", "ms", "ch04_fp8_tensorrt", "fp8_prefill712_full_ms", "turbopi_trt_fp8_10step_prefix_ms")])
-    assert liked["Thor (quoted)"].iloc[0] == reference.quoted("turbopi_trt_fp8_10step_prefix_ms")
-
-
-def test_timed_path_names_the_row_a_figure_timed_or_the_one_path_its_rows_share():
-    from pi05perf import claims
-
-    lat = pd.DataFrame({"stage": ["prefill", "prefill", "whole"], "variant": ["graph", "compile_graph", "graph"],
-                        "median_ms": [8.4, 5.64, 5.64]})
-    f = claims.Figure("prefix", "ms", "ch07_pipeline", "prefix_prefill_ms", path_table="latency",
-                      path_where=(("stage", "prefill"),))
-    assert claims.timed_path(f, lat, 5.64) == "compile_graph"  # the whole-call row of the same median is filtered out
-    assert claims.timed_path(f, lat, 7.0) is None  # two paths, none at that median
-    one = claims.Figure("ratio", "×", "ch07_pipeline", "k", path_table="latency", path_where=(("stage", "whole"),))
-    assert claims.timed_path(one, lat, 1.44) == "graph"  # a ratio matches no median: the rows' one path
-    assert claims.timed_path(f, None, 5.64) is None
-    assert claims.run_table(None, "latency") is None
-    assert claims.run_table({"rows": [{"table": "a", "x": 1}, {"table": "b", "x": 2}]}, "b").x.tolist() == [2]
-    assert claims.run_table({"tables": {"b": [{"x": 3}]}, "rows": []}, "b").x.tolist() == [3]
-
-
 def test_a_split_k_down_proj_kernel_is_not_judged_by_a_no_split_wave_model():
     gap = prefill_bench.down_proj_tiles(_sweep(0.95 * 600.0))  # down_proj's kernel is "k_splitK"
     assert verdicts.split_kernels(gap) == ["down_proj"]

@@ -154,8 +154,10 @@ class Figures:
         hit = self.heads[(self.heads.slug == slug) & (self.heads.chapter == chapter) & (self.heads.key == key)]
         return None if hit.empty else number(hit.value.iloc[-1])
 
-    def has_chapter(self, chapter: str, slug: str) -> bool:
-        return bool(((self.heads.slug == slug) & (self.heads.chapter == chapter)).any())
+
+def measured_column(device: dict[str, Any]) -> str:
+    """The heading of a device's column of measured figures: `device (commit)`."""
+    return f"{device['device']} ({device['commit'] or 'commit unknown'})"
 
 
 def projected_column(device: dict[str, Any]) -> str:
@@ -190,7 +192,7 @@ def figure_table(devices: list[dict[str, Any]], figures: Figures | None = None,
         source = f"{f.thor_source}; left out, see the note" if f.thor_unlike else f.thor_source
         row: dict[str, Any] = {"figure": f"{f.label} ({f.unit})", "Thor (quoted)": thor, "quoted from": source or None}
         for d in devices:
-            row[f"{d['device']} ({d['commit'] or 'commit unknown'})"] = None if f.projected else f.value(figures, d["slug"])
+            row[measured_column(d)] = None if f.projected else f.value(figures, d["slug"])
         for d in projecting:
             row[projected_column(d)] = f.value(figures, d["slug"]) if f.projected else None
         row["floor"] = figures.get(f.chapter, f.floor_key, floor_slug) if f.floor_key and floor_slug else None
@@ -204,17 +206,6 @@ def unmeasured_figures(devices: list[dict[str, Any]], figures: Figures | None = 
     figures = figures or Figures()
     return [f"{f.label} ({chapter_link(f.chapter)})" for f in HEADLINE_FIGURES
             if all(f.value(figures, d["slug"]) is None for d in devices)]
-
-
-def run_table(doc: dict[str, Any] | None, name: str) -> pd.DataFrame | None:
-    """A named table of one results document: `tables` (new runs) or the legacy `rows` with a
-    `table` column (empty where absent); None where there is no document."""
-    if doc is None:
-        return None
-    if name in doc.get("tables", {}):
-        return pd.DataFrame(doc["tables"][name])
-    df = pd.DataFrame(doc.get("rows", []))
-    return df[df.table == name] if "table" in df else df.iloc[0:0]
 
 
 def timed_path(f: Figure, table: pd.DataFrame | None, value: float | None) -> str | None:
@@ -237,7 +228,7 @@ def figure_notes(devices: list[dict[str, Any]], figures: Figures | None = None,
     times and the path each device's run timed (read from that run's table); for each quoted
     figure left out (`thor_unlike`), the figure and why."""
     from . import reference
-    from .results import load_all
+    from .results import committed_docs, run_table
 
     figures = figures or Figures()
     notes = []
@@ -247,7 +238,7 @@ def figure_notes(devices: list[dict[str, Any]], figures: Figures | None = None,
                          f"{f.thor_unlike}.")
         if not f.impl:
             continue
-        docs = {d["slug"]: d for d in load_all(f.chapter) if d["source"] == "committed"} if f.path_table else {}
+        docs = committed_docs(f.chapter) if f.path_table else {}
         paths = []
         for d in devices:
             path = timed_path(f, run_table(docs.get(d["slug"]), f.path_table), f.value(figures, d["slug"]))
@@ -279,11 +270,10 @@ def matmul_method_notes(devices: list[dict[str, Any]]) -> list[str]:
     """A note under the key figures where the devices' FP8 matmul rates were measured by different
     methods (`matmul_method_words`, read from each run's chapter 2): not like with like. Each run's
     best candidate is named beside its method; a different best alone is no different method."""
-    from .results import load_all
+    from .results import committed_docs, run_table
 
-    docs = {d["slug"]: d for d in load_all("ch02_roofline") if d["source"] == "committed"}
-    words = {f"{d['device']} ({d['commit'] or 'commit unknown'})":
-             matmul_method_words(run_table(docs[d["slug"]], "ceilings"), "fp8")
+    docs = committed_docs("ch02_roofline")
+    words = {measured_column(d): matmul_method_words(run_table(docs[d["slug"]], "ceilings"), "fp8")
              for d in devices if d["slug"] in docs}
     if len({method for method, _ in words.values()}) < 2:
         return []

@@ -56,7 +56,6 @@ def beside_the_seed(seed: tuple[int, int], buffered: tuple[int, int], kmax: int,
     (seed_ok, seed_n), (buf_ok, buf_n) = seed, buffered
     b_lo, b_hi = wilson_interval(seed_ok, seed_n)
     p_lo, p_hi = wilson_interval(buf_ok, buf_n)
-    text_of = success_text
     return pd.DataFrame([
         {"what": "seed, LIBERO (clock frozen), replan every step", "kind": "Thor (quoted)", "success": f"{seed_ok}/{seed_n}",
          "wilson_95": f"{100 * b_lo:.0f}–{100 * b_hi:.0f}%", "rate_hz": quoted("pipeline_baseline_effective_hz")},
@@ -65,18 +64,17 @@ def beside_the_seed(seed: tuple[int, int], buffered: tuple[int, int], kmax: int,
         {"what": f"openpi, LIBERO, pi0.5, executes {quoted('openpi_libero_replan_steps'):.0f} of {quoted('openpi_pi05_libero_action_horizon'):.0f} actions",
          "kind": "published (quoted)", "success": f"{quoted('openpi_pi05_libero_average_pct'):.2f}% (average of 4 suites)",
          "wilson_95": "-", "rate_hz": None},
-        {"what": "simulation, sync, clock frozen", "kind": "simulation", "success": text_of(sync_frozen), "wilson_95": "in success",
-         "rate_hz": sync_frozen.control_rate_hz},
-        {"what": f"simulation, naive k={kmax}, clock frozen", "kind": "simulation", "success": text_of(naive_frozen),
+        {"what": "simulation, sync, clock frozen", "kind": "simulation", "success": success_text(sync_frozen),
+         "wilson_95": "in success", "rate_hz": sync_frozen.control_rate_hz},
+        {"what": f"simulation, naive k={kmax}, clock frozen", "kind": "simulation", "success": success_text(naive_frozen),
          "wilson_95": "in success", "rate_hz": naive_frozen.control_rate_hz},
-        {"what": f"simulation, sync, wall clock, {seed_lat:g} ms", "kind": "simulation", "success": text_of(sync_seed),
+        {"what": f"simulation, sync, wall clock, {seed_lat:g} ms", "kind": "simulation", "success": success_text(sync_seed),
          "wilson_95": "in success", "rate_hz": sync_seed.control_rate_hz},
         {"what": f"simulation, rtc k={kmax} (runs every {rtc_seed.k_effective}), wall clock, {seed_lat:g} ms",
-         "kind": "simulation", "success": text_of(rtc_seed), "wilson_95": "in success", "rate_hz": rtc_seed.control_rate_hz},
+         "kind": "simulation", "success": success_text(rtc_seed), "wilson_95": "in success", "rate_hz": rtc_seed.control_rate_hz},
     ])
 
 
-_POOL_SUM = ("successes", "episodes")
 _POOL_MEAN = ("control_rate_hz", "inferences_per_episode", "mean_final_error")
 
 

@@ -18,7 +18,7 @@ from .config import TransformerConfig
 from .fp8_paths import fp8_path_words, fp8_tried, scale_split_words
 from .reference import quoted
 from .report import cos, num, verdict
-from .timing import Timing, spread_overlaps
+from .timing import iqr_overlap
 
 QKVO = ("q_proj", "k_proj", "v_proj", "o_proj")
 
@@ -45,8 +45,8 @@ def prefill_text(var: pd.DataFrame, base: pd.Series | None, mlp_best: pd.Series 
     """The measured FP8 prefill in words: the fastest full-coverage variant against `base` (the
     unquantized model, same run) and the target, what was tried and not, against this device's
     FP8 floor and chapter 3's best bf16 prefill, MLP-only against full coverage (noise-aware), and
-    the eager variant; only the accuracy of `full_acc` where nothing could be timed."""
-    as_timing = lambda r: Timing(r.median_ms, r.p25_ms, r.p75_ms, int(r.n), r.method)  # noqa: E731
+    the eager variant; only the accuracy of `full_acc` where nothing could be timed. The variant rows
+    are rows of `var` (`fastest_fp8`, `first_fp8`), found there by their index label."""
     lines = []
     if full_best is not None and base is not None:
         ratio = full_best.median_ms / base.median_ms
@@ -72,7 +72,7 @@ def prefill_text(var: pd.DataFrame, base: pd.Series | None, mlp_best: pd.Series 
                          f"{'met' if full_best.median_ms <= target_ratio * ch03_best and cos_ok else 'not met'} by that yardstick.")
         if mlp_best is not None:
             gain = mlp_best.median_ms / full_best.median_ms
-            noise = spread_overlaps(as_timing(mlp_best), as_timing(full_best))
+            noise = iqr_overlap(var, mlp_best.name, full_best.name)
             lines.append(f"FP8 on the MLP only: {mlp_best.median_ms:.2f} ms ({mlp_best.variant}); adding QKV and O makes "
                          f"the prefill {gain:.3f}× as fast{' — within the noise' if noise else ''}.")
         eager = var[(var.scope == "eager") & var.scheme.str.startswith("fp8") & var.median_ms.notna()]
@@ -125,19 +125,13 @@ def memory_bound_tokens(mb: pd.DataFrame | None) -> int | None:
     return int(rows.tokens.max()) if not rows.empty else None
 
 
-def committed_kernel_doc(chapter: str, slug: str) -> dict | None:
-    """The committed results document of `chapter` from this device `slug` (no other device's run)."""
-    from .results import load_all
-
-    return next((d for d in load_all(chapter) if d["source"] == "committed" and d["slug"] == slug), None)
-
-
 def committed_kernel_sweep(slug: str) -> pd.DataFrame | None:
     """Chapter 5's one-projection sweep (`lowbit_bench.lowbit_sweep` rows, table `sweep`) from the
     committed run of this device `slug`; None where it has none (no other device's run is used)."""
-    rows = pd.DataFrame((committed_kernel_doc("ch05_int4_fp4", slug) or {}).get("rows") or [])
-    sweep = rows[rows.table == "sweep"] if "table" in rows else rows.iloc[0:0]
-    return sweep if not sweep.empty else None
+    from .results import committed_docs, run_table
+
+    sweep = run_table(committed_docs("ch05_int4_fp4").get(slug), "sweep")
+    return sweep if sweep is not None and not sweep.empty else None
 
 
 def fp8_kernel_words(sweep: pd.DataFrame | None, max_tokens: int | None, gemv_ratio: float | None = None,
@@ -185,9 +179,9 @@ def fp8_kernel_words(sweep: pd.DataFrame | None, max_tokens: int | None, gemv_ra
 def committed_kernel_evidence(slug: str, max_tokens: int | None, variant: str | None = None) -> str | None:
     """`fp8_kernel_words` from this device's committed chapters 5 and 6, naming the commit they ran
     at where it is not the one this tree runs at (None without chapter 5's sweep)."""
-    from .results import git_commit
+    from .results import committed_docs, git_commit
 
-    docs = {c: committed_kernel_doc(c, slug) for c in ("ch05_int4_fp4", "ch06_triton")}
+    docs = {c: committed_docs(c).get(slug) for c in ("ch05_int4_fp4", "ch06_triton")}
     here = (git_commit() or "")[:7]
     at = {c: ((d or {}).get("provenance", {}).get("git_commit") or "")[:7] for c, d in docs.items()}
     older = [f"chapter {c[2:4].lstrip('0')} at commit {at[c] or 'unknown'}" for c, d in docs.items()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import replace
+from typing import Callable
 
 import pandas as pd
 import torch.nn as nn
@@ -142,12 +143,17 @@ def committed_fp8_whole_call(slug: str | None = None) -> dict | None:
     shape; per FP8 variant (when chapter 7 saved its `fp8` table) its time, its bf16 twin's
     and what it is (`pipeline_fp8_words`); the GEMM and the elementwise kernel time of each FP8
     variant and its twin (when it saved `fp8_kernels_by_kind`). None when no committed run has an FP8 figure."""
-    from .results import load_all
+    return _newest_committed("ch07_pipeline", slug, _ch07_fp8)
 
-    docs = [d for d in load_all("ch07_pipeline") if d["source"] == "committed"]
-    docs.sort(key=lambda d: (d["slug"] == slug, d["provenance"].get("date") or ""))
+
+def _newest_committed(chapter: str, slug: str | None, read: Callable[[dict], dict | None]) -> dict | None:
+    """`read` of the first committed results document of `chapter` it finds something in: this
+    device's `slug` first, then the newest run of any device; None where it finds nothing."""
+    from .results import committed_docs
+
+    docs = sorted(committed_docs(chapter).values(), key=lambda d: (d["slug"] == slug, d["provenance"].get("date") or ""))
     for doc in reversed(docs):
-        got = _ch07_fp8(doc)
+        got = read(doc)
         if got is not None:
             return got
     return None
@@ -159,30 +165,30 @@ def committed_fp8_pipeline(slug: str | None = None) -> dict | None:
     else the newest committed GPU run): the `fp8_graph` prefill and whole call and the bf16
     `graph` ones at the same shape (views, text, steps, layers, tokens per image), with the
     device and commit they ran at. None when no committed chapter 8 has both."""
-    from .results import load_all
+    return _newest_committed("ch08_roads_to_20hz", slug, _ch08_fp8)
 
+
+def _ch08_fp8(doc: dict) -> dict | None:
+    """`committed_fp8_pipeline` for one chapter 8 results document."""
     shape = ["views", "text_tokens", "steps", "layers", "tokens_per_image"]
-    docs = [d for d in load_all("ch08_roads_to_20hz") if d["source"] == "committed"]
-    docs.sort(key=lambda d: (d["slug"] == slug, d["provenance"].get("date") or ""))
-    for doc in reversed(docs):
-        # older runs saved the timings as rows, newer ones as named tables
-        tables = doc.get("tables") or {}
-        r = pd.DataFrame((doc.get("rows") or []) + tables.get("predictions", []) + tables.get("calibration", []))
-        if r.empty or not {"variant", "stage", "median_ms", *shape} <= set(r) or "fp8_graph" not in set(r.variant):
-            continue
-        f8 = r[r.variant == "fp8_graph"]
-        same = (r[shape] == f8[shape].iloc[0]).all(axis=1) | (r[shape].isna() & f8[shape].iloc[0].isna()).all(axis=1)
-        ref = r[same]
-        pick = lambda v, st: ref[(ref.variant == v) & (ref.stage == st)].median_ms  # noqa: E731
-        vals = {f"{v}_{st}_ms": float(pick(v, st).iloc[0]) for v in ("graph", "fp8_graph")
-                for st in ("prefill", "whole") if len(pick(v, st))}
-        if len(vals) == 4:
-            pt = f8.prefix_tokens.iloc[0] if "prefix_tokens" in f8 else None
-            return {"slug": doc["slug"], "device": doc["provenance"].get("device"),
-                    "prefix_tokens": int(pt) if pt is not None and pt == pt else None,
-                    "commit": (doc["provenance"].get("git_commit") or "")[:7],
-                    "fp8_whole_speedup_ratio": vals["graph_whole_ms"] / vals["fp8_graph_whole_ms"], **vals}
-    return None
+    # older runs saved the timings as rows, newer ones as named tables
+    tables = doc.get("tables") or {}
+    r = pd.DataFrame((doc.get("rows") or []) + tables.get("predictions", []) + tables.get("calibration", []))
+    if r.empty or not {"variant", "stage", "median_ms", *shape} <= set(r) or "fp8_graph" not in set(r.variant):
+        return None
+    f8 = r[r.variant == "fp8_graph"]
+    same = (r[shape] == f8[shape].iloc[0]).all(axis=1) | (r[shape].isna() & f8[shape].iloc[0].isna()).all(axis=1)
+    ref = r[same]
+    pick = lambda v, st: ref[(ref.variant == v) & (ref.stage == st)].median_ms  # noqa: E731
+    vals = {f"{v}_{st}_ms": float(pick(v, st).iloc[0]) for v in ("graph", "fp8_graph")
+            for st in ("prefill", "whole") if len(pick(v, st))}
+    if len(vals) != 4:
+        return None
+    pt = f8.prefix_tokens.iloc[0] if "prefix_tokens" in f8 else None
+    return {"slug": doc["slug"], "device": doc["provenance"].get("device"),
+            "prefix_tokens": int(pt) if pt is not None and pt == pt else None,
+            "commit": (doc["provenance"].get("git_commit") or "")[:7],
+            "fp8_whole_speedup_ratio": vals["graph_whole_ms"] / vals["fp8_graph_whole_ms"], **vals}
 
 
 # ----------------------------------------------------------------------------- FP8 across chapters 4, 7, 8

@@ -231,13 +231,8 @@ def availability_text(lerobot: str | None, lerobot_error: str | None, torchao_ve
 def measured_rows(platform: str, latencies: tuple[tuple[str, float], ...], views: int, steps: int) -> list[dict[str, Any]]:
     """`per_floor_table`'s extra rows for latencies measured here in bf16 on `platform` (H200 or
     H100, the SXM part whose spec sheet peers.csv holds), as (peer, ms) pairs; NaN ones are left out."""
-    ours_lat = []
-    plat = f"{platform} SXM"
-    for peer, ms in latencies:
-        if ms == ms:
-            ours_lat.append({"peer": peer, "platform": plat, "views": views, "steps": steps,
-                             "precision": "bf16", "latency_ms": ms})
-    return ours_lat
+    return [{"peer": peer, "platform": f"{platform} SXM", "views": views, "steps": steps, "precision": "bf16",
+             "latency_ms": ms} for peer, ms in latencies if ms == ms]
 
 
 def measured_ceiling_text(mine: pd.DataFrame, c7: dict[str, float] | None, ours_best_ms: float) -> str:

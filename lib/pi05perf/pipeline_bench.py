@@ -379,7 +379,7 @@ class PipelineBench:
                 raise
             self.failed[variant] = f"failed its check against fp32: {str(e).splitlines()[0]}"[:400]
         except Exception as e:  # noqa: BLE001 - reported in the page, never hidden
-            self.failed[variant] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:400]
+            self.failed[variant] = error_line(e)[:400]
         self.log(f"!! {variant} could not run: {self.failed[variant]}")
         return []
 
@@ -419,6 +419,16 @@ def path_kind(variant: str) -> str:
     if graphed == "denoise":
         return "partly host overhead (vision, prefill eager)"
     return "GPU (CUDA graph)" if graphed else "host overhead (eager launches)"
+
+
+def gpu_timed(variant: str) -> bool:
+    """Whether a path's time is GPU behaviour (`path_kind` "GPU"): the whole call in one CUDA graph."""
+    return VARIANTS[variant][1] == "all"
+
+
+def error_line(e: BaseException) -> str:
+    """An error for the page in one line: its type and the first line of its message."""
+    return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
 
 
 def modulation_bytes(a: Arch, dtype_bytes: int = 2) -> dict[str, int]:

@@ -19,13 +19,15 @@ def profile_best(bench: "PipelineBench", best_variant: str, den_v: str, headline
                  profile_runs: int) -> tuple[pd.DataFrame | None, pd.DataFrame | None, str | None]:
     """`kernel_table`s of the whole call of `best_variant` and of the denoise stage of `den_v`,
     and None for the error; (None, None, the error) when the profiler or a check fails."""
+    from .pipeline_bench import error_line
+
     kernel_error = None
     try:
         whole_kernels = bench.kernels(best_variant, "whole", headline_shape, profile_runs)
         step_kernels = bench.kernels(den_v, "denoise", headline_shape, profile_runs)
     except Exception as e:  # noqa: BLE001 - a profiler or check failure is reported, the chapter goes on
         whole_kernels = step_kernels = None
-        kernel_error = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
+        kernel_error = error_line(e)[:300]
     return whole_kernels, step_kernels, kernel_error
 
 
@@ -46,7 +48,7 @@ def show_fp8_twins(bench: "PipelineBench", fp8_variants: Iterable[str], best_var
     """Profile each FP8 call and its bf16 twin (the best call's profile, `whole_kernels`, is reused)
     and show their kernels by kind and where each FP8 call's time goes against its twin's.
     Returns the by-kind table, or None when a profile failed (said in the page)."""
-    from .pipeline_bench import BF16_TWIN
+    from .pipeline_bench import BF16_TWIN, error_line
     from .report import md, show
 
     fp8_by_kind = None
@@ -60,5 +62,5 @@ def show_fp8_twins(bench: "PipelineBench", fp8_variants: Iterable[str], best_var
         show(fp8_by_kind[["kind", *(c for c in fp8_by_kind.columns if c.endswith("time_ms"))]])  # counts: below
         show(md("\n\n".join(shifts)))
     except Exception as e:  # noqa: BLE001 - the timings above stand without their profiles
-        show(md(f"No kernel profile of the FP8 calls: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"))
+        show(md(f"No kernel profile of the FP8 calls: {error_line(e)}"))
     return fp8_by_kind

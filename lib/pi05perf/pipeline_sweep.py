@@ -53,10 +53,10 @@ def grid_paths(head_variants: Sequence[str], best_variant: str, stage_v: str, co
     """The paths timed at every step count of the headline views besides `stage_v`: `comp_v` and the
     headline's best path (so that the best call and its per-step cost are one path against itself),
     each only if it ran at the headline and, when `gpu_only`, only if it is GPU-timed."""
-    from .pipeline_bench import path_kind
+    from .pipeline_bench import gpu_timed
 
     return [v for v in dict.fromkeys((comp_v, best_variant)) if v and v != stage_v and v in set(head_variants)
-            and (not gpu_only or path_kind(v).startswith("GPU"))]
+            and (not gpu_only or gpu_timed(v))]
 
 
 def views_steps_grid(bench: Any, camera_views: Sequence[int], denoise_steps: Sequence[int], text: int,
@@ -91,9 +91,9 @@ def rate_table(allrows: pd.DataFrame, gpu_only: bool, horizon: int, text: int) -
     and their pivot by (views, steps): one column of median ms per path, NaN where that path was
     not timed. No column takes the fastest across paths: they were timed at different
     configurations, so such a column would set one path against another from row to row."""
-    from .pipeline_bench import path_kind
+    from .pipeline_bench import gpu_timed
 
-    graphed = allrows[allrows.variant.map(path_kind).str.startswith("GPU")] if gpu_only else allrows
+    graphed = allrows[allrows.variant.map(gpu_timed)] if gpu_only else allrows
     whole_grid = graphed[(graphed.stage == "whole") & (graphed.horizon == horizon) & (graphed.text_tokens == text)]
     per_path = whole_grid.pivot_table(index=["views", "steps"], columns="variant", values="median_ms")
     per_path.columns.name = None

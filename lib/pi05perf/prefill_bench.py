@@ -209,6 +209,11 @@ VARIANT_WORDS: dict[str, str] = {
 LINEAR_LAYOUT = "linear (W[N,K], x@W.T)"  #: `matmul_sweep`'s nn.Linear layout (the weight as nn.Linear keeps it)
 
 
+def tile_of(row) -> tuple[int, int]:
+    """The (M, N) tile of a `matmul_sweep` row, from its `tile` column ("128x256")."""
+    return tuple(int(v) for v in str(row.tile).split("x"))
+
+
 def down_proj_tiles(sweep: pd.DataFrame | None, tol: float = 0.15) -> dict | None:
     """Chapter 3's down_proj/gate_proj comparison from its `matmul_sweep` table (computed by the
     chapter and read back from its results by the verdict): the measured rate ratio (nn.Linear layout), what wave quantisation
@@ -230,27 +235,26 @@ def down_proj_tiles(sweep: pd.DataFrame | None, tol: float = 0.15) -> dict | Non
     out["best_layout"], out["best_tflops"] = str(best.layout), float(best.tflops)
     try:
         sms = round(float(kd.tiles) / float(kd.waves))  # the chapter's SM count: waves = tiles / SMs
-        tile = lambda r: tuple(int(v) for v in str(r.tile).split("x"))  # noqa: E731
         mn = lambda r: (int(r.M), int(r.N))  # noqa: E731
         for name, flip in (("(M, N)", False), ("(N, M)", True)):
             d, g = (mn(r)[::-1] if flip else mn(r) for r in (kd, kg))
-            out["predicted"][name] = (fl.waves(*d, sms, *tile(kd))["sm_utilisation"]
-                                      / fl.waves(*g, sms, *tile(kg))["sm_utilisation"])
+            out["predicted"][name] = (fl.waves(*d, sms, *tile_of(kd))["sm_utilisation"]
+                                      / fl.waves(*g, sms, *tile_of(kg))["sm_utilisation"])
     except (AttributeError, KeyError, TypeError, ValueError, ZeroDivisionError):
         return out  # an older table without tiles: the measured ratio only
     out["explained"] = [o for o, p in out["predicted"].items() if abs(p / out["ratio"] - 1) <= tol]
     return out
 
 
-def down_proj_text(mm: pd.DataFrame, down: pd.DataFrame, gate: pd.DataFrame) -> str:
+def down_proj_text(mm: pd.DataFrame) -> str:
     """Chapter 3's reading of down_proj against gate_proj on a GPU, in markdown: the kernels cuBLAS
-    ran (from `matmul_sweep`'s table `mm`, and its down_proj and gate_proj rows indexed by layout),
-    their rates, what wave quantisation predicts with the tiles the names declare, and the best
-    split-K layout."""
+    ran (from `matmul_sweep`'s table `mm`), their rates, what wave quantisation predicts with the
+    tiles the names declare, and the best split-K layout."""
     from . import profiling
     from .timing import iqr_overlap
 
     lin = LINEAR_LAYOUT
+    down, gate = (mm[mm.gemm == g].set_index("layout") for g in ("down_proj", "gate_proj"))
     kd, kg = down.loc[lin], gate.loc[lin]
     dp = down_proj_tiles(mm)  # the verdict reads the same comparison back from the results
     measured_ratio, predicted, explained = dp["ratio"], dp["predicted"], dp["explained"]
@@ -310,14 +314,10 @@ def autotune_text(rows: pd.DataFrame) -> str:
     return lead + "."
 
 
-def top_kernel(fn: Callable[[], object], device: torch.device) -> str:
-    """The kernel (on a CPU: the op) that takes most of one call of `fn`."""
-    return top_kernel_and_ms(fn, device)[0]
-
-
 def top_kernel_and_ms(fn: Callable[[], object], device: torch.device) -> tuple[str, float]:
-    """`top_kernel` of one call of `fn`, and the summed duration (ms) of all its kernels (copies
-    and memsets left out; on a CPU: the ops' self time): the call's GPU time, without the host."""
+    """The kernel (on a CPU: the op) that takes most of one call of `fn`, and the summed duration
+    (ms) of all its kernels (copies and memsets left out; on a CPU: the ops' self time): the call's
+    GPU time, without the host."""
     from .profiling import kernel_profile
 
     prof = kernel_profile(fn, device, runs=1)

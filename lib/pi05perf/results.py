@@ -215,15 +215,28 @@ def report_device() -> str | None:
     return devs[0]["slug"] if devs else None
 
 
+def committed_docs(chapter: str) -> dict[str, dict[str, Any]]:
+    """The committed results documents of `chapter`, by device slug."""
+    return {d["slug"]: d for d in load_all(chapter) if d["source"] == "committed"}
+
+
 def table(chapter: str, name: str, slug: str | None = None) -> pd.DataFrame | None:
     """One named table (saved with `save(..., tables={name: df})`) of a committed run;
     None when that run has no such table. `slug` defaults to `report_device()`."""
-    slug = slug or report_device()
-    for doc in load_all(chapter):
-        if doc["source"] == "committed" and doc["slug"] == slug:
-            records = doc.get("tables", {}).get(name)
-            return None if records is None else pd.DataFrame(records)
-    return None
+    doc = committed_docs(chapter).get(slug or report_device())
+    records = None if doc is None else doc.get("tables", {}).get(name)
+    return None if records is None else pd.DataFrame(records)
+
+
+def run_table(doc: dict[str, Any] | None, name: str) -> pd.DataFrame | None:
+    """A named table of one results document: `tables` (new runs) or the legacy `rows` with a
+    `table` column (empty where absent); None where there is no document."""
+    if doc is None:
+        return None
+    if name in doc.get("tables", {}):
+        return pd.DataFrame(doc["tables"][name])
+    df = pd.DataFrame(doc.get("rows", []))
+    return df[df.table == name] if "table" in df else df.iloc[0:0]
 
 
 def measured(chapter: str, key: str, slug: str | None = None) -> float | None:

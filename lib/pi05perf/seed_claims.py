@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from . import claims as figs, config, fp8_paths as FP, precision_bench as PB, prefill_bench, reference, results
+from . import claims as figs, config, fp8_paths as FP, precision_bench as PB, prefill_bench, reference
 from . import triton_matmul as TM, verdicts as V
 from .seed_facts import BF, F8, NV4, SeedFacts
 from .verdicts import NOT_YET, Ledger, status_of as gpu_status, text as gpu_text
@@ -69,7 +69,7 @@ def latency_sources(ledger: Ledger, facts: SeedFacts) -> None:
 
 def tensorrt_fp8(ledger: Ledger, facts: SeedFacts) -> None:
     """Judge the claims of the seed's section "为什么 TRT FP8 优化效果有限 — why TensorRT FP8 helped little"."""
-    gpu, claim, gpu_name, gpu_slug = ledger.gpu, ledger.claim, ledger.device, ledger.slug
+    gpu, claim, gpu_name = ledger.gpu, ledger.claim, ledger.device
     spec, qkvo_share, tf, nv_bf16, nv8 = facts.spec, facts.qkvo_share, facts.tf, facts.nv_bf16, facts.nv8
     fr_prefix, tp_prefix = facts.fr_prefix, facts.tp_prefix
     section = "为什么 TRT FP8 优化效果有限 — why TensorRT FP8 helped little"
@@ -88,8 +88,7 @@ def tensorrt_fp8(ledger: Ledger, facts: SeedFacts) -> None:
           "ch04_fp8_tensorrt", "ch07_pipeline",
           short="no room left after FP8 MLP")
     f8 = gpu("ch04_fp8_tensorrt", "fp8_memory_bound_speedup_ratio")
-    fp8_mb_variant = next((d["provenance"].get("parameters", {}).get("memory_bound_variant")
-                           for d in results.load_all("ch04_fp8_tensorrt") if d["slug"] == gpu_slug), None)
+    fp8_mb_variant = ledger.parameter("ch04_fp8_tensorrt", "memory_bound_variant")
     fp8_mb_path = (FP.fp8_path_words(fp8_mb_variant, PB.memory_bound_scope(True)) if fp8_mb_variant else
                    "chapter 4 names the variant; this run did not record it")
     f8_tokens = gpu("ch04_fp8_tensorrt", "fp8_memory_bound_tokens")
@@ -215,11 +214,9 @@ def quoted_20hz_text(facts: SeedFacts, detail: bool = True) -> str:
     """The quoted Thor figures the 20 Hz verdicts rest on (the two chapter 8's verdict cites); with
     `detail`, FlashRT's two NVFP4 figures for the same call, each with the coverage and FP8
     reference its source gives, and the fastest of chapter 9's table."""
-    inside = "both inside" if max(facts.nv4_mean, facts.fr) <= facts.budget else (
-        "one inside" if facts.quoted_20hz else "neither inside")
     out = (f"On Thor, pi0.5 unchanged at 10 steps (quoted, each in its own input configuration: chapter 9's table): NVIDIA's "
            f"TensorRT FP8+NVFP4 build {facts.nv4_mean:g} ms (mean) and FlashRT's FP8 build {facts.fr:g} ms (README), the two "
-           f"figures chapter 8's verdict cites and the 20 Hz verdicts rest on, {inside} the {facts.budget:.0f} ms of 20 Hz.")
+           f"figures chapter 8's verdict cites and the 20 Hz verdicts rest on, {facts.quoted_inside_20hz()} inside the {facts.budget:.0f} ms of 20 Hz.")
     if not detail:
         return out
     return out + (f" FlashRT gives two NVFP4 figures for 2 views: {facts.fr4_readme:g} ms in its README (NVFP4 in the encoder "
@@ -260,7 +257,7 @@ def target_20hz(ledger: Ledger, facts: SeedFacts) -> None:
           "not held" if quoted_20hz else "partly held",
           f"NVIDIA's TensorRT FP8+NVFP4 build ({facts.nv4_mean:g} ms) and FlashRT's FP8 build ({facts.fr:g} ms) run pi0.5 "
           f"unchanged at 10 steps on Thor, each in its own input configuration (chapter 9's table)"
-          + (f", {'both' if max(facts.nv4_mean, facts.fr) <= budget else 'one'} inside the budget of {budget:.0f} ms (quoted): "
+          + (f", {facts.quoted_inside_20hz()} inside the budget of {budget:.0f} ms (quoted): "
              "number format and software close the gap." if quoted_20hz else f" (quoted), neither inside {budget:.0f} ms."),
           "ch08_roads_to_20hz", "ch09_peers", short="model changes are required")
 

@@ -110,6 +110,11 @@ class SeedFacts:
                 f"{self.spec.bf16_tflops:.0f} TFLOP/s (down_proj alone {self.seed_down_tflops:.0f}). Part by part, as the "
                 f"breakdown times them: {per_part}. " + traffic_limit_words(whole) + seed_fit_words(fit))
 
+    def quoted_inside_20hz(self) -> str:
+        """How many of the two quoted figures the 20 Hz verdicts rest on (NVIDIA's mean, FlashRT's FP8)
+        fit the budget: "both", "one" or "neither"."""
+        return "both" if max(self.nv4_mean, self.fr) <= self.budget else "one" if self.quoted_20hz else "neither"
+
     def analytic_line(self) -> str:
         return (f"analytic: MLP {100 * self.mlp_share:.1f}% of FLOPs, QKV+O {100 * self.qkvo_share:.1f}%, "
                 f"weights {self.weights_gb:.2f} GB")

@@ -21,7 +21,7 @@ def autotune_choices(timings: pd.DataFrame, device: torch.device | str, repeats:
     square = f"{n_sq}³"
     _, sq_timings = TM.triton_vs_cublas({square: (n_sq, n_sq, n_sq)}, device, repeats,
                                         [allowed[d] for d in operand_dtypes])
-    main_loop = {d: TM.triton_ratio(sq_timings, d) for d in operand_dtypes if TM.triton_ratio(sq_timings, d)}
+    main_loop = {d: r for d in operand_dtypes if (r := TM.triton_ratio(sq_timings, d))}
     tri = timings[timings.impl == "Triton"].set_index(["dtype", "gemm"])
     cub = timings[timings.impl == "cuBLAS"].set_index(["dtype", "gemm"])
     chosen = lambda r: ("not reported" if pd.isna(r.BLOCK_M) else  # noqa: E731

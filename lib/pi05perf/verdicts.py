@@ -58,9 +58,15 @@ class Ledger:
         """A named table of this run: `tables` (new runs) or the legacy `rows` with a `table` column.
         `cite=True` names the table in the next claim's "figure used" column, like a figure, with
         `which` (the rows used) where given."""
+        from .results import run_table
+
         if cite:
             self.cite_table(chapter, name, which)
-        return figs.run_table(self.docs.get(chapter), name)
+        return run_table(self.docs.get(chapter), name)
+
+    def parameter(self, chapter: str, name: str) -> Any:
+        """A parameter this run's `chapter` ran with (its provenance); None where the run lacks it."""
+        return self.docs.get(chapter, {}).get("provenance", {}).get("parameters", {}).get(name)
 
     def cite_table(self, chapter: str, name: str, which: str = "") -> None:
         """Name a table read with `cite=False` in the next claim's "figure used" column, once it is used."""
